@@ -1,0 +1,34 @@
+"""Photos that installed packages ship, so a first run needs no dataset and no network.
+
+scikit-image's sample photos are CC0 (see skimage/data/README.txt in its wheel).
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from stylenet.errors import DataError
+
+# The last names are held out for validation first: two photos that show stylisation well.
+_TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left", "motorcycle_right", "camera")
+_VALIDATION_PHOTOS = ("chelsea", "astronaut")
+# Each photo appears this many times per epoch (as different random crops), so that an epoch
+# is a few hundred steps rather than one batch.
+EPOCH_REPEATS = 200
+
+
+def _load(name: str) -> Image.Image:
+    from skimage import data
+
+    if name.startswith("motorcycle_"):
+        left, right, _ = data.stereo_motorcycle()
+        return Image.fromarray(left if name.endswith("left") else right)
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+def demo_photos() -> tuple[list[Image.Image], list[Image.Image]]:
+    """(training photos, validation photos) as RGB PIL images."""
+    try:
+        return [_load(n) for n in _TRAIN_PHOTOS], [_load(n) for n in _VALIDATION_PHOTOS]
+    except ImportError as error:
+        raise DataError("data=demo needs scikit-image for its sample photos: pip install scikit-image") from error

@@ -1,0 +1,28 @@
+"""What the machine runs fast: used to pick a default precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+# CPU flags (Linux /proc/cpuinfo names) under which oneDNN runs bf16 convolutions natively.
+_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: be conservative, fp32 is always correct
+        return False
+    return any(flag in flags.split() for flag in _BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
+    """Lightning's precision for `precision`; ``auto`` means bf16-mixed where bf16 is native."""
+    if str(precision) != "auto":
+        return precision
+    uses_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if uses_gpu:
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"

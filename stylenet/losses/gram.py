@@ -1,0 +1,14 @@
+"""Gram matrices, the style representation of Gatys, Ecker & Bethge 2016."""
+
+import torch
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Channel correlations of `features` (B, C, H, W), normalised by C*H*W: (B, C, C).
+
+    Computed in float32 even under autocast: squared Caffe-scale activations overflow fp16.
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w).float()  # (B, C, HW)
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)

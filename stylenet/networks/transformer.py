@@ -1,0 +1,133 @@
+"""The image transformation network of Johnson, Alahi & Fei-Fei 2016.
+
+"Perceptual Losses for Real-Time Style Transfer and Super-Resolution" (arXiv 1603.08155):
+c9s1-32, d64, d128, R128 x5, u64, u32, c9s1-3, with instance norm after every convolution
+but the last (Ulyanov et al. 2016, arXiv 1607.08022) and reflection padding everywhere.
+
+This module is self-contained on purpose: inference and export import it without any
+training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Two stride-2 convolutions: inputs are padded to a multiple of 4 and the output cropped back.
+_DOWNSAMPLE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Everything needed to rebuild a `TransformerNet` (`TransformerNet(**config.to_dict())`)."""
+
+    width: float = 1.0  # channel multiplier: 1.0 is Johnson's 32-64-128
+    num_residual_blocks: int = 5
+    upsample: str = "nearest"  # "nearest" (resize then conv) or "transposed"
+    norm: str = "instance"  # "instance", "batch" or "none"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"model.norm must be instance, batch or none, not {kind!r}")
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding then convolution: zero padding darkens the borders of outputs."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1):
+        super().__init__(
+            nn.ReflectionPad2d(kernel_size // 2),
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride),
+        )
+
+
+class ConvNormReLU(nn.Sequential):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm: str):
+        super().__init__(
+            ConvLayer(in_ch, out_ch, kernel_size, stride),
+            _norm_layer(norm, out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with an identity shortcut (He et al. 2016, as used by Johnson)."""
+
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvNormReLU(channels, channels, 3, 1, norm),
+            ConvLayer(channels, channels, 3),
+            _norm_layer(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleBlock(nn.Sequential):
+    """x2 upsampling followed by norm and ReLU.
+
+    "nearest" resizes then convolves, which avoids the checkerboard artefacts of transposed
+    convolutions (Odena, Dumoulin & Olah, distill.pub 2016); "transposed" is Johnson's original.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, mode: str, norm: str):
+        if mode == "nearest":
+            up: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_ch, out_ch, 3)]
+        elif mode == "transposed":
+            up = [nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)]
+        else:
+            raise ValueError(f"model.upsample must be nearest or transposed, not {mode!r}")
+        super().__init__(*up, _norm_layer(norm, out_ch), nn.ReLU(inplace=True))
+
+
+class TransformerNet(nn.Module):
+    """Maps an RGB image in [0, 1], (B, 3, H, W), to its stylised version, (B, 3, H, W).
+
+    Any H, W >= 8 works, odd sizes included. In eval mode the output is clamped to [0, 1];
+    in training mode it is left free so that the loss gradient never vanishes at the bounds.
+    """
+
+    def __init__(
+        self, width: float = 1.0, num_residual_blocks: int = 5, upsample: str = "nearest", norm: str = "instance"
+    ):
+        super().__init__()
+        self.config = config = TransformerConfig(width, num_residual_blocks, upsample, norm)
+        if width <= 0 or num_residual_blocks < 0:
+            raise ValueError("model.width must be > 0 and model.num_residual_blocks >= 0")
+        c1, c2, c3 = (max(1, round(c * config.width)) for c in (32, 64, 128))
+        norm = config.norm
+        self.encoder = nn.Sequential(
+            ConvNormReLU(3, c1, 9, 1, norm),
+            ConvNormReLU(c1, c2, 3, 2, norm),
+            ConvNormReLU(c2, c3, 3, 2, norm),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm) for _ in range(config.num_residual_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleBlock(c3, c2, config.upsample, norm),
+            UpsampleBlock(c2, c1, config.upsample, norm),
+            ConvLayer(c1, 3, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        # Reflect-pad to a multiple of the downsampling factor so that odd sizes round-trip.
+        pad_h = (_DOWNSAMPLE_FACTOR - height % _DOWNSAMPLE_FACTOR) % _DOWNSAMPLE_FACTOR
+        pad_w = (_DOWNSAMPLE_FACTOR - width % _DOWNSAMPLE_FACTOR) % _DOWNSAMPLE_FACTOR
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        y = self.decoder(self.residuals(self.encoder(x)))
+        y = y[..., :height, :width]
+        return y if self.training else y.clamp(0.0, 1.0)

@@ -1,0 +1,71 @@
+"""Small callbacks: stylised samples, throughput and a progress bar that counts steps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.utilities import rank_zero_only
+from torchvision.utils import make_grid, save_image
+
+
+class SampleImages(pl.Callback):
+    """Stylises fixed validation photos every `every_n_steps` and at the end of training.
+
+    The grid (top row: photos, bottom row: stylised) goes to TensorBoard as
+    ``val/stylised`` and to ``<run dir>/samples/``; the final one is also ``sample.png``.
+    """
+
+    def __init__(self, photos: torch.Tensor, out_dir: str | Path, every_n_steps: int):
+        self.photos = photos  # (V, 3, S, S)
+        self.out_dir = Path(out_dir)
+        self.every_n_steps = every_n_steps
+        self.final_path = self.out_dir / "sample.png"
+
+    @rank_zero_only
+    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule, final: bool) -> None:
+        network = pl_module.network
+        was_training = network.training
+        network.eval()
+        with torch.no_grad():
+            stylised = network(self.photos.to(pl_module.device)).float().cpu()
+        network.train(was_training)
+        grid = make_grid(torch.cat([self.photos, stylised]), nrow=len(self.photos), padding=2)
+        step = trainer.global_step
+        if trainer.logger is not None:
+            trainer.logger.experiment.add_image("val/stylised", grid, step)
+        samples = self.out_dir / "samples"
+        samples.mkdir(parents=True, exist_ok=True)
+        save_image(grid, samples / f"step_{step:06d}.png")
+        if final:
+            save_image(grid, self.final_path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._log(trainer, pl_module, final=False)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._log(trainer, pl_module, final=True)
+
+
+class Throughput(pl.Callback):
+    """Logs ``train/images_per_sec`` for each step (wall time from batch start to end)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        images = len(batch["images"]) * trainer.world_size
+        pl_module.log("train/images_per_sec", images / (time.perf_counter() - self._start), prog_bar=True)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """The default bar plus the global step, which is what `max_steps` and resumes count."""
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return {"step": f"{trainer.global_step}/{trainer.max_steps}", **metrics}

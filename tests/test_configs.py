@@ -1,0 +1,83 @@
+"""Every shipped config composes, and bad input stops before training with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CONFIGS, REPO, compose_config
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from stylenet.styles import find_style_image
+
+STYLES = sorted(p.stem for p in (CONFIGS / "style").glob("*.yaml") if p.stem != "custom")
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_every_style_composes_and_its_image_resolves(style: str, shared_styles: Path) -> None:
+    cfg = compose_config([f"style={style}", "paths.output_dir=unused"])
+    assert cfg.style.name == style
+    assert cfg.loss.style_weight == cfg.style.style_weight  # per-style weights reach the loss
+    assert find_style_image(cfg.style.image).is_file()
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_starry_ships_with_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STYLENET_STYLE_DIR", raising=False)
+    cfg = compose_config(["style=starry", "paths.output_dir=unused"])
+    assert find_style_image(cfg.style.image).parent.name == "assets"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
+def test_experiments_and_trainers_compose(experiment: str, trainer: str) -> None:
+    cfg = compose_config([f"experiment={experiment}", f"trainer={trainer}", "paths.output_dir=unused"])
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg.trainer.max_steps > 0
+
+
+def test_experiments_hold_only_overrides() -> None:
+    quickstart = compose_config(["experiment=quickstart", "paths.output_dir=unused"])
+    assert quickstart.data.source == "demo" and quickstart.data.image_size == 128
+    johnson = compose_config(["experiment=johnson2016", "paths.output_dir=unused"])
+    assert johnson.data.source == "folder" and list(johnson.loss.style_layers) == [
+        "relu1_2",
+        "relu2_2",
+        "relu3_3",
+        "relu4_3",
+    ]
+    assert johnson.trainer.max_steps == 40000 and johnson.data.batch_size == 4 and johnson.optimizer.lr == 1e-3
+
+
+def test_unknown_keys_and_groups_are_refused() -> None:
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["model.widht=2"])
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["style=no_such_style"])
+
+
+def _run_train(*overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "train.py", *overrides], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_cli_reports_a_missing_style_image_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "STYLENET_STYLE_DIR"}
+    done = _run_train("style=wave", f"hydra.run.dir={tmp_path / 'run'}", env=env)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "wave.jpg" in lines[0] and "STYLENET_STYLE_DIR" in lines[0], done.stderr
+
+
+def test_cli_reports_a_missing_data_root_in_one_line(tmp_path: Path) -> None:
+    done = _run_train("data=folder", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nowhere" in lines[0], done.stderr

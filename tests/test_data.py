@@ -1,0 +1,443 @@
+"""Training photos: bad files are skipped and counted, every file is used, mistakes are clear errors.
+
+Everything here runs offline on images generated in tmp folders (plus the packaged demo photos
+and style painting); the Hugging Face `datasets` cache is pointed at a tmp folder too.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylenet.data.datamodule import PhotoDataModule
+from stylenet.data.demo import EPOCH_REPEATS
+from stylenet.data.folder import image_folder
+from stylenet.data.photos import PhotoDataset, collate_photos, eval_transform
+from stylenet.errors import ConfigError, DataError
+from stylenet.imageio import UnreadableImageError, open_rgb
+from stylenet.styles import PACKAGED_STYLES, STYLE_DIR_ENV, find_style_image, load_style_image
+
+IMAGE_SIZE = 32
+BATCH_SIZE = 2
+VAL_SIZE = 2
+MIN_SIZE = 16
+
+
+def photo(width: int, height: int, seed: int) -> Image.Image:
+    """A random-coloured RGB photo; the seed makes each file different, so a mix-up would show."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def save(image: Image.Image, path: Path, **options) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **options)
+    return path
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def truncated_jpeg(path: Path) -> Path:
+    """The first half of a valid JPEG: the header reads fine, decoding fails."""
+    buffer = io.BytesIO()
+    photo(48, 40, seed=99).save(buffer, "JPEG")
+    return write(path, buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def sixteen_bit(width: int, height: int) -> Image.Image:
+    return Image.fromarray(np.full((height, width), 32768, dtype=np.uint16))  # mode I;16
+
+
+def folder_module(root: Path, **overrides) -> PhotoDataModule:
+    settings = dict(
+        source="folder",
+        root=str(root),
+        image_size=IMAGE_SIZE,
+        batch_size=BATCH_SIZE,
+        val_size=VAL_SIZE,
+        min_size=MIN_SIZE,
+        num_workers=0,
+    )
+    return PhotoDataModule(**(settings | overrides))
+
+
+@dataclass
+class PhotoTree:
+    root: Path
+    files: int  # every file under root with an image suffix
+    unusable: int  # those that can never be trained on
+
+
+def make_photo_tree(root: Path) -> PhotoTree:
+    """Good photos of different sizes in nested folders named like splits, plus every kind of bad file."""
+    good = [
+        save(photo(48, 40, 0), root / "train" / "a.jpg"),
+        save(photo(40, 48, 1), root / "train" / "b.png"),
+        save(photo(64, 40, 2), root / "test" / "c.jpg"),  # "test" and "val" folders must not become splits
+        save(photo(40, 40, 3), root / "val" / "d.png"),
+        save(photo(50, 60, 4), root / "e.jpg"),
+        save(photo(48, 48, 5), root / "photos" / "val2014" / "f.jpg"),
+    ]
+    converted = [  # odd modes: converted to RGB and used
+        save(photo(48, 40, 6).convert("CMYK"), root / "odd" / "cmyk.jpg"),
+        save(Image.new("RGBA", (44, 40), (0, 0, 0, 0)), root / "odd" / "rgba.png"),
+        save(photo(40, 44, 7).convert("L"), root / "odd" / "grey.png"),
+        save(sixteen_bit(48, 40), root / "odd" / "sixteen.png"),
+    ]
+    unusable = [
+        write(root / "broken" / "empty.jpg", b""),
+        truncated_jpeg(root / "broken" / "truncated.jpg"),
+        write(root / "broken" / "notes.jpg", b"not a photo, just text\n"),
+        save(photo(4, 4, 8), root / "small" / "tiny.png"),  # decodes, but under min_size
+    ]
+    write(root / "README.txt", b"ignored: not an image suffix")
+    write(root / "train" / "labels.json", b"{}")
+    return PhotoTree(root, files=len(good) + len(converted) + len(unusable), unusable=len(unusable))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline_and_private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test here may touch the network, nor leave `datasets` cache files outside tmp."""
+    import datasets
+
+    def refuse(*args, **kwargs):
+        raise OSError("tests must run offline")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_cache"))
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket.socket, "connect_ex", refuse)
+        yield
+
+
+@pytest.fixture(scope="module")
+def photo_tree(tmp_path_factory: pytest.TempPathFactory) -> PhotoTree:
+    return make_photo_tree(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def folder_data(photo_tree: PhotoTree) -> PhotoDataModule:
+    """Set up once: building the imagefolder is the slow part."""
+    datamodule = folder_module(photo_tree.root)
+    datamodule.setup("fit")
+    return datamodule
+
+
+# --- PhotoDataset and collate_photos ------------------------------------------------------------
+
+
+def test_photo_dataset_turns_unusable_items_into_none() -> None:
+    pictures = {"big": photo(40, 30, 0), "tiny": photo(8, 8, 1)}
+
+    def decode(item: str) -> Image.Image:
+        if item not in pictures:
+            raise UnreadableImageError(f"{item}: not a readable image")
+        return pictures[item]
+
+    dataset = PhotoDataset(["big", "broken", "tiny"], decode, eval_transform(16), min_size=16)
+    assert len(dataset) == 3
+    tensor = dataset[0]
+    assert tensor.shape == (3, 16, 16)
+    assert tensor.dtype == torch.float32
+    assert dataset[1] is None  # undecodable
+    assert dataset[2] is None  # smaller than min_size
+
+
+def test_collate_stacks_usable_photos_and_counts_the_rest() -> None:
+    a, b = torch.rand(3, 8, 8), torch.rand(3, 8, 8)
+    batch = collate_photos([a, None, b, None, None])
+    assert batch["skipped"] == 3
+    assert batch["images"].shape == (2, 3, 8, 8)
+    assert torch.equal(batch["images"][0], a) and torch.equal(batch["images"][1], b)
+
+
+def test_collate_of_only_unusable_photos_is_an_empty_batch() -> None:
+    batch = collate_photos([None, None])
+    assert batch["skipped"] == 2
+    assert batch["images"].shape[0] == 0
+
+
+def test_photo_dataset_and_collate_through_a_dataloader() -> None:
+    pictures = [photo(24, 20, 0), None, photo(20, 30, 1), photo(5, 40, 2), photo(17, 16, 3)]
+
+    def decode(index: int) -> Image.Image:
+        if pictures[index] is None:
+            raise UnreadableImageError(f"item {index}: not a readable image")
+        return pictures[index]
+
+    dataset = PhotoDataset(list(range(len(pictures))), decode, eval_transform(16), min_size=16)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=collate_photos)
+    batches = list(loader)
+    assert [b["skipped"] for b in batches] == [1, 1, 0]
+    assert [len(b["images"]) for b in batches] == [1, 1, 1]
+
+
+# --- data=folder --------------------------------------------------------------------------------
+
+
+def test_image_folder_keeps_every_file_in_one_split_without_labels(photo_tree: PhotoTree) -> None:
+    # Left to itself, the imagefolder builder would make "test"/"val" splits and folder labels.
+    records = image_folder(photo_tree.root)
+    assert len(records) == photo_tree.files
+    assert records.column_names == ["image"]
+    paths = {Path(records[i]["image"]["path"]) for i in range(len(records))}
+    assert len(paths) == photo_tree.files
+    assert all(p.is_relative_to(photo_tree.root) and p.suffix != ".txt" for p in paths)
+
+
+def test_folder_train_batches_are_square_rgb_crops(folder_data: PhotoDataModule) -> None:
+    torch.manual_seed(0)
+    batches = list(folder_data.train_dataloader())
+    assert batches
+    for batch in batches:
+        images = batch["images"]
+        assert images.dtype == torch.float32
+        assert images.shape[1:] == (3, IMAGE_SIZE, IMAGE_SIZE)
+        assert 0 <= images.shape[0] <= BATCH_SIZE
+        assert images.shape[0] + batch["skipped"] == BATCH_SIZE
+        assert images.min() >= 0 and images.max() <= 1
+
+
+def test_folder_counts_every_unusable_file_once(folder_data: PhotoDataModule, photo_tree: PhotoTree) -> None:
+    torch.manual_seed(0)
+    trained = skipped = 0
+    for batch in folder_data.train_dataloader():
+        trained += len(batch["images"])
+        skipped += batch["skipped"]
+    # With an even train set drop_last drops nothing, so one pass sees every training item.
+    assert trained + skipped == len(folder_data.train_set), "the loader did not visit every training item"
+    assert skipped + folder_data.skipped_at_setup == photo_tree.unusable
+    # Every file is used (no split guessing): trained on, held out, or skipped, exactly once.
+    assert trained + len(folder_data.val_images) + skipped + folder_data.skipped_at_setup == photo_tree.files
+    assert trained == photo_tree.files - photo_tree.unusable - VAL_SIZE
+
+
+def test_folder_split_accounts_for_every_file(folder_data: PhotoDataModule, photo_tree: PhotoTree) -> None:
+    unusable_in_train = sum(folder_data.train_set[i] is None for i in range(len(folder_data.train_set)))
+    assert unusable_in_train + folder_data.skipped_at_setup == photo_tree.unusable
+    assert len(folder_data.train_set) + len(folder_data.val_images) + folder_data.skipped_at_setup == photo_tree.files
+
+
+def test_folder_val_batch_is_fixed_centre_crops(folder_data: PhotoDataModule) -> None:
+    assert len(folder_data.val_images) == VAL_SIZE
+    assert all(image.mode == "RGB" for image in folder_data.val_images)
+    batch = folder_data.val_batch()
+    assert batch.shape == (VAL_SIZE, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert batch.dtype == torch.float32
+    assert batch.min() >= 0 and batch.max() <= 1
+    assert torch.equal(batch, folder_data.val_batch())  # no randomness: runs compare
+    assert folder_data.val_batch(48).shape == (VAL_SIZE, 3, 48, 48)
+
+
+def test_folder_val_dataloader_yields_the_val_batch(folder_data: PhotoDataModule) -> None:
+    batches = list(folder_data.val_dataloader())
+    images = torch.cat([b["images"] for b in batches])
+    assert torch.equal(images, folder_data.val_batch())
+    assert sum(b["skipped"] for b in batches) == 0
+
+
+def test_folder_setup_twice_keeps_the_same_split(folder_data: PhotoDataModule) -> None:
+    train_set, val_images = folder_data.train_set, folder_data.val_images
+    folder_data.setup("validate")
+    assert folder_data.train_set is train_set and folder_data.val_images is val_images
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_folder_counts_a_bad_file_once_whatever_the_shuffle(tmp_path: Path, seed: int) -> None:
+    # Two good photos around one broken file: some seeds put the broken file between the held-out
+    # photo and the next usable one, which setup reads past while checking there is one to train on.
+    save(photo(40, 40, 0), tmp_path / "a.png")
+    write(tmp_path / "b.jpg", b"")
+    save(photo(40, 40, 1), tmp_path / "c.png")
+    datamodule = folder_module(tmp_path, batch_size=1, val_size=1, seed=seed)
+    datamodule.setup()
+    skipped = sum(batch["skipped"] for batch in datamodule.train_dataloader())
+    assert len(datamodule.val_images) == 1
+    assert skipped + datamodule.skipped_at_setup == 1
+    assert len(datamodule.train_set) + 1 + datamodule.skipped_at_setup == 3
+
+
+def test_val_root_gives_the_validation_photos(tmp_path: Path) -> None:
+    for i in range(3):
+        save(photo(40, 40, i), tmp_path / "train" / f"{i}.png")
+    save(photo(40, 40, 9), tmp_path / "held_out" / "v.png")
+    write(tmp_path / "held_out" / "broken.jpg", b"")
+    datamodule = folder_module(tmp_path / "train", val_root=str(tmp_path / "held_out"))
+    datamodule.setup()
+    assert len(datamodule.train_set) == 3  # nothing held out of the training folder
+    assert len(datamodule.val_images) == 1
+    assert datamodule.val_batch().shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+# --- mistakes that must stop a run with a clear message -----------------------------------------
+
+
+def test_missing_root_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(DataError) as caught:
+        folder_module(missing).setup()
+    assert str(missing) in str(caught.value)
+
+
+def test_folder_of_only_broken_files_is_a_data_error(tmp_path: Path) -> None:
+    write(tmp_path / "empty.jpg", b"")
+    truncated_jpeg(tmp_path / "half.jpg")
+    write(tmp_path / "text.jpg", b"hello")
+    save(photo(4, 4, 0), tmp_path / "tiny.png")
+    with pytest.raises(DataError, match="usable"):
+        folder_module(tmp_path).setup()
+
+
+def test_folder_with_a_single_usable_photo_is_a_data_error(tmp_path: Path) -> None:
+    # One photo cannot be both trained on and validated on.
+    save(photo(40, 40, 0), tmp_path / "only.png")
+    write(tmp_path / "empty.jpg", b"")
+    with pytest.raises(DataError, match="usable"):
+        folder_module(tmp_path).setup()
+
+
+def test_folder_without_image_files_is_a_data_error(tmp_path: Path) -> None:
+    write(tmp_path / "notes.txt", b"no photos here")
+    write(tmp_path / "sub" / "data.csv", b"a,b\n")
+    with pytest.raises(DataError, match="no image files") as caught:
+        folder_module(tmp_path).setup()
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_val_root_of_only_broken_files_is_a_data_error(tmp_path: Path) -> None:
+    for i in range(2):
+        save(photo(40, 40, i), tmp_path / "train" / f"{i}.png")
+    write(tmp_path / "val" / "empty.jpg", b"")
+    with pytest.raises(DataError, match="usable"):
+        folder_module(tmp_path / "train", val_root=str(tmp_path / "val")).setup()
+
+
+def test_folder_source_without_root_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="data.root"):
+        PhotoDataModule(source="folder")
+
+
+def test_unknown_source_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="coco"):
+        PhotoDataModule(source="coco")
+
+
+def test_hub_source_without_name_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="data.name"):
+        PhotoDataModule(source="hub")
+
+
+@pytest.mark.parametrize("setting", [{"image_size": 8}, {"batch_size": 0}, {"val_size": 0}])
+def test_impossible_sizes_are_config_errors(setting: dict[str, int]) -> None:
+    with pytest.raises(ConfigError):
+        PhotoDataModule(source="demo", **setting)
+
+
+# --- data=demo ----------------------------------------------------------------------------------
+
+
+def test_demo_source_works_offline() -> None:
+    datamodule = PhotoDataModule(source="demo", image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
+    datamodule.setup("fit")
+    assert len(datamodule.train_set) > 0
+    assert len(datamodule.train_set) % EPOCH_REPEATS == 0  # each photo repeated, as random crops
+    sample = datamodule.train_set[0]
+    assert sample.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+    assert sample.min() >= 0 and sample.max() <= 1
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["images"].shape == (BATCH_SIZE, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert batch["skipped"] == 0
+    val = datamodule.val_batch(64)
+    assert val.shape == (2, 3, 64, 64)
+    assert val.min() >= 0 and val.max() <= 1
+
+
+def test_demo_val_size_limits_the_validation_photos() -> None:
+    datamodule = PhotoDataModule(source="demo", image_size=IMAGE_SIZE, val_size=1)
+    datamodule.setup()
+    assert datamodule.val_batch().shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+# --- style images -------------------------------------------------------------------------------
+
+
+def test_find_style_image_in_style_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a file of that name in the working directory would win
+    first, second = tmp_path / "first", tmp_path / "second"
+    painting = save(photo(30, 20, 0), second / "my_painting.png")
+    first.mkdir()
+    monkeypatch.setenv(STYLE_DIR_ENV, f"{first}{os.pathsep}{second}")
+    assert find_style_image("my_painting.png") == painting
+
+
+def test_style_dir_comes_before_packaged_styles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    mine = save(photo(30, 20, 0), tmp_path / "styles" / "starry_night.jpg")
+    monkeypatch.setenv(STYLE_DIR_ENV, str(mine.parent))
+    assert find_style_image("starry_night.jpg") == mine
+
+
+def test_find_packaged_style_without_style_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(STYLE_DIR_ENV, raising=False)
+    found = find_style_image("starry_night.jpg")
+    assert found == PACKAGED_STYLES / "starry_night.jpg"
+    assert found.is_file()
+
+
+def test_find_style_image_accepts_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(STYLE_DIR_ENV, raising=False)
+    painting = save(photo(30, 20, 0), tmp_path / "anywhere" / "p.png")
+    assert find_style_image(str(painting)) == painting
+
+
+def test_missing_style_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(STYLE_DIR_ENV, str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        find_style_image("no_such_painting.jpg")
+    message = str(caught.value)
+    assert STYLE_DIR_ENV in message
+    assert "no_such_painting.jpg" in message
+
+
+def test_load_packaged_style_resized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(STYLE_DIR_ENV, raising=False)
+    style = load_style_image("starry_night.jpg", 64)
+    assert style.dim() == 4 and style.shape[:2] == (1, 3)
+    height, width = style.shape[2:]
+    assert max(height, width) == 64
+    original = open_rgb(PACKAGED_STYLES / "starry_night.jpg")
+    assert abs(width / height - original.width / original.height) < 0.05  # aspect ratio kept
+    assert style.dtype == torch.float32
+    assert style.min() >= 0 and style.max() <= 1
+    assert style.max() > style.min()  # a painting, not a blank
+
+
+def test_load_style_image_without_size_keeps_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STYLE_DIR_ENV, str(tmp_path))
+    save(Image.new("L", (30, 20), 255), tmp_path / "white.png")
+    style = load_style_image("white.png", None)
+    assert style.shape == (1, 3, 20, 30)
+    assert torch.all(style == 1)
+
+
+def test_unreadable_style_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STYLE_DIR_ENV, str(tmp_path))
+    write(tmp_path / "broken.jpg", b"not a painting")
+    with pytest.raises(ConfigError, match="broken.jpg"):
+        load_style_image("broken.jpg", 64)

@@ -1,0 +1,33 @@
+"""Two-process DDP on CPU through the real entry point (Lightning re-launches train.py per rank)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from conftest import REPO, tiny_overrides
+
+from stylenet.checkpoint import load_inference_checkpoint
+
+
+def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path) -> None:
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.output_dir")]
+    command = [
+        sys.executable,
+        "train.py",
+        *overrides,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "data.num_workers=0",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 4
+    network, metadata = load_inference_checkpoint(tmp_path / "kept" / "starry.pt")
+    assert metadata["steps"] == 4
+    assert not list((tmp_path / "kept").glob("starry.*.pt")), "only rank 0 may write the kept model"

@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from stylenet.losses.gram import gram_matrix
+from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss, total_variation
+from stylenet.losses.vgg import VGG19Features
+
+
+def test_gram_matrix_values_shape_and_normalisation() -> None:
+    features = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    gram = gram_matrix(features)  # (B, C, C)
+    assert gram.shape == (2, 3, 3)
+    flat = features[1].reshape(3, 4)
+    assert torch.allclose(gram[1], flat @ flat.T / 12)
+    assert torch.allclose(gram, gram.transpose(1, 2))
+
+
+def test_gram_matrix_is_float32_under_bf16_autocast() -> None:
+    features = torch.rand(1, 4, 8, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gram_matrix(features).dtype == torch.float32
+
+
+def test_total_variation_is_zero_for_flat_images_and_grows_with_noise() -> None:
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert total_variation(flat) == 0
+    assert total_variation(torch.rand(1, 3, 16, 16)) > 0.1
+
+
+def _loss(style: torch.Tensor, **weights: float) -> PerceptualLoss:
+    settings = {"content_weight": 1.0, "style_weight": 1.0, "tv_weight": 1.0} | weights
+    return build_perceptual_loss(style, "random", ["relu2_2"], ["relu1_1", "relu2_1", "relu3_1"], **settings)
+
+
+def test_losses_vanish_at_their_targets() -> None:
+    torch.manual_seed(0)
+    style = torch.rand(1, 3, 32, 32)
+    content = torch.rand(2, 3, 32, 32)
+    loss = _loss(style, tv_weight=0.0)
+    assert loss(content, content).content.item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(style, style).style.item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(content, content).style.item() > 0.01
+
+
+def test_weights_scale_their_terms() -> None:
+    torch.manual_seed(0)
+    style, content, output = torch.rand(1, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    base = _loss(style)(output, content)
+    scaled = _loss(style, content_weight=3.0, style_weight=5.0, tv_weight=7.0)(output, content)
+    assert scaled.content.item() == pytest.approx(3 * base.content.item(), rel=1e-5)
+    assert scaled.style.item() == pytest.approx(5 * base.style.item(), rel=1e-5)
+    assert scaled.tv.item() == pytest.approx(7 * base.tv.item(), rel=1e-5)
+    assert base.total.item() == pytest.approx(base.content.item() + base.style.item() + base.tv.item(), rel=1e-6)
+
+
+def test_loss_leaves_inputs_alone_and_grads_reach_only_the_output() -> None:
+    torch.manual_seed(0)
+    loss = _loss(torch.rand(1, 3, 32, 32))
+    content = torch.rand(2, 3, 32, 32)
+    output = torch.rand(2, 3, 32, 32, requires_grad=True)
+    before = (content.clone(), output.detach().clone())
+    loss(output, content).total.backward()
+    assert torch.equal(content, before[0]) and torch.equal(output.detach(), before[1])
+    assert output.grad is not None and output.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.vgg.parameters())
+
+
+def test_style_targets_are_computed_once_and_are_not_saved() -> None:
+    loss = _loss(torch.rand(1, 3, 32, 32))
+    assert loss.style_target("relu2_1").shape == (1, 128, 128)
+    assert not any(k.startswith("gram_") for k in loss.state_dict())
+
+
+def test_relative_normalisation_makes_losses_independent_of_feature_scale() -> None:
+    torch.manual_seed(0)
+    style, content, output = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    vgg = VGG19Features(["relu2_2", "relu1_1", "relu2_1"], weights="random")
+    layers = {"relu1_1": 1.0, "relu2_1": 1.0}
+    plain = PerceptualLoss(vgg, style, ["relu2_2"], layers, 1.0, 1.0, 0.0)(output, content)
+    with torch.no_grad():  # scale every activation by 255, as Caffe weights do relative to torchvision's
+        vgg.features[0].weight *= 255
+        for conv in vgg.features:
+            if isinstance(conv, torch.nn.Conv2d):
+                conv.bias *= 255
+    scaled = PerceptualLoss(vgg, style, ["relu2_2"], layers, 1.0, 1.0, 0.0)(output, content)
+    assert scaled.content.item() == pytest.approx(plain.content.item(), rel=1e-3)
+    assert scaled.style.item() == pytest.approx(plain.style.item(), rel=1e-3)
+
+
+def test_mismatched_layer_weights_are_refused() -> None:
+    from stylenet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="style_layer_weights"):
+        build_perceptual_loss(torch.rand(1, 3, 32, 32), "random", ["relu2_2"], ["relu1_1"], 1, 1, 1, [1.0, 2.0])

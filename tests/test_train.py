@@ -1,0 +1,143 @@
+"""train(cfg) end to end, through Hydra's compose, on tiny settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, tiny_overrides
+from omegaconf import open_dict
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from stylenet.checkpoint import load_inference_checkpoint
+from stylenet.errors import ConfigError, DataError
+from stylenet.train import train
+from stylenet.training.module import NonFiniteLossError
+
+
+def _events(run: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def _tags_by_plugin(run: Path) -> dict[str, set[str]]:
+    """{plugin name ("scalars", "images", "text", "hparams"): tags} across a run's event files."""
+    tags: dict[str, set[str]] = {}
+    for events in sorted((run / "tensorboard").glob("events.*")):
+        for event in event_file_loader.EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                tags.setdefault(value.metadata.plugin_data.plugin_name, set()).add(value.tag)
+    return tags
+
+
+def test_train_writes_checkpoints_logs_samples_and_a_model(tiny_cfg, tmp_path: Path) -> None:
+    result = train(tiny_cfg)
+    run = tmp_path / "run"
+    assert result["steps"] == 4
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "sample.png").is_file() and (run / "samples" / "step_000002.png").is_file()
+
+    tags = _tags_by_plugin(run)
+    for stage in ("train", "val"):
+        for name in ("content_loss", "style_loss", "tv_loss", "total_loss"):
+            assert f"{stage}/{name}" in tags["scalars"]
+    assert "train/images_per_sec" in tags["scalars"] and any(t.startswith("lr-") for t in tags["scalars"])
+    assert "val/stylised" in tags["images"]
+    assert any(t.startswith("config") for t in tags["text"])
+    assert "_hparams_/session_start_info" in tags["hparams"]
+
+    network, metadata = load_inference_checkpoint(tmp_path / "kept" / "starry.pt")
+    assert metadata["style"]["name"] == "starry" and metadata["steps"] == 4
+    assert set(metadata["val"]) >= {"val/total_loss", "val/style_loss"}
+    assert metadata["model"]["width"] == 0.25
+    with torch.no_grad():
+        assert network(torch.rand(1, 3, 20, 27)).shape == (1, 3, 20, 27)
+    # Safe to open from untrusted sources: no pickled objects inside.
+    torch.load(tmp_path / "kept" / "starry.pt", weights_only=True)
+
+
+def test_lightning_checkpoint_holds_no_loss_network_but_rebuild_info(tiny_cfg, tmp_path: Path) -> None:
+    train(tiny_cfg)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["state_dict"] and not any(k.startswith("loss.") for k in checkpoint["state_dict"])
+    assert checkpoint["stylenet"]["model"]["num_residual_blocks"] == 1
+    assert checkpoint["optimizer_states"], "resume needs the optimizer state"
+
+
+def test_resume_continues_the_global_step(tmp_path: Path) -> None:
+    first = compose_config(tiny_overrides(tmp_path / "a"))
+    train(first)
+    last = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    resumed = compose_config(tiny_overrides(tmp_path / "b") + [f"ckpt_path={last}", "trainer.max_steps=6"])
+    result = train(resumed)
+    assert result["steps"] == 6
+    train_steps = [e.step for e in _events(tmp_path / "b" / "run").Scalars("train/total_loss")]
+    assert min(train_steps) >= 4, "a resumed run must not start again from step 0"
+
+
+def test_an_existing_kept_model_is_not_lost(tiny_cfg, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "starry.pt").write_bytes(b"an older model")
+    train(tiny_cfg)
+    older = [p for p in kept.iterdir() if p.name != "starry.pt"]
+    assert len(older) == 1 and older[0].read_bytes() == b"an older model"
+    load_inference_checkpoint(kept / "starry.pt")
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tiny_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylenet.losses.perceptual import PerceptualLoss
+
+    real_forward = PerceptualLoss.forward
+    training_calls = []
+
+    def diverging(self, output, content):
+        terms = real_forward(self, output, content)
+        training_calls.append(1)
+        if len(training_calls) >= 4:  # the 4th step (index 3), after the step-2 checkpoint
+            terms.style = terms.style * float("nan")
+        return terms
+
+    monkeypatch.setattr(PerceptualLoss, "forward", diverging)
+    with open_dict(tiny_cfg):
+        tiny_cfg.trainer.val_check_interval = 100
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        train(tiny_cfg)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+def test_bad_inputs_stop_before_training(tmp_path: Path, shared_styles: Path) -> None:
+    with pytest.raises(DataError, match="nowhere"):
+        train(compose_config(tiny_overrides(tmp_path) + ["data=folder", f"data.root={tmp_path / 'nowhere'}"]))
+    with pytest.raises(ConfigError, match="ckpt_path"):
+        train(compose_config(tiny_overrides(tmp_path) + [f"ckpt_path={tmp_path / 'none.ckpt'}"]))
+    with pytest.raises(ConfigError, match="style.image"):
+        train(compose_config(tiny_overrides(tmp_path) + ["style=custom"]))
+    with pytest.raises(ConfigError, match="STYLENET_STYLE_DIR"):
+        train(compose_config(tiny_overrides(tmp_path) + ["style=custom", "style.image=no_such_painting.jpg"]))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_training_on_a_folder_with_broken_images_counts_and_goes_on(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    (photos / "train").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (40 + i, 48, 3), dtype=np.uint8)).save(photos / "train" / f"p{i}.jpg")
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "notes.png").write_text("not an image")
+    Image.new("RGB", (4, 4)).save(photos / "tiny.png")
+    cfg = compose_config(tiny_overrides(tmp_path) + ["data=folder", f"data.root={photos}", "data.num_workers=0"])
+    result = train(cfg)
+    assert result["steps"] == 4
+    assert 0 < result["skipped_images"] <= 3 * 4  # counted each time a bad file is drawn
