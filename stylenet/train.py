@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ def _check_paths(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint (runs keep theirs in <run dir>/checkpoints)")
     if OmegaConf.is_missing(cfg.style, "image"):
         raise ConfigError("style=custom needs style.image=/path/to/painting.jpg")
+    kept = Path(cfg.paths.kept_models_dir)
+    try:  # found now, not after hours of training
+        kept.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"paths.kept_models_dir={kept} cannot be created: {error.strerror}") from error
 
 
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
@@ -93,7 +99,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         logger.experiment.add_text("config", f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}\n```")
 
+    started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    fit_seconds = time.perf_counter() - started
     if trainer.interrupted:
         log.warning(
             "interrupted at step %d; resume with ckpt_path=%s", trainer.global_step, checkpoints.last_model_path
@@ -108,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     result: dict[str, Any] = {"steps": trainer.global_step, "val": val, "skipped_images": skipped}
     if trainer.is_global_zero:
+        log.info("trained to step %d in %.1f min", trainer.global_step, fit_seconds / 60)
         logger.log_hyperparams(_flat_hparams(cfg), metrics=val)
         metadata = {"style": style, "steps": trainer.global_step, "val": val, "loss": _loss_summary(cfg)}
         run_model = save_inference_checkpoint(output_dir / f"{cfg.style.name}.pt", network, metadata)

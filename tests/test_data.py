@@ -441,3 +441,23 @@ def test_unreadable_style_is_a_config_error(tmp_path: Path, monkeypatch: pytest.
     write(tmp_path / "broken.jpg", b"not a painting")
     with pytest.raises(ConfigError, match="broken.jpg"):
         load_style_image("broken.jpg", 64)
+
+
+# --- Hub source (streamed), exercised on a local folder: `load_dataset` takes paths as names ----
+
+
+def test_hub_source_streams_and_skips_bad_records(tmp_path: Path) -> None:
+    root = tmp_path / "hub_like"
+    for i in range(6):
+        save(photo(48, 40 + i, 20 + i), root / f"p{i}.png")
+    write(root / "zz_empty.png", b"")
+    datamodule = PhotoDataModule(
+        source="hub", name=str(root), image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, val_size=VAL_SIZE, min_size=MIN_SIZE
+    )
+    datamodule.setup("fit")
+    assert datamodule.val_batch().shape == (VAL_SIZE, 3, IMAGE_SIZE, IMAGE_SIZE)
+    batches = list(datamodule.train_dataloader())
+    trained = sum(len(b["images"]) for b in batches)
+    skipped = sum(b["skipped"] for b in batches)
+    assert trained == 6 - VAL_SIZE and skipped == 1
+    assert all(b["images"].shape[1:] == (3, IMAGE_SIZE, IMAGE_SIZE) for b in batches if len(b["images"]))

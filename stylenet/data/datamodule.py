@@ -129,7 +129,9 @@ class PhotoDataModule(pl.LightningDataModule):
     def _setup_hub(self, transform) -> None:
         hp = self.hparams
         dataset = hub_dataset(hp.name, hp.split, hp.streaming, hp.image_column)
-        head = list(dataset.take(hp.val_size * 4)) if hp.streaming else dataset.select(range(hp.val_size * 4))
+        # Look a little past val_size: a few broken records must not starve validation.
+        look = hp.val_size * 4
+        head = list(dataset.take(look)) if hp.streaming else dataset.select(range(min(look, len(dataset))))
         usable = _first_usable(head, range(len(head)), hp.val_size, hp.min_size)
         if not usable:
             raise DataError(f"data.name={hp.name}: no usable image in its first {len(head)} records")
