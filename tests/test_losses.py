@@ -92,3 +92,29 @@ def test_mismatched_layer_weights_are_refused() -> None:
 
     with pytest.raises(ConfigError, match="style_layer_weights"):
         build_perceptual_loss(torch.rand(1, 3, 32, 32), "random", ["relu2_2"], ["relu1_1"], 1, 1, 1, [1.0, 2.0])
+
+
+def test_a_few_hundred_steps_on_one_photo_lower_the_style_loss() -> None:
+    """The real objective (Caffe VGG19, The Starry Night) is learnable: overfit one photo."""
+    from skimage import data
+
+    from stylenet.networks.transformer import TransformerNet
+    from stylenet.styles import load_style_image
+
+    torch.manual_seed(0)
+    photo = torch.from_numpy(data.chelsea()[:, 75:375]).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    photo = torch.nn.functional.interpolate(photo, size=(64, 64), mode="bilinear", antialias=True)
+    loss = build_perceptual_loss(
+        load_style_image("starry_night.jpg", 128), "caffe", ["relu4_2"], ["relu1_1", "relu2_1", "relu3_1"], 1, 5, 1
+    )
+    net = TransformerNet(width=0.5, num_residual_blocks=2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    style_losses = []
+    for _ in range(200):
+        terms = loss(net(photo), photo)
+        optimizer.zero_grad()
+        terms.total.backward()
+        optimizer.step()
+        style_losses.append(terms.style.item())
+    first, last = sum(style_losses[:10]) / 10, sum(style_losses[-10:]) / 10
+    assert last < 0.3 * first, (first, last)

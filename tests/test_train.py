@@ -113,7 +113,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
-def test_bad_inputs_stop_before_training(tmp_path: Path, shared_styles: Path) -> None:
+def test_bad_inputs_stop_before_training(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="nowhere"):
         train(compose_config(tiny_overrides(tmp_path) + ["data=folder", f"data.root={tmp_path / 'nowhere'}"]))
     with pytest.raises(ConfigError, match="ckpt_path"):
