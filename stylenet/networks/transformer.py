@@ -16,9 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Two stride-2 convolutions: inputs are padded to a multiple of 4 and the output cropped back.
-_DOWNSAMPLE_FACTOR = 4
-
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -77,21 +74,33 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class UpsampleBlock(nn.Sequential):
-    """x2 upsampling followed by norm and ReLU.
+class UpsampleBlock(nn.Module):
+    """x2 upsampling to an exact size, then norm and ReLU.
 
     "nearest" resizes then convolves, which avoids the checkerboard artefacts of transposed
     convolutions (Odena, Dumoulin & Olah, distill.pub 2016); "transposed" is Johnson's original.
+    Upsampling to the matching encoder size (not a fixed x2) lets odd input sizes round-trip
+    with no data-dependent padding, so exported models take any H x W.
     """
 
     def __init__(self, in_ch: int, out_ch: int, mode: str, norm: str):
+        super().__init__()
         if mode == "nearest":
-            up: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_ch, out_ch, 3)]
+            self.conv: nn.Module = ConvLayer(in_ch, out_ch, 3)
         elif mode == "transposed":
-            up = [nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)]
+            self.conv = nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)
         else:
             raise ValueError(f"model.upsample must be nearest or transposed, not {mode!r}")
-        super().__init__(*up, _norm_layer(norm, out_ch), nn.ReLU(inplace=True))
+        self.mode = mode
+        self.norm = _norm_layer(norm, out_ch)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        if self.mode == "nearest":
+            x = self.conv(F.interpolate(x, size=size, mode="nearest"))
+        else:  # twice the input: one row/column too many where the encoder rounded up
+            x = self.conv(x)[..., : size[0], : size[1]]
+        return self.relu(self.norm(x))
 
 
 class TransformerNet(nn.Module):
@@ -116,18 +125,15 @@ class TransformerNet(nn.Module):
             ConvNormReLU(c2, c3, 3, 2, norm),
         )
         self.residuals = nn.Sequential(*(ResidualBlock(c3, norm) for _ in range(config.num_residual_blocks)))
-        self.decoder = nn.Sequential(
-            UpsampleBlock(c3, c2, config.upsample, norm),
-            UpsampleBlock(c2, c1, config.upsample, norm),
-            ConvLayer(c1, 3, 9),
+        self.upsample = nn.ModuleList(
+            [UpsampleBlock(c3, c2, config.upsample, norm), UpsampleBlock(c2, c1, config.upsample, norm)]
         )
+        self.output = ConvLayer(c1, 3, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        # Reflect-pad to a multiple of the downsampling factor so that odd sizes round-trip.
-        pad_h = (_DOWNSAMPLE_FACTOR - height % _DOWNSAMPLE_FACTOR) % _DOWNSAMPLE_FACTOR
-        pad_w = (_DOWNSAMPLE_FACTOR - width % _DOWNSAMPLE_FACTOR) % _DOWNSAMPLE_FACTOR
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        y = self.decoder(self.residuals(self.encoder(x)))
-        y = y[..., :height, :width]
+        full = self.encoder[0](x)  # (B, c1, H, W)
+        half = self.encoder[1](full)  # (B, c2, ceil(H/2), ceil(W/2))
+        quarter = self.encoder[2](half)  # (B, c3, ceil(H/4), ceil(W/4))
+        y = self.upsample[0](self.residuals(quarter), half.shape[-2:])
+        y = self.output(self.upsample[1](y, full.shape[-2:]))  # (B, 3, H, W)
         return y if self.training else y.clamp(0.0, 1.0)

@@ -1,0 +1,128 @@
+"""The `stylenet` command: `export` models and `stylize` images, folders, video and webcam."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from stylenet.errors import StylenetError
+
+IMAGE_OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylenet", description="Run feed-forward style transfer models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="export a checkpoint as a single-pass ONNX or torch.export model")
+    export.add_argument("checkpoint", type=Path, help="a .pt inference checkpoint or a Lightning .ckpt")
+    export.add_argument("--format", default="all", choices=["onnx", "pt2", "all"])
+    export.add_argument("-o", "--output", type=Path, default=None, help="file or folder (default: beside the input)")
+
+    stylize = commands.add_parser("stylize", help="stylise images, folders or videos")
+    stylize.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
+    stylize.add_argument("inputs", nargs="*", type=Path, help="image files, folders (recursive) or video files")
+    stylize.add_argument("-o", "--output", type=Path, default=Path("stylised"), help="output folder, or a file name")
+    size = stylize.add_mutually_exclusive_group()
+    size.add_argument("--size", type=int, help="resize so that the longest side is N pixels")
+    size.add_argument("--scale", type=float, help="resize by this factor")
+    stylize.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    stylize.add_argument("--strength", type=float, default=1.0, help="0 gives the content, 1 the full style")
+    stylize.add_argument("--tile", type=int, help="process in overlapping N x N tiles (bounded memory)")
+    stylize.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    stylize.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    stylize.add_argument("--batch-size", type=int, default=4, help="images (of equal size) or frames per batch")
+    stylize.add_argument("--benchmark", action="store_true", help="time the model on synthetic frames and exit")
+    stylize.add_argument("--webcam", type=int, metavar="N", help="stylise camera N live (needs opencv-python)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "export":
+            return _export(args)
+        return _stylize(args)
+    except StylenetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _export(args: argparse.Namespace) -> int:
+    from stylenet.inference.export import FORMATS, export
+    from stylenet.inference.model import load_network
+
+    network, metadata = load_network(args.checkpoint)
+    out = args.output or args.checkpoint.parent
+    formats = FORMATS if args.format == "all" else (args.format,)
+    if len(formats) > 1 and out.suffix:
+        out = out.parent  # one file name cannot hold two formats
+    for fmt in formats:
+        target = out if out.suffix else out / f"{args.checkpoint.stem}.{fmt}"
+        print(f"wrote {export(network, metadata, target, fmt)}")
+    return 0
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from stylenet.inference.model import load_model
+    from stylenet.inference.runner import Settings, plan_outputs, run_images, run_video
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise StylenetError(f"--strength must be between 0 and 1, not {args.strength}")
+    if args.batch_size < 1:
+        raise StylenetError("--batch-size must be at least 1")
+    stylizer = load_model(args.model, device=args.device, precision=args.precision)
+    settings = Settings(args.size, args.scale, args.preserve_color, args.strength, args.tile, args.batch_size)
+    if args.benchmark:
+        return _benchmark(stylizer, args.size or 512, args.batch_size)
+    if args.webcam is not None:
+        from stylenet.inference.webcam import run_webcam
+
+        return run_webcam(stylizer, args.webcam, settings)
+    if not args.inputs:
+        raise StylenetError("give at least one image, folder or video (or --benchmark, --webcam N)")
+    images, videos, missing = plan_outputs(args.inputs, args.output)
+    failures = len(missing)
+    for path in missing:
+        print(f"skipped {path}: no such file or folder", file=sys.stderr)
+    started = time.perf_counter()
+    done, failed = run_images(stylizer, images, settings) if images else (0, 0)
+    failures += failed
+    frames = 0
+    for job in videos:
+        frames += run_video(stylizer, job, settings)
+    elapsed = time.perf_counter() - started
+    parts = []
+    if images:
+        parts.append(f"{done} image(s) written, {failures} failed, {done / elapsed:.2f} images/s")
+    if videos:
+        parts.append(f"{frames} frame(s) in {len(videos)} video(s), {frames / elapsed:.2f} frames/s")
+    print("; ".join(parts) or f"nothing written, {failures} failed")
+    return 1 if failures else 0
+
+
+def _benchmark(stylizer, size: int, batch_size: int, repeats: int = 10) -> int:
+    import torch
+
+    frames = torch.rand(batch_size, 3, size, size)
+    stylizer(frames)  # warm-up: allocations, oneDNN kernel selection, CUDA context
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        stylizer(frames)
+        if stylizer.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) / batch_size)
+    median = statistics.median(times)
+    print(
+        f"{size}x{size}, batch {batch_size}, {stylizer.backend} {stylizer.precision} on {stylizer.device}: "
+        f"median {median * 1000:.1f} ms/frame, {1 / median:.2f} frames/s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

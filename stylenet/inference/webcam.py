@@ -1,0 +1,43 @@
+"""Live stylisation of a camera feed in an OpenCV window (optional: pip install "stylenet[webcam]")."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from stylenet.errors import StylenetError
+from stylenet.inference.model import Stylizer
+
+
+def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
+    """Shows camera `camera` stylised until q or Esc is pressed; prints the frame rate it reached."""
+    from stylenet.inference.runner import process, resize, working_size
+
+    try:
+        import cv2
+    except ImportError as error:
+        raise StylenetError('--webcam needs OpenCV: pip install "stylenet[webcam]"') from error
+    capture = cv2.VideoCapture(camera)
+    if not capture.isOpened():
+        raise StylenetError(f"--webcam {camera}: no camera could be opened with that index")
+    frames, started = 0, time.perf_counter()
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            rgb = torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+            batch = resize(rgb, working_size(*rgb.shape[-2:], settings))
+            out = process(stylizer, batch, settings)[0]
+            shown = (out.permute(1, 2, 0).mul(255).byte().numpy())[..., ::-1]
+            cv2.imshow("stylenet (q to quit)", shown)
+            frames += 1
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                break
+    finally:
+        capture.release()
+        cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - started
+    print(f"{frames} frame(s), {frames / elapsed:.2f} frames/s")
+    return 0

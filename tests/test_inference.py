@@ -1,0 +1,207 @@
+"""The inference API, exports and the `stylenet` command, on small untrained networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylenet import load_model
+from stylenet.checkpoint import CheckpointError, save_inference_checkpoint
+from stylenet.cli import main
+from stylenet.inference.export import export
+from stylenet.networks.transformer import TransformerNet
+
+METADATA = {"style": {"name": "tiny", "image": "tiny.jpg", "size": 64}, "steps": 7, "val": {"val/total_loss": 1.5}}
+SIZES = [(33, 47), (64, 64), (8, 9), (100, 31)]
+
+
+def _network() -> TransformerNet:
+    torch.manual_seed(0)
+    network = TransformerNet(width=0.25, num_residual_blocks=1)
+    with torch.no_grad():  # an untrained net is nearly constant; spread its weights to make outputs differ
+        for parameter in network.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    return network.eval()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same network as .pt, Lightning-style .ckpt, .onnx and .pt2."""
+    folder = tmp_path_factory.mktemp("models")
+    network = _network()
+    pt = save_inference_checkpoint(folder / "tiny.pt", network, METADATA)
+    ckpt = folder / "tiny.ckpt"
+    torch.save(
+        {
+            "global_step": 7,
+            "state_dict": {f"network.{k}": v for k, v in network.state_dict().items()},
+            "stylenet": {"model": network.config.to_dict(), "style": METADATA["style"]},
+        },
+        ckpt,
+    )
+    return {
+        "pt": pt,
+        "ckpt": ckpt,
+        "onnx": export(network, METADATA, folder / "tiny.onnx", "onnx"),
+        "pt2": export(network, METADATA, folder / "tiny.pt2", "pt2"),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["pt", "ckpt", "onnx", "pt2"])
+def test_every_format_round_trips_through_the_api(models: dict[str, Path], fmt: str) -> None:
+    stylizer = load_model(models[fmt])
+    assert stylizer.metadata["style"]["name"] == "tiny"
+    assert stylizer.metadata["model"]["width"] == 0.25
+    images = torch.rand(2, 3, 33, 47)
+    out = stylizer(images)
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    picture = stylizer.stylize_image(Image.new("RGB", (45, 31), (200, 30, 60)))
+    assert picture.size == (45, 31) and picture.mode == "RGB"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "ckpt"])
+def test_exported_outputs_match_eager(models: dict[str, Path], fmt: str) -> None:
+    eager, other = load_model(models["pt"]), load_model(models[fmt])
+    for height, width in SIZES:
+        for batch in (1, 3):
+            images = torch.rand(batch, 3, height, width)
+            difference = (eager(images) - other(images)).abs().max().item()
+            assert difference <= 1e-4, (fmt, height, width, batch, difference)
+
+
+def test_bf16_stays_close_to_fp32(models: dict[str, Path]) -> None:
+    images = torch.rand(1, 3, 64, 64)
+    fp32, bf16 = load_model(models["pt"])(images), load_model(models["pt"], precision="bf16")(images)
+    mse = (fp32 - bf16).pow(2).mean().item()
+    assert 10 * np.log10(1 / mse) > 30  # PSNR in dB
+
+
+def test_exported_onnx_carries_its_metadata(models: dict[str, Path]) -> None:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(models["onnx"])).metadata_props}
+    assert props["style"] == "tiny" and props["steps"] == "7" and "[0, 1]" in props["stylenet"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model", b"PK\x03\x04 truncated zip"])
+@pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".onnx", ".pt2"])
+def test_a_file_that_is_not_a_model_gives_a_clear_error(tmp_path: Path, content: bytes, suffix: str) -> None:
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad"):
+        load_model(path)
+
+
+def test_a_pickle_cannot_run_code_when_loaded(tmp_path: Path) -> None:
+    class Sneaky:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    path = tmp_path / "sneaky.pt"
+    torch.save({"format": "stylenet.inference/1", "payload": Sneaky()}, path)
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def _photo_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "nested").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(root / "a.png")
+    Image.fromarray(rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(root / "b.jpg")
+    Image.fromarray(rng.integers(0, 255, (37, 29), dtype=np.uint8)).save(root / "nested" / "grey.png")
+    (root / "nested" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+def test_cli_stylises_a_folder_and_reports_the_corrupt_file(models, tmp_path: Path, capsys) -> None:
+    photos = _photo_folder(tmp_path / "photos")
+    status = main(["stylize", str(models["pt"]), str(photos), "-o", str(tmp_path / "out"), "--batch-size", "2"])
+    assert status != 0
+    out = tmp_path / "out" / "photos"
+    assert (out / "a.png").is_file() and (out / "b.jpg").is_file() and (out / "nested" / "grey.png").is_file()
+    assert not (out / "nested" / "corrupt.jpg").exists()
+    assert Image.open(out / "nested" / "grey.png").size == (29, 37)
+    captured = capsys.readouterr()
+    assert "corrupt.jpg" in captured.err
+    assert "3 image(s) written, 1 failed" in captured.out
+
+
+def test_cli_single_image_to_a_named_file_with_size(models, tmp_path: Path) -> None:
+    Image.new("RGB", (80, 40), (10, 200, 30)).save(tmp_path / "in.png")
+    status = main(
+        ["stylize", str(models["onnx"]), str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), "--size", "40"]
+    )
+    assert status == 0 and Image.open(tmp_path / "x.png").size == (40, 20)
+
+
+def test_cli_refuses_to_overwrite_an_input(models, tmp_path: Path, capsys) -> None:
+    Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
+    status = main(["stylize", str(models["pt"]), str(tmp_path / "in.png"), "-o", str(tmp_path)])
+    assert status == 2 and "overwrite" in capsys.readouterr().err
+
+
+def test_cli_strength_zero_returns_the_content(models, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (24, 30, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    main(["stylize", str(models["pt"]), str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--strength", "0"])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), np.asarray(Image.open(tmp_path / "in.png")))
+
+
+def test_cli_bad_model_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "model.pt").write_text("nope")
+    status = main(["stylize", str(tmp_path / "model.pt"), str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "model.pt" in err[0]
+
+
+def test_cli_export_all_formats_then_stylise_with_them(models, tmp_path: Path) -> None:
+    assert main(["export", str(models["pt"]), "--format", "all", "-o", str(tmp_path / "exported")]) == 0
+    for suffix in ("onnx", "pt2"):
+        assert load_model(tmp_path / "exported" / f"tiny.{suffix}").metadata["steps"] == 7
+
+
+def test_cli_benchmark_prints_frames_per_second(models, capsys) -> None:
+    assert main(["stylize", str(models["pt"]), "--benchmark", "--size", "32", "--batch-size", "1"]) == 0
+    assert "frames/s" in capsys.readouterr().out
+
+
+def test_cli_webcam_without_opencv_or_camera_is_a_clear_error(models, capsys) -> None:
+    status = main(["stylize", str(models["pt"]), "--webcam", "99"])
+    err = capsys.readouterr().err
+    assert status == 2 and ("opencv" in err.lower() or "camera" in err.lower())
+
+
+def test_cli_stylises_a_video_keeping_frames_rate_size_and_audio(models, tmp_path: Path, capsys) -> None:
+    from test_video import make_video
+
+    from stylenet.inference.video import probe_video
+
+    source = make_video(tmp_path / "clip.mp4", width=64, height=48, frames=12, audio=True)
+    status = main(["stylize", str(models["pt2"]), str(source), "-o", str(tmp_path / "out.mp4"), "--size", "32"])
+    assert status == 0
+    before, after = probe_video(source), probe_video(tmp_path / "out.mp4")
+    assert (after.frames, after.fps, after.width, after.height) == (12, before.fps, 64, 48)
+    assert after.has_audio
+    assert "12 frame(s) in 1 video(s)" in capsys.readouterr().out
+
+
+def test_cli_preserve_color_keeps_the_content_chroma(models, tmp_path: Path) -> None:
+    from stylenet.inference.postprocess import rgb_to_yiq
+
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(60, 200, (32, 40, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    main(["stylize", str(models["pt"]), str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--preserve-color"])
+
+    def chroma(path: Path) -> torch.Tensor:
+        array = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+        return rgb_to_yiq(array)[:, 1:]  # (1, 2, H, W): I and Q
+
+    assert (chroma(tmp_path / "o.png") - chroma(tmp_path / "in.png")).abs().mean() < 0.03
