@@ -17,6 +17,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.hardware import resolve_precision
+from stylenet.inference.export import FORMATS, SUFFIXES, export
 from stylenet.styles import load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import StyleTransferModule
@@ -29,6 +30,9 @@ def _check_paths(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint (runs keep theirs in <run dir>/checkpoints)")
     if OmegaConf.is_missing(cfg.style, "image"):
         raise ConfigError("style=custom needs style.image=/path/to/painting.jpg")
+    unknown = set(cfg.export.formats) - set(FORMATS)
+    if unknown:
+        raise ConfigError(f"export.formats: unknown {sorted(unknown)}; use any of {list(FORMATS)}")
     kept = Path(cfg.paths.kept_models_dir)
     try:  # found now, not after hours of training
         kept.mkdir(parents=True, exist_ok=True)
@@ -123,6 +127,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         kept_model = save_inference_checkpoint(
             Path(cfg.paths.kept_models_dir) / f"{cfg.style.name}.pt", network, metadata
         )
+        result["exported"] = [
+            export(network, metadata, kept_model.with_suffix(SUFFIXES[fmt]), fmt) for fmt in cfg.export.formats
+        ]
         result |= {
             "model": kept_model,
             "run_model": run_model,

@@ -205,3 +205,36 @@ def test_cli_preserve_color_keeps_the_content_chroma(models, tmp_path: Path) -> 
         return rgb_to_yiq(array)[:, 1:]  # (1, 2, H, W): I and Q
 
     assert (chroma(tmp_path / "o.png") - chroma(tmp_path / "in.png")).abs().mean() < 0.03
+
+
+def test_inference_never_imports_training_code() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stylenet, stylenet.cli, stylenet.inference.runner, stylenet.inference.export;"
+        "heavy = [m for m in ('pytorch_lightning', 'lightning', 'hydra', 'stylenet.losses', 'stylenet.training')"
+        " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_cli_turns_odd_image_modes_into_upright_rgb_of_the_same_size(models, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    photos = tmp_path / "odd"
+    photos.mkdir()
+    colours = rng.integers(0, 255, (30, 44, 3), dtype=np.uint8)
+    Image.fromarray(colours).convert("L").save(photos / "grey.png")
+    Image.fromarray(colours).convert("RGBA").save(photos / "rgba.png")
+    Image.fromarray(colours).convert("CMYK").save(photos / "cmyk.jpg")
+    Image.fromarray((colours[..., 0].astype(np.uint16) * 257)).save(photos / "sixteen.png")
+    rotated = Image.fromarray(colours)
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # orientation: stored sideways, shown rotated by 90 degrees
+    rotated.save(photos / "exif.jpg", exif=exif)
+    assert main(["stylize", str(models["pt"]), str(photos), "-o", str(tmp_path / "out")]) == 0
+    for name in ("grey.png", "rgba.png", "cmyk.jpg", "sixteen.png"):
+        result = Image.open(tmp_path / "out" / "odd" / name)
+        assert result.mode == "RGB" and result.size == (44, 30), name
+    assert Image.open(tmp_path / "out" / "odd" / "exif.jpg").size == (30, 44)

@@ -141,3 +141,14 @@ def test_training_on_a_folder_with_broken_images_counts_and_goes_on(tmp_path: Pa
     result = train(cfg)
     assert result["steps"] == 4
     assert 0 < result["skipped_images"] <= 3 * 4  # counted each time a bad file is drawn
+
+
+def test_training_can_export_single_pass_models_at_the_end(tmp_path: Path) -> None:
+    from stylenet import load_model
+
+    result = train(compose_config(tiny_overrides(tmp_path) + ["export.formats=[onnx,pt2]"]))
+    assert [p.name for p in result["exported"]] == ["starry.onnx", "starry.pt2"]
+    eager = load_model(result["model"])
+    images = torch.rand(1, 3, 21, 30)
+    for path in result["exported"]:
+        assert (load_model(path)(images) - eager(images)).abs().max() <= 1e-4
