@@ -1,6 +1,6 @@
 """Writes a short demo clip (a slow pan across scikit-image's CC0 photos) for trying video stylisation.
 
-    python scripts/make_demo_video.py demo.mp4 [--seconds 4] [--fps 24] [--size 640x360]
+python scripts/make_demo_video.py demo.mp4 [--seconds 4] [--fps 24] [--size 640x360]
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ def test_cli_turns_odd_image_modes_into_upright_rgb_of_the_same_size(models, tmp
     Image.fromarray(colours).convert("L").save(photos / "grey.png")
     Image.fromarray(colours).convert("RGBA").save(photos / "rgba.png")
     Image.fromarray(colours).convert("CMYK").save(photos / "cmyk.jpg")
-    Image.fromarray((colours[..., 0].astype(np.uint16) * 257)).save(photos / "sixteen.png")
+    Image.fromarray(colours[..., 0].astype(np.uint16) * 257).save(photos / "sixteen.png")
     rotated = Image.fromarray(colours)
     exif = rotated.getexif()
     exif[0x0112] = 6  # orientation: stored sideways, shown rotated by 90 degrees

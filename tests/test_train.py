@@ -150,5 +150,6 @@ def test_training_can_export_single_pass_models_at_the_end(tmp_path: Path) -> No
     assert [p.name for p in result["exported"]] == ["starry.onnx", "starry.pt2"]
     eager = load_model(result["model"])
     images = torch.rand(1, 3, 21, 30)
-    for path in result["exported"]:
+    lightning_checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    for path in [*result["exported"], lightning_checkpoint]:
         assert (load_model(path)(images) - eager(images)).abs().max() <= 1e-4
