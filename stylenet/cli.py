@@ -76,6 +76,12 @@ def _stylize(args: argparse.Namespace) -> int:
         raise StylenetError("--batch-size must be at least 1")
     stylizer = load_model(args.model, device=args.device, precision=args.precision)
     settings = Settings(args.size, args.scale, args.preserve_color, args.strength, args.tile, args.batch_size)
+    if args.tile and stylizer.network is None:
+        print(
+            f"note: --tile with a {stylizer.backend} model normalises each tile on its own, which can shift tones "
+            "between tiles; a .pt or .ckpt model uses whole-image statistics",
+            file=sys.stderr,
+        )
     if args.benchmark:
         return _benchmark(stylizer, args.size or 512, args.batch_size)
     if args.webcam is not None:

@@ -238,3 +238,24 @@ def test_cli_turns_odd_image_modes_into_upright_rgb_of_the_same_size(models, tmp
         result = Image.open(tmp_path / "out" / "odd" / name)
         assert result.mode == "RGB" and result.size == (44, 30), name
     assert Image.open(tmp_path / "out" / "odd" / "exif.jpg").size == (30, 44)
+
+
+def test_cli_tile_matches_untiled_output_with_a_trained_style_network(tmp_path: Path) -> None:
+    """Tiles normalised with whole-image statistics agree with one pass over the whole image."""
+    from skimage import data
+
+    torch.manual_seed(0)
+    network = TransformerNet(width=0.5, num_residual_blocks=2)
+    with torch.no_grad():  # instance-norm affine terms far from identity, as in trained models
+        for module in network.modules():
+            if isinstance(module, torch.nn.InstanceNorm2d):
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.5, 0.5)
+    model = save_inference_checkpoint(tmp_path / "net.pt", network.eval(), METADATA)
+    Image.fromarray(data.astronaut()).resize((200, 160)).save(tmp_path / "photo.png")
+    main(["stylize", str(model), str(tmp_path / "photo.png"), "-o", str(tmp_path / "whole.png")])
+    main(["stylize", str(model), str(tmp_path / "photo.png"), "-o", str(tmp_path / "tiled.png"), "--tile", "96"])
+    whole = np.asarray(Image.open(tmp_path / "whole.png"), dtype=np.float64) / 255
+    tiled = np.asarray(Image.open(tmp_path / "tiled.png"), dtype=np.float64) / 255
+    psnr = 10 * np.log10(1 / np.mean((whole - tiled) ** 2))
+    assert psnr > 35, psnr

@@ -44,8 +44,10 @@ class Stylizer:
         device: torch.device,
         precision: str,
         backend: str,
+        network: TransformerNet | None = None,
     ):
         self._run = run
+        self.network = network  # the eager module, where there is one (not for .onnx and .pt2)
         self.metadata = metadata
         self.device = device
         self.precision = precision
@@ -155,7 +157,7 @@ def load_model(path: str | Path, device: str = "cpu", precision: str = "fp32") -
     else:
         raise CheckpointError(f"{path}: unknown model type; expected one of {', '.join(MODEL_SUFFIXES)}")
     network = network.to(target)
-    return Stylizer(_torch_runner(network, target, precision), metadata, target, precision, "eager")
+    return Stylizer(_torch_runner(network, target, precision), metadata, target, precision, "eager", network)
 
 
 def load_network(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from stylenet.errors import StylenetError
 from stylenet.imageio import IMAGE_SUFFIXES, UnreadableImageError, list_images, open_rgb
+from stylenet.inference.global_norm import whole_image_statistics
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
 from stylenet.inference.tiling import stylize_tiled
@@ -89,7 +90,13 @@ def resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def process(stylizer: Stylizer, batch: torch.Tensor, settings: Settings) -> torch.Tensor:
     """Stylise (N, 3, H, W) in [0, 1] with tiling, colour preservation and strength applied."""
-    out = stylize_tiled(stylizer, batch, settings.tile) if settings.tile else stylizer(batch)
+    if not settings.tile:
+        out = stylizer(batch)
+    elif stylizer.network is not None:
+        with whole_image_statistics(stylizer.network, batch):
+            out = stylize_tiled(stylizer, batch, settings.tile)
+    else:  # exported graphs cannot be re-normalised: each tile uses its own statistics
+        out = stylize_tiled(stylizer, batch, settings.tile)
     if settings.preserve_color:
         out = preserve_color(batch, out)
     if settings.strength < 1.0:
