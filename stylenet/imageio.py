@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylenet.errors import StylenetError
@@ -53,3 +54,14 @@ def open_rgb(source: str | Path | bytes) -> Image.Image:
 def list_images(root: str | Path) -> list[Path]:
     """Image files under `root`, recursively, in a stable order."""
     return sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    """An RGB image (PIL, or uint8 (H, W, 3)) as float (3, H, W) in [0, 1]."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def to_array(image: torch.Tensor) -> np.ndarray:
+    """A float (3, H, W) image in [0, 1] as uint8 (H, W, 3), rounded."""
+    return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from stylenet.checkpoint import CheckpointError, load_inference_checkpoint
 from stylenet.errors import ConfigError
+from stylenet.imageio import to_array, to_tensor
 from stylenet.inference.metadata import METADATA_KEY, parse
 from stylenet.networks.transformer import TransformerNet
 
@@ -63,10 +63,8 @@ class Stylizer:
         return out.float().clamp(0, 1).to(images.device)
 
     def stylize_image(self, image: Image.Image) -> Image.Image:
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        batch = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-        out = self(batch)[0].permute(1, 2, 0).mul(255).round().byte().numpy()
-        return Image.fromarray(out)
+        batch = to_tensor(image.convert("RGB")).unsqueeze(0)  # (1, 3, H, W)
+        return Image.fromarray(to_array(self(batch)[0]))
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -13,7 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from stylenet.errors import StylenetError
-from stylenet.imageio import IMAGE_SUFFIXES, UnreadableImageError, list_images, open_rgb
+from stylenet.imageio import IMAGE_SUFFIXES, UnreadableImageError, list_images, open_rgb, to_array, to_tensor
 from stylenet.inference.global_norm import whole_image_statistics
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
@@ -63,15 +63,6 @@ def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list
     return images, videos, missing
 
 
-def _to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1)  # (3, H, W)
-
-
-def _to_array(image: torch.Tensor) -> np.ndarray:
-    return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3) uint8
-
-
 def working_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
     if settings.size:
         factor = settings.size / max(height, width)
@@ -107,7 +98,7 @@ def process(stylizer: Stylizer, batch: torch.Tensor, settings: Settings) -> torc
 def _save(image: torch.Tensor, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
-    Image.fromarray(_to_array(image)).save(target, **options)
+    Image.fromarray(to_array(image)).save(target, **options)
 
 
 def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> tuple[int, int]:
@@ -129,7 +120,7 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
 
     for job in tqdm(jobs, desc="stylising", unit="image", disable=len(jobs) < 2):
         try:
-            image = _to_tensor(open_rgb(job.source))
+            image = to_tensor(open_rgb(job.source))
         except (UnreadableImageError, OSError) as error:
             tqdm.write(f"skipped {job.source}: {error}", file=sys.stderr)
             failed += 1
@@ -147,9 +138,9 @@ def run_video(stylizer: Stylizer, job: ImageJob, settings: Settings) -> int:
     with tqdm(desc=job.source.name, unit="frame") as bar:
 
         def frames(batch: list[np.ndarray]) -> list[np.ndarray]:
-            tensors = torch.stack([_to_tensor(f) for f in batch])  # (N, 3, H, W)
+            tensors = torch.stack([to_tensor(f) for f in batch])  # (N, 3, H, W)
             full = tuple(tensors.shape[-2:])
             out = process(stylizer, resize(tensors, working_size(*full, settings)), settings)
-            return [_to_array(o) for o in resize(out, full)]
+            return [to_array(o) for o in resize(out, full)]
 
         return stylize_video(job.source, job.target, frames, settings.batch_size, lambda n: bar.update(n - bar.n))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-import torch
+import numpy as np
 
 from stylenet.errors import StylenetError
+from stylenet.imageio import to_array, to_tensor
 from stylenet.inference.model import Stylizer
 
 
@@ -27,10 +28,10 @@ def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
             ok, bgr = capture.read()
             if not ok:
                 break
-            rgb = torch.from_numpy(bgr[..., ::-1].copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+            rgb = to_tensor(bgr[..., ::-1]).unsqueeze(0)  # OpenCV frames are BGR
             batch = resize(rgb, working_size(*rgb.shape[-2:], settings))
             out = process(stylizer, batch, settings)[0]
-            shown = (out.permute(1, 2, 0).mul(255).byte().numpy())[..., ::-1]
+            shown = np.ascontiguousarray(to_array(out)[..., ::-1])
             cv2.imshow("stylenet (q to quit)", shown)
             frames += 1
             if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
