@@ -9,15 +9,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -z "$photos" ]; then  # scikit-image's CC0 photos, so the script needs nothing else
   photos="$work/photos"
-  python - "$photos" <<'PY'
-import sys
-from pathlib import Path
-from PIL import Image
-from skimage import data
-out = Path(sys.argv[1]); out.mkdir()
-for name in ("astronaut", "chelsea", "coffee", "rocket"):
-    Image.fromarray(getattr(data, name)()).save(out / f"{name}.jpg", quality=95)
-PY
+  python "$(dirname "$0")/demo_photos.py" "$photos"
 fi
 first=$(find "$photos" -type f \( -name '*.jpg' -o -name '*.png' \) | sort | head -n 1)
 grep -m1 "model name" /proc/cpuinfo | sed 's/.*: /cpu: /'

@@ -8,13 +8,17 @@ import sys
 import time
 from pathlib import Path
 
+from stylenet.benchmark.run import add_parser as add_benchmark_parser
+from stylenet.benchmark.run import run as run_benchmark
 from stylenet.errors import StylenetError
 
 IMAGE_OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylenet", description="Run feed-forward style transfer models.")
+    parser = argparse.ArgumentParser(
+        prog="stylenet", description="Run, export, evaluate and benchmark feed-forward style transfer models."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     export = commands.add_parser("export", help="export a checkpoint as a single-pass ONNX or torch.export model")
@@ -37,7 +41,27 @@ def _parser() -> argparse.ArgumentParser:
     stylize.add_argument("--batch-size", type=int, default=4, help="images (of equal size) or frames per batch")
     stylize.add_argument("--benchmark", action="store_true", help="time the model on synthetic frames and exit")
     stylize.add_argument("--webcam", type=int, metavar="N", help="stylise camera N live (needs opencv-python)")
+
+    _add_evaluate_parser(commands)
+    add_benchmark_parser(commands)
     return parser
+
+
+def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    """`evaluate` is declared here so that parsing arguments never imports the loss network."""
+    parser = subparsers.add_parser(
+        "evaluate", help="compare a model with per-image optimisation (Gatys et al. 2016) on loss, time and SSIM"
+    )
+    parser.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
+    parser.add_argument("--photos", type=Path, required=True, help="folder of photos (recursive)")
+    parser.add_argument("--style", help="style name from configs/style/ or an image path (default: the model's)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: evaluation/MODEL)")
+    parser.add_argument("--gatys-steps", type=int, default=300, help="optimisation steps per photo")
+    parser.add_argument("--size", type=int, default=256, help="photos are centre-cropped to N x N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vgg-weights", help="override the loss network: caffe, torchvision, random or a path")
+    parser.add_argument("--method", default="lbfgs", choices=["lbfgs", "adam"], help="optimiser for the reference")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "export":
             return _export(args)
+        if args.command == "evaluate":
+            from stylenet.evaluate import run as run_evaluate
+
+            return run_evaluate(args)
+        if args.command == "benchmark":
+            return run_benchmark(args)
         return _stylize(args)
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)

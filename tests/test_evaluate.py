@@ -1,0 +1,145 @@
+"""`stylenet evaluate` and `optimize` on a tiny untrained model and a random loss network (offline)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylenet.checkpoint import save_inference_checkpoint
+from stylenet.cli import main
+from stylenet.errors import StylenetError
+from stylenet.evaluate import evaluate
+from stylenet.losses.perceptual import build_perceptual_loss
+from stylenet.networks.transformer import TransformerNet
+from stylenet.optimize import optimize
+from stylenet.styles import load_style_image
+
+LOSS = {
+    "_target_": "stylenet.losses.perceptual.build_perceptual_loss",
+    "vgg_weights": "random",
+    "content_layers": ["relu2_2"],
+    "style_layers": ["relu1_1", "relu2_1"],
+    "style_layer_weights": None,
+    "content_weight": 1.0,
+    "style_weight": 10.0,
+    "tv_weight": 1.0,
+}
+SIZE = 32
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    metadata = {"style": {"name": "starry", "image": "starry_night.jpg", "size": 64}, "steps": 1, "loss": LOSS}
+    return save_inference_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", network, metadata)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:40]
+    gradient = np.stack([x * 6, y * 5, (x + y) * 3], axis=-1) % 256
+    Image.fromarray(gradient.astype(np.uint8)).save(folder / "a.png")  # 40x48: portrait, gets cropped
+    Image.fromarray(rng.integers(0, 256, (36, 50, 3), dtype=np.uint8)).save(folder / "b.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(model: Path, photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("report")
+    return evaluate(model, photos, out, gatys_steps=STEPS, size=SIZE, vgg_weights="random"), out
+
+
+def _numbers(tree: Any, skip: tuple[str, ...] = ()) -> list[float]:
+    if isinstance(tree, dict):
+        return [v for k, value in tree.items() if k not in skip for v in _numbers(value, skip)]
+    if isinstance(tree, list):
+        return [v for value in tree for v in _numbers(value, skip)]
+    return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
+def test_writes_reports_and_grid(report: tuple[dict[str, Any], Path]) -> None:
+    result, out = report
+    assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "grid.png"}
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(result))
+    assert [row["photo"] for row in result["images"]] == ["a.png", "b.jpg"]
+    assert result["skipped"] == ["broken.jpg"] and result["skipped_count"] == 1
+    assert result["settings"]["vgg_weights"] == "random" and not result["settings"]["loss_defaults_used"]
+    assert result["settings"]["loss"]["content_layers"] == ["relu2_2"] and "_target_" not in result["settings"]["loss"]
+    assert result["lpips"] is None and any("LPIPS" in note for note in result["notes"])
+    numbers = _numbers({"images": result["images"], "mean": result["mean"]})
+    assert numbers and all(math.isfinite(v) for v in numbers)
+    markdown = (out / "report.md").read_text()
+    assert "a.png" in markdown and "b.jpg" in markdown and "**mean**" in markdown and "LPIPS" in markdown
+    # 3 rows (content, optimisation, model) x 2 columns of 32 px, with make_grid's 2 px padding.
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == (2 * SIZE + 3 * 2, 3 * SIZE + 4 * 2)
+
+
+def test_optimisation_beats_the_untrained_model(report: tuple[dict[str, Any], Path]) -> None:
+    result, _ = report
+    for row in result["images"]:
+        assert row["optimisation"]["total_loss"] < row["model"]["total_loss"], row["photo"]
+        assert row["ratio_total"] > 1
+        assert -1 <= row["model"]["ssim"] <= 1 and -1 <= row["optimisation"]["ssim"] <= 1
+    assert result["mean"]["ratio_total"] == pytest.approx(np.mean([r["ratio_total"] for r in result["images"]]))
+
+
+def test_same_seed_gives_same_numbers(
+    report: tuple[dict[str, Any], Path], model: Path, photos: Path, tmp_path: Path
+) -> None:
+    again = evaluate(model, photos, tmp_path, gatys_steps=STEPS, size=SIZE, vgg_weights="random")
+    timing = ("seconds", "speedup")
+    first = _numbers({"images": report[0]["images"], "mean": report[0]["mean"]}, skip=timing)
+    assert first == _numbers({"images": again["images"], "mean": again["mean"]}, skip=timing)
+
+
+def test_optimize_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    style = load_style_image("starry_night.jpg", 64)
+    loss = build_perceptual_loss(style, "random", ["relu2_2"], ["relu1_1", "relu2_1"], 1.0, 10.0, 1.0)
+    content = torch.rand(1, 3, SIZE, SIZE)
+    for method in ("lbfgs", "adam"):
+        image, history = optimize(content, loss, steps=10, method=method)
+        assert image.shape == content.shape and 0 <= image.min() and image.max() <= 1
+        assert len(history) == 11 and history[-1] < history[0], method
+        with torch.no_grad():
+            assert float(loss(image, content).total) == pytest.approx(history[-1])
+
+
+def test_errors_are_one_line(model: Path, photos: Path, tmp_path: Path) -> None:
+    with pytest.raises(StylenetError, match="no such photos folder"):
+        evaluate(model, tmp_path / "missing", tmp_path / "out", vgg_weights="random")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "broken.png").write_bytes(b"")
+    with pytest.raises(StylenetError, match="no usable photos"):
+        evaluate(model, empty, tmp_path / "out", gatys_steps=1, size=SIZE, vgg_weights="random")
+    with pytest.raises(StylenetError, match="no such model file"):
+        evaluate(tmp_path / "nope.pt", photos, tmp_path / "out", vgg_weights="random")
+
+
+def test_cli_glue(model: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    status = main(
+        ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--gatys-steps", "3", "--size", str(SIZE)]
+        + ["--vgg-weights", "random", "--method", "adam", "--style", "starry"]
+    )
+    assert status == 0
+    assert "report.md" in capsys.readouterr().out
+    result = json.loads((out / "report.json").read_text())
+    settings = result["settings"]
+    assert settings["method"] == "adam" and settings["gatys_steps"] == 3
+    # --style starry reads configs/style/starry.yaml: its size and weights replace the model's.
+    assert settings["style"]["size"] == 512 and settings["loss"]["style_weight"] == 10.0
