@@ -458,6 +458,17 @@ def run_benchmark(
 # Output
 
 
+def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str) -> str:
+    """One line of the printed table: time, rate, ratio and memory, or why the row was skipped."""
+    if row.get("status") != "ok":
+        return f"{label}  skipped: {row.get('reason', '')[:90]}"
+    ratio = row.get("ratio_vs_reference")
+    return (
+        f"{label}{row[time_key]:>10.1f}{row[rate_key]:>10.2f}"
+        f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{row['peak_rss_mb']:>13.0f}"
+    )
+
+
 def format_report(result: dict[str, Any]) -> str:
     """A readable text table of `result`."""
     m = result["machine"]
@@ -469,14 +480,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"{'size':<11}{'backend':<22}{'ms/frame':>10}{'frames/s':>10}{'vs ref':>8}{'peak RSS MB':>13}",
     ]
     for row in result["inference"]:
-        if row.get("status") == "ok":
-            ratio = row.get("ratio_vs_reference")
-            lines.append(
-                f"{row['size']:<11}{row['backend']:<22}{row['ms_per_frame']:>10.1f}{row['frames_per_s']:>10.2f}"
-                f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{row['peak_rss_mb']:>13.0f}"
-            )
-        else:
-            lines.append(f"{row['size']:<11}{row['backend']:<22}  skipped: {row.get('reason', '')[:90]}")
+        lines.append(_table_row(f"{row['size']:<11}{row['backend']:<22}", row, "ms_per_frame", "frames_per_s"))
     if result["training"]:
         s = result["settings"]
         lines += [
@@ -485,14 +489,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'vs ref':>8}{'peak RSS MB':>13}",
         ]
         for row in result["training"]:
-            if row.get("status") == "ok":
-                ratio = row.get("ratio_vs_reference")
-                lines.append(
-                    f"{row['backend']:<22}{row['ms_per_step']:>10.1f}{row['images_per_s']:>10.2f}"
-                    f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{row['peak_rss_mb']:>13.0f}"
-                )
-            else:
-                lines.append(f"{row['backend']:<22}  skipped: {row.get('reason', '')[:90]}")
+            lines.append(_table_row(f"{row['backend']:<22}", row, "ms_per_step", "images_per_s"))
     lines += ["", f"vs ref: {result['ratio_note']}", f"peak RSS: {result['peak_rss_mb_note']}"]
     return "\n".join(lines)
 
