@@ -197,6 +197,17 @@ def _inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
     return run
 
 
+def _timed_ms(run: Callable[[], Any], repeats: int, device: Any) -> list[float]:
+    """Wall-clock milliseconds of `repeats` calls of `run`, each waited for on the device."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
 def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
     device = _device()
     baseline = _rss_mb()
@@ -208,12 +219,7 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
     for _ in range(WARMUP - 1):
         run()
     _sync(device)
-    times = []
-    for _ in range(spec["repeats"]):
-        start = time.perf_counter()
-        run()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1000)
+    times = _timed_ms(run, spec["repeats"], device)
     median = statistics.median(times)
     return {
         "ms_per_frame": median,
@@ -269,13 +275,7 @@ def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
         step = project_train_step_factory(batch, size, spec["variant"].rsplit("-", 1)[1], device)
     step()  # warm-up
     _sync(device)
-    times = []
-    for _ in range(spec["steps"]):
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    median = statistics.median(times)
+    median = statistics.median(_timed_ms(step, spec["steps"], device))
     return {"ms_per_step": median, "images_per_s": batch * 1000 / median, "baseline_rss_mb": baseline}
 
 
