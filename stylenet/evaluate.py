@@ -204,7 +204,7 @@ def evaluate(
         raise StylenetError(f"{photos}: no such photos folder")
     torch.manual_seed(seed)
     target = resolve_device(device)
-    stylizer = load_model(model, device=device)
+    stylizer = load_model(model, device=device, precision="fp32")  # the model itself, not a fast path
     loss, loss_config, style_info, defaults_used = _build_loss(stylizer.metadata, style, vgg_weights)
     loss = loss.to(target)
 

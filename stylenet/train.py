@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.errors import ConfigError, StylenetError
-from stylenet.hardware import resolve_precision
+from stylenet.hardware import resolve_precision, resolve_speed
 from stylenet.inference.export import FORMATS, SUFFIXES, export
 from stylenet.styles import load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
@@ -79,7 +79,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     network = _instantiate(cfg.model)
     loss = _instantiate(cfg.loss, style_image=style_image)
     style = {"name": cfg.style.name, "image": str(cfg.style.image), "size": cfg.style.size}
-    module = StyleTransferModule(network, loss, hydra.utils.instantiate(cfg.optimizer), style)
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    channels_last, compile = resolve_speed(cfg.channels_last, cfg.compile, precision)
+    module = StyleTransferModule(
+        network, loss, hydra.utils.instantiate(cfg.optimizer), style, channels_last=channels_last, compile=compile
+    )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)
     samples = SampleImages(datamodule.val_batch(cfg.sample_size), output_dir, cfg.sample_every_n_steps)
@@ -96,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(StepProgressBar())
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        precision=resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
+        precision=precision,
         logger=logger,
         callbacks=callbacks,
     )

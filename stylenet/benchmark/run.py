@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import math
 import os
 import platform
 import resource
@@ -26,7 +28,27 @@ from typing import Any
 
 from stylenet.errors import StylenetError
 
-BACKENDS = ("eager-fp32", "eager-bf16", "eager-fp16", "channels-last", "compile", "onnxruntime", "pt2")
+# eager-*: the module as trained; autocast-*: eager under torch.autocast; fast-*: stylenet's fast path
+# (weights cast once, channels-last, `stylenet.inference.fast`); compile-*: the fast path through
+# torch.compile; cudagraph-*: the fast path replayed as one CUDA graph (CUDA only).
+BACKENDS = (
+    "eager-fp32",
+    "autocast-bf16",
+    "autocast-fp16",
+    "channels-last",
+    "fast-bf16",
+    "fast-fp16",
+    "compile-fp32",
+    "compile-bf16",
+    "compile-fp16",
+    "cudagraph-bf16",
+    "cudagraph-fp16",
+    "onnxruntime",
+    "pt2",
+)
+CUDA_ONLY = ("cudagraph-bf16", "cudagraph-fp16")
+# fp16 has no native CPU kernels here (measured 0.67x the reference): "all" leaves it to GPUs.
+GPU_DEFAULT_ONLY = ("autocast-fp16", "fast-fp16", "compile-fp16", *CUDA_ONLY)
 REFERENCE = "reference-eager-fp32"
 DEFAULT_SIZES = "256,512,1024,1920x1080"
 WARMUP = 2  # calls before timing: the first pays allocation, oneDNN kernel choice, compilation
@@ -65,13 +87,13 @@ def parse_sizes(text: str) -> list[Size]:
     return sizes
 
 
-def expand_backends(names: list[str]) -> list[str]:
-    """Validated backend names in canonical order; "all" means every backend."""
+def expand_backends(names: list[str], cuda: bool = False) -> list[str]:
+    """Validated backend names in canonical order; "all" means every backend that suits the device."""
     unknown = [n for n in names if n not in BACKENDS and n != "all"]
     if unknown:
         raise BenchmarkError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)} or all")
     if "all" in names:
-        return list(BACKENDS)
+        return [b for b in BACKENDS if cuda or b not in GPU_DEFAULT_ONLY]
     return [b for b in BACKENDS if b in names]
 
 
@@ -159,42 +181,89 @@ def _load_network(weights: str):
     return network.eval()
 
 
+def benchmark_frame(height: int, width: int):
+    """A real photo (scikit-image's astronaut, public domain) resized to (1, 3, height, width) in [0, 1].
+
+    Timing does not depend on content, but the PSNR column compares outputs, which is only
+    meaningful on a photograph; random noise is the fallback without scikit-image.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    try:
+        from skimage import data
+
+        photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    except ImportError:
+        return torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    return F.interpolate(photo, size=(height, width), mode="bilinear", antialias=True).clamp(0, 1).contiguous()
+
+
 def _inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
     """A zero-argument callable running one batch-1 frame through the requested backend."""
     import torch
 
+    from stylenet.inference.fast import FastRunner
+
     variant, height, width = spec["variant"], spec["height"], spec["width"]
-    frame = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    frame = benchmark_frame(height, width)
+    kind, _, precision = variant.partition("-")
     if variant == "onnxruntime":
         import onnxruntime as ort
 
         providers = (["CUDAExecutionProvider"] if device.type == "cuda" else []) + ["CPUExecutionProvider"]
         session = ort.InferenceSession(spec["artifact"], providers=providers)
         feed = {session.get_inputs()[0].name: frame.numpy()}
-        return lambda: session.run(None, feed)
+        return lambda: torch.from_numpy(session.run(None, feed)[0])
     if variant == REFERENCE:
         from stylenet.benchmark.reference import reference_network
 
-        network = reference_network().to(device)
-        frame = frame * 255  # the reference works in 0..255
-    elif variant == "pt2":
+        network, frame = reference_network().to(device), frame.to(device) * 255  # the reference works in 0..255
+        return lambda: network(frame)
+    if variant == "pt2":
         network = torch.export.load(spec["artifact"]).module().to(device)
-    else:
-        network = _load_network(spec["weights"]).to(device)
+        frame = frame.to(device)
+        return lambda: network(frame)
+    network = _load_network(spec["weights"]).to(device)
     frame = frame.to(device)
-    precision = {"eager-bf16": torch.bfloat16, "channels-last-bf16": torch.bfloat16, "eager-fp16": torch.float16}
-    dtype = precision.get(variant)
-    if variant.startswith("channels-last"):
+    if kind in ("fast", "compile"):
+        return functools.partial(FastRunner(network, device, precision, compile=kind == "compile"), frame)
+    if kind == "cudagraph":
+        return _cuda_graph_runner(FastRunner(network, device, precision), frame, device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision) if kind == "autocast" else None
+    if variant == "channels-last":
         network = network.to(memory_format=torch.channels_last)
         frame = frame.contiguous(memory_format=torch.channels_last)
-    if variant == "compile":
-        network = torch.compile(network)
 
     def run() -> Any:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             return network(frame)
 
     return run
+
+
+def _cuda_graph_runner(runner: Any, frame: Any, device: Any) -> Callable[[], Any]:
+    """Captures one call of `runner` on a static input; each call then replays the whole graph."""
+    import torch
+
+    if device.type != "cuda":
+        raise BenchmarkError("CUDA graphs need a CUDA device")
+    static = frame.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.inference_mode():
+        for _ in range(3):  # warm-up on a side stream, as capture requires (cuDNN picks its kernels here)
+            runner(static)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        output = runner(static)
+
+    def replay() -> Any:
+        graph.replay()
+        return output
+
+    return replay
 
 
 def _timed_ms(run: Callable[[], Any], repeats: int, device: Any) -> list[float]:
@@ -209,17 +278,23 @@ def _timed_ms(run: Callable[[], Any], repeats: int, device: Any) -> list[float]:
 
 
 def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     device = _device()
     baseline = _rss_mb()
     run = _inference_runner(spec, device)
     start = time.perf_counter()
-    run()  # the first call alone: for compile it includes compilation, worth reporting
+    with torch.inference_mode():
+        output = run()  # the first call alone: for compile it includes compilation, worth reporting
     _sync(device)
+    if spec.get("output"):  # kept for the PSNR column; the reference's output is another network's
+        torch.save(output.detach().float().clamp(0, 1).cpu(), spec["output"])
     first_call_ms = (time.perf_counter() - start) * 1000
-    for _ in range(WARMUP - 1):
-        run()
-    _sync(device)
-    times = _timed_ms(run, spec["repeats"], device)
+    with torch.inference_mode():
+        for _ in range(WARMUP - 1):
+            run()
+        _sync(device)
+        times = _timed_ms(run, spec["repeats"], device)
     median = statistics.median(times)
     return {
         "ms_per_frame": median,
@@ -230,33 +305,50 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+TRAIN_VARIANTS = {  # name: (precision, channels_last, compile)
+    "project-fp32": ("fp32", False, False),
+    "project-bf16": ("bf16", False, False),
+    "project-fast": ("bf16", True, True),  # what trainer.precision=auto trains with where bf16 is native
+}
+
+
 def project_train_step_factory(
-    batch_size: int = 4, size: int = 256, precision: str = "fp32", device: Any = "cpu"
+    batch_size: int = 4,
+    size: int = 256,
+    precision: str = "fp32",
+    device: Any = "cpu",
+    channels_last: bool = False,
+    compile: bool = False,
 ) -> Callable[[], None]:
     """One training step of the project: TransformerNet + PerceptualLoss (VGG19, default recipe), Adam.
 
-    The VGG19 weights are random ("random"): speed does not depend on them, and no download is needed.
+    The step is the one `StyleTransferModule` takes (the same module code, so the same speed
+    options). The VGG19 weights are random: speed does not depend on them, and nothing downloads.
     """
     import torch
 
     from stylenet.losses.perceptual import build_perceptual_loss
     from stylenet.networks.transformer import TransformerNet
+    from stylenet.training.module import StyleTransferModule
 
     device = torch.device(device)
-    network = TransformerNet().to(device).train()
     style = torch.rand(1, 3, size, size)
-    loss = build_perceptual_loss(
-        style, "random", CONTENT_LAYERS, STYLE_LAYERS, CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
+    loss = build_perceptual_loss(style, "random", CONTENT_LAYERS, STYLE_LAYERS, CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT)
+    module = StyleTransferModule(
+        TransformerNet(), loss, torch.optim.Adam, {"name": "random"}, channels_last=channels_last, compile=compile
     ).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
+    module.train()
+    optimizer = torch.optim.Adam(module.network.parameters(), lr=LEARNING_RATE)
     content = torch.rand(batch_size, 3, size, size, device=device)
+    if channels_last:
+        content = content.contiguous(memory_format=torch.channels_last)
     dtype = torch.bfloat16 if precision == "bf16" else None
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         # As Lightning's bf16-mixed does: autocast around forward and loss, backward outside.
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            total = loss(network(content), content).total
+            total = module.train_loss(content).total
         total.backward()
         optimizer.step()
 
@@ -272,11 +364,21 @@ def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["variant"] == "reference-fp32":
         step = reference_train_step_factory(batch, size, device)
     else:
-        step = project_train_step_factory(batch, size, spec["variant"].rsplit("-", 1)[1], device)
-    step()  # warm-up
+        precision, channels_last, compile = TRAIN_VARIANTS[spec["variant"]]
+        step = project_train_step_factory(batch, size, precision, device, channels_last, compile)
+    start = time.perf_counter()
+    step()  # warm-up; with compile, the compilation
+    _sync(device)
+    first_step_ms = (time.perf_counter() - start) * 1000
+    step()
     _sync(device)
     median = statistics.median(_timed_ms(step, spec["steps"], device))
-    return {"ms_per_step": median, "images_per_s": batch * 1000 / median, "baseline_rss_mb": baseline}
+    return {
+        "ms_per_step": median,
+        "images_per_s": batch * 1000 / median,
+        "first_step_ms": first_step_ms,
+        "baseline_rss_mb": baseline,
+    }
 
 
 def measure(spec: dict[str, Any], reset_peak: bool = False) -> dict[str, Any]:
@@ -296,16 +398,16 @@ def measure(spec: dict[str, Any], reset_peak: bool = False) -> dict[str, Any]:
     return result
 
 
-def _measure_in_subprocess(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def _measure_in_subprocess(spec: dict[str, Any], workdir: Path, timeout_s: float = CHILD_TIMEOUT_S) -> dict[str, Any]:
     """`measure(spec)` in a fresh interpreter, so that its ru_maxrss is this measurement's alone."""
     out = workdir / f"result-{time.monotonic_ns()}.json"
     root = str(Path(__file__).resolve().parents[2])  # makes `stylenet` importable from a source tree
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "stylenet.benchmark.run", "--one", json.dumps(spec), "--out", str(out)]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        return {"status": "skipped", "reason": f"did not finish within {CHILD_TIMEOUT_S} s"}
+        return {"status": "skipped", "reason": f"did not finish within {timeout_s:g} s"}
     if done.returncode != 0 or not out.is_file():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"status": "skipped", "reason": f"measuring process exited with code {done.returncode}: {last}"}
@@ -314,6 +416,16 @@ def _measure_in_subprocess(spec: dict[str, Any], workdir: Path) -> dict[str, Any
 
 # ---------------------------------------------------------------------------------------------
 # The whole benchmark
+
+
+def _psnr_db(output: str, reference: str | None) -> float | None:
+    """PSNR (dB, signal range 1) of one backend's saved output against eager fp32's, where both exist."""
+    import torch
+
+    if not reference or not Path(output).is_file() or not Path(reference).is_file():
+        return None
+    a, b = torch.load(output, weights_only=True), torch.load(reference, weights_only=True)
+    return 10 * math.log10(1 / max((a - b).pow(2).mean().item(), 1e-20))  # identical outputs read 200 dB
 
 
 def _prepare(model: str | None, backends: list[str], workdir: Path) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -343,17 +455,6 @@ def _prepare(model: str | None, backends: list[str], workdir: Path) -> tuple[str
     return str(weights), artifacts, failures
 
 
-def _variants(backends: list[str]) -> list[str]:
-    from stylenet.hardware import cpu_has_native_bf16
-
-    variants = []
-    for backend in backends:
-        variants.append(backend)
-        if backend == "channels-last" and cpu_has_native_bf16():
-            variants.append("channels-last-bf16")  # only where bf16 is native: elsewhere it cannot help
-    return variants
-
-
 def run_benchmark(
     sizes: list[Size],
     backends: list[str],
@@ -364,15 +465,18 @@ def run_benchmark(
     train_size: int = 256,
     train_batch: int = 4,
     isolate: bool = True,
+    child_timeout_s: float = CHILD_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Measure inference per (backend, size) and training speed; returns the JSON-ready result.
 
     `sizes` are (width, height); inference is at batch 1. With `isolate` every measurement runs in
     a fresh process and `peak_rss_mb` is its own peak; without, it is the process-wide peak so far.
     """
+    import torch
+
     from stylenet.hardware import cpu_has_native_bf16
 
-    backends = expand_backends(backends)
+    backends = expand_backends(backends, cuda=torch.cuda.is_available())
     if repeats < 1 or train_steps < 1 or train_size < 8 or train_batch < 1:
         raise BenchmarkError("--repeats, --train-steps and --train-batch must be >= 1, --train-size >= 8")
     result: dict[str, Any] = {
@@ -408,11 +512,19 @@ def run_benchmark(
         workdir = Path(tmp)
 
         def measure_fn(spec: dict[str, Any]) -> dict[str, Any]:
-            return _measure_in_subprocess(spec, workdir) if isolate else measure(spec, reset_peak=True)
+            row = _measure_in_subprocess(spec, workdir, child_timeout_s) if isolate else measure(spec, reset_peak=True)
+            # One progress line per measurement: a long run shows where it is, and a run cut short
+            # still leaves its figures in the log.
+            where = f"{spec['width']}x{spec['height']}" if spec["kind"] == "inference" else f"training {spec['size']} px"
+            figure = row.get("ms_per_frame", row.get("ms_per_step"))
+            done = f"{figure:.1f} ms" if figure is not None else f"skipped ({row.get('reason', '')[:80]})"
+            print(f"  {where} {spec['variant']}: {done}", file=sys.stderr, flush=True)
+            return row
 
         weights, artifacts, failures = _prepare(model, backends, workdir)
         for width, height in order:
             base = {"kind": "inference", "width": width, "height": height, "repeats": repeats, "weights": weights}
+            outputs = {b: str(workdir / f"out-{b}-{width}x{height}.pt") for b in backends}
             reference = {
                 "size": f"{width}x{height}",
                 "backend": REFERENCE,
@@ -422,14 +534,18 @@ def run_benchmark(
             if reference_ms:
                 reference["ratio_vs_reference"] = 1.0
             result["inference"].append(reference)
-            for variant in _variants(backends):
+            for variant in backends:
                 row: dict[str, Any] = {"size": f"{width}x{height}", "backend": variant}
                 if variant in failures:
                     row.update(status="skipped", reason=failures[variant])
                 else:
-                    row.update(measure_fn({**base, "variant": variant, "artifact": artifacts.get(variant)}))
+                    spec = {**base, "variant": variant, "artifact": artifacts.get(variant), "output": outputs[variant]}
+                    row.update(measure_fn(spec))
                 if row.get("ms_per_frame") and reference_ms:
                     row["ratio_vs_reference"] = reference_ms / row["ms_per_frame"]
+                psnr = None if variant == "eager-fp32" else _psnr_db(outputs[variant], outputs.get("eager-fp32"))
+                if psnr is not None:
+                    row["psnr_vs_eager_fp32_db"] = psnr
                 result["inference"].append(row)
         if train:
             base = {"kind": "training", "size": train_size, "batch": train_batch, "steps": train_steps}
@@ -438,16 +554,18 @@ def run_benchmark(
             if reference_rate:
                 reference["ratio_vs_reference"] = 1.0
             result["training"].append(reference)
-            variants = ["project-fp32"] + (["project-bf16"] if cpu_has_native_bf16() else [])
+            native_bf16 = cpu_has_native_bf16() or torch.cuda.is_available()
+            variants = ["project-fp32"] + (["project-bf16", "project-fast"] if native_bf16 else [])
             for variant in variants:
                 row = {"backend": variant, **measure_fn({**base, "variant": variant})}
                 if row.get("images_per_s") and reference_rate:
                     row["ratio_vs_reference"] = row["images_per_s"] / reference_rate
                 result["training"].append(row)
             result["training_note"] = (
-                f"{train_size} px, batch {train_batch}, median of {train_steps} steps after 1 warm-up; project: "
+                f"{train_size} px, batch {train_batch}, median of {train_steps} steps after 2 warm-ups; project: "
                 "TransformerNet + VGG19 PerceptualLoss (content relu4_2, style relu1_1..relu5_1, weights 1/10/1), "
-                "vgg_weights=random (speed does not depend on the weights); reference: the PyTorch example's step"
+                "vgg_weights=random (speed does not depend on the weights); project-fast: bf16, channels-last and "
+                "torch.compile, the default where bf16 is native; reference: the PyTorch example's step"
             )
             if not cpu_has_native_bf16():
                 result["training_note"] += "; bf16 not measured: this CPU lacks native bf16"
@@ -458,14 +576,16 @@ def run_benchmark(
 # Output
 
 
-def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str) -> str:
+def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str, psnr_column: bool = True) -> str:
     """One line of the printed table: time, rate, ratio and memory, or why the row was skipped."""
     if row.get("status") != "ok":
         return f"{label}  skipped: {row.get('reason', '')[:90]}"
-    ratio = row.get("ratio_vs_reference")
+    ratio, psnr = row.get("ratio_vs_reference"), row.get("psnr_vs_eager_fp32_db")
+    gpu = f"{row['peak_gpu_mb']:>13.0f}" if "peak_gpu_mb" in row else ""
     return (
         f"{label}{row[time_key]:>10.1f}{row[rate_key]:>10.2f}"
         f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{row['peak_rss_mb']:>13.0f}"
+        f"{(f'{psnr:.1f}' if psnr is not None else '-') if psnr_column else '':>9}{gpu}"
     )
 
 
@@ -477,7 +597,8 @@ def format_report(result: dict[str, Any]) -> str:
         f"CPU: {m['cpu_model']}; {m['os_cpu_count']} cores, torch threads {m['torch_num_threads']}; {flags}",
         f"GPU: {m['gpu'] or 'none'}; torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}",
         "",
-        f"{'size':<11}{'backend':<22}{'ms/frame':>10}{'frames/s':>10}{'vs ref':>8}{'peak RSS MB':>13}",
+        f"{'size':<11}{'backend':<22}{'ms/frame':>10}{'frames/s':>10}{'vs ref':>8}{'peak RSS MB':>13}"
+        f"{'PSNR dB':>9}{'peak GPU MB' if m['gpu'] else '':>13}",
     ]
     for row in result["inference"]:
         lines.append(_table_row(f"{row['size']:<11}{row['backend']:<22}", row, "ms_per_frame", "frames_per_s"))
@@ -486,11 +607,17 @@ def format_report(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"training, {s['train_size']} px, batch {s['train_batch']}:",
-            f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'vs ref':>8}{'peak RSS MB':>13}",
+            f"{'step':<22}{'ms/step':>10}{'images/s':>10}{'vs ref':>8}{'peak RSS MB':>13}{'':>9}"
+            f"{'peak GPU MB' if m['gpu'] else '':>13}",
         ]
         for row in result["training"]:
-            lines.append(_table_row(f"{row['backend']:<22}", row, "ms_per_step", "images_per_s"))
-    lines += ["", f"vs ref: {result['ratio_note']}", f"peak RSS: {result['peak_rss_mb_note']}"]
+            lines.append(_table_row(f"{row['backend']:<22}", row, "ms_per_step", "images_per_s", psnr_column=False))
+    lines += [
+        "",
+        f"vs ref: {result['ratio_note']}",
+        "PSNR: of the output against eager-fp32's, same weights and photo (scikit-image's astronaut, resized)",
+        f"peak RSS: {result['peak_rss_mb_note']}",
+    ]
     return "\n".join(lines)
 
 
@@ -513,6 +640,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--in-process", dest="isolate", action="store_false", help="faster, but peak RSS is process-wide"
     )
+    parser.add_argument(
+        "--child-timeout", type=float, default=CHILD_TIMEOUT_S, help="seconds before one measurement is skipped"
+    )
     return parser
 
 
@@ -529,6 +659,7 @@ def run(args: argparse.Namespace) -> int:
             train_size=args.train_size,
             train_batch=args.train_batch,
             isolate=args.isolate,
+            child_timeout_s=args.child_timeout,
         )
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)

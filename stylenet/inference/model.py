@@ -19,10 +19,12 @@ from PIL import Image
 from stylenet.checkpoint import CheckpointError, load_inference_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.imageio import to_array, to_tensor
+from stylenet.inference.fast import FastRunner, auto_precision
 from stylenet.inference.metadata import METADATA_KEY, parse
 from stylenet.networks.transformer import TransformerNet
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx", ".pt2")
 
 
@@ -61,6 +63,17 @@ class Stylizer:
         with torch.inference_mode():
             out = self._run(images.to(self.device, torch.float32))
         return out.float().clamp(0, 1).to(images.device)
+
+    def eager(self) -> Stylizer:
+        """The same model through its eager module (autocast for bf16/fp16), uncompiled.
+
+        Tiled inference patches the eager module's instance norms with whole-image statistics;
+        the fast path runs a cast copy that those patches do not reach.
+        """
+        if self.network is None:
+            return self
+        run = _torch_runner(self.network, self.device, self.precision)
+        return Stylizer(run, self.metadata, self.device, self.precision, "eager", self.network)
 
     def stylize_image(self, image: Image.Image) -> Image.Image:
         batch = to_tensor(image.convert("RGB")).unsqueeze(0)  # (1, 3, H, W)
@@ -133,15 +146,22 @@ def _load_onnx(path: Path, device: torch.device, precision: str):
     return run, parse(text)
 
 
-def load_model(path: str | Path, device: str = "cpu", precision: str = "fp32") -> Stylizer:
-    """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2)."""
+def load_model(path: str | Path, device: str = "cpu", precision: str = "auto", compile: bool = False) -> Stylizer:
+    """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2).
+
+    `precision="auto"` runs .pt/.ckpt models in bf16 where the hardware has native bf16 (the
+    fast path, within 35 dB PSNR of fp32) and exported models in fp32. `compile=True` compiles
+    the fast path with torch.compile: tens of seconds once, then about twice as fast on CPU.
+    """
     path = Path(path)
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     target = resolve_device(device)
     suffix = path.suffix.lower()
+    if precision == "auto":
+        precision = auto_precision(target) if suffix in (".pt", ".ckpt") else "fp32"
     if suffix == ".onnx":
         run, metadata = _load_onnx(path, target, precision)
         return Stylizer(run, metadata, target, precision, "onnxruntime")
@@ -155,7 +175,10 @@ def load_model(path: str | Path, device: str = "cpu", precision: str = "fp32") -
     else:
         raise CheckpointError(f"{path}: unknown model type; expected one of {', '.join(MODEL_SUFFIXES)}")
     network = network.to(target)
-    return Stylizer(_torch_runner(network, target, precision), metadata, target, precision, "eager", network)
+    if precision == "fp32" and not compile:  # the reference path: plain eager fp32
+        return Stylizer(_torch_runner(network, target, precision), metadata, target, precision, "eager", network)
+    run = FastRunner(network, target, precision, compile=compile)
+    return Stylizer(run, metadata, target, precision, "compiled" if compile else "eager-fast", network)
 
 
 def load_network(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from stylenet.errors import StylenetError
-from stylenet.losses.perceptual import PerceptualLoss
+from stylenet.losses.perceptual import LossTerms, PerceptualLoss
 from stylenet.networks.transformer import TransformerNet
 
 # Lightning checkpoints leave out the frozen loss network: it is rebuilt from the config.
@@ -27,7 +27,12 @@ class StyleTransferModule(pl.LightningModule):
         loss: PerceptualLoss,
         optimizer: Callable[..., torch.optim.Optimizer],
         style: dict[str, Any],
+        channels_last: bool = False,
+        compile: bool = False,
     ):
+        """`channels_last` keeps images, network and VGG in NHWC, the layout oneDNN's bf16 kernels and
+        Tensor Cores run natively; `compile` runs the training loss (network and VGG, forward and
+        backward) through torch.compile. Both change speed only: the loss definition is the same."""
         super().__init__()
         self.save_hyperparameters(ignore=["network", "loss", "optimizer"])
         self.network = network
@@ -36,6 +41,15 @@ class StyleTransferModule(pl.LightningModule):
         self.strict_loading = False  # checkpoints hold no loss-network weights
         self.example_input_array = torch.zeros(1, 3, 256, 256)
         self.skipped_images = 0
+        self.channels_last = channels_last
+        if channels_last:
+            self.network.to(memory_format=torch.channels_last)
+            self.loss.to(memory_format=torch.channels_last)
+        # Training steps only: validation runs rarely and in no_grad, which would need a second compilation.
+        self.train_loss = torch.compile(self._loss_terms) if compile else self._loss_terms
+
+    def _loss_terms(self, images: torch.Tensor) -> LossTerms:
+        return self.loss(self.network(images), images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images)
@@ -47,7 +61,9 @@ class StyleTransferModule(pl.LightningModule):
             self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max")
         if len(images) == 0:
             return None  # every photo of this batch was unusable: Lightning skips the step
-        terms = self.loss(self.network(images), images)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        terms = self.train_loss(images) if stage == "train" else self._loss_terms(images)
         total = terms.total
         if not torch.isfinite(total):
             raise NonFiniteLossError(

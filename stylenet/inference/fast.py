@@ -1,0 +1,67 @@
+"""The fast inference path: the network cast to bf16/fp16, channels-last, optionally compiled.
+
+Measured on CPUs with AMX (see the README's speed table), autocast leaves most of the time in
+dtype and layout conversions around instance norm and reflection padding: casting the weights
+once and keeping activations channels-last in one dtype removes them, and `torch.compile`
+(Inductor, with weights frozen into the graph) fuses padding, normalisation and ReLU into a few
+loops around oneDNN's convolutions. The eager fp32 network stays available (`precision="fp32"`,
+`compile=False`) as the reference every fast path is checked against.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from stylenet.hardware import cpu_has_native_bf16
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def auto_precision(device: torch.device) -> str:
+    """bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs), else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
+    # oneDNN on CPU. Dynamic shapes: one compilation serves every image size (tiles, video, folders).
+    options = {"freezing": True} if device.type == "cpu" else {}
+    return torch.compile(network, dynamic=True, options=options)
+
+
+class FastRunner:
+    """Maps (N, 3, H, W) fp32 images to the network's output in `precision` (channels-last).
+
+    `network` itself is left untouched (a copy is cast), so callers keep the fp32 module for
+    tiling statistics and export. If compilation fails (no C++ compiler, an unsupported
+    platform), the first call says so in one line and the eager path runs instead; `compiled`
+    then reads False.
+    """
+
+    def __init__(self, network: nn.Module, device: torch.device, precision: str, compile: bool = False):
+        self.device, self.dtype = device, DTYPES[precision]
+        self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=torch.channels_last)
+        self.module.requires_grad_(False)
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = _compile(self.module, device) if compile else None
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        if self._compiled is not None:
+            try:
+                return self._compiled(x)
+            except Exception as error:  # Inductor fails in many ways (toolchain, platform); eager always works
+                reason = (str(error).strip().splitlines() or [error.__class__.__name__])[0][:200]
+                print(f"note: torch.compile failed, running uncompiled ({reason})", file=sys.stderr)
+                self._compiled = None
+        return self.module(x)
