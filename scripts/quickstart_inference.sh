@@ -18,17 +18,20 @@ echo "cores: $(nproc); flags: $(grep -o -w -E 'avx512f|avx512_bf16|amx_bf16|amx_
 echo "== stylenet export $model --format all"
 stylenet export "$model" --format all -o "$work/models"
 stem=$(basename "${model%.*}")
-echo "== stylenet stylize (one image, eager)"
+echo "== stylenet stylize (one image: the defaults, bf16 where native, uncompiled)"
 stylenet stylize "$model" "$first" -o "$work/one.jpg"
 echo "== stylenet stylize (folder, ONNX Runtime, --size 512)"
 stylenet stylize "$work/models/$stem.onnx" "$photos" -o "$work/folder" --size 512
-echo "== stylenet stylize (video, torch.export, 640x360, 96 frames)"
+echo "== stylenet stylize (video, 640x360, 96 frames: the defaults, compiled for video)"
 python "$(dirname "$0")/make_demo_video.py" "$work/clip.mp4" --seconds 4 --fps 24
-stylenet stylize "$work/models/$stem.pt2" "$work/clip.mp4" -o "$work/clip_stylised.mp4"
+stylenet stylize "$model" "$work/clip.mp4" -o "$work/clip_stylised.mp4"
+echo "== stylenet stylize (the same video through torch.export)"
+stylenet stylize "$work/models/$stem.pt2" "$work/clip.mp4" -o "$work/clip_pt2.mp4"
 echo "== stylenet stylize --benchmark"
 for size in 256 512; do
+  stylenet stylize "$model" --benchmark --size "$size" --batch-size 1 --precision fp32 --compile off
+  stylenet stylize "$model" --benchmark --size "$size" --batch-size 1 --compile off
   stylenet stylize "$model" --benchmark --size "$size" --batch-size 1
-  stylenet stylize "$model" --benchmark --size "$size" --batch-size 1 --precision bf16
   stylenet stylize "$work/models/$stem.onnx" --benchmark --size "$size" --batch-size 1
   stylenet stylize "$work/models/$stem.pt2" --benchmark --size "$size" --batch-size 1
 done

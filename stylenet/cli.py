@@ -124,6 +124,8 @@ def _stylize(args: argparse.Namespace) -> int:
     else:
         compile = args.compile == "on"
     stylizer = load_model(args.model, device=args.device, precision=args.precision, compile=compile)
+    if stylizer.backend == "compiled":
+        print("note: compiling the network on its first batch (tens of seconds, cached on disk)", file=sys.stderr)
     settings = Settings(args.size, args.scale, args.preserve_color, args.strength, args.tile, args.batch_size)
     if args.tile and stylizer.network is None:
         print(

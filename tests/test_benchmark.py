@@ -80,3 +80,21 @@ def test_parse_sizes() -> None:
     assert parse_sizes("256, 1920x1080") == [(256, 256), (1920, 1080)]
     with pytest.raises(BenchmarkError):
         parse_sizes("big")
+
+
+def test_fast_backends_report_their_agreement_with_eager_fp32() -> None:
+    result = run_benchmark([(40, 32)], ["eager-fp32", "fast-bf16", "cudagraph-fp16"], 1, False, 1, None, isolate=False)
+    rows = {row["backend"]: row for row in result["inference"]}
+    assert rows["fast-bf16"]["status"] == "ok"
+    assert rows["fast-bf16"]["psnr_vs_eager_fp32_db"] > 30  # bf16 of the same weights, on a photo
+    assert "psnr_vs_eager_fp32_db" not in rows["eager-fp32"]  # compared with itself it says nothing
+    if not torch.cuda.is_available():
+        assert rows["cudagraph-fp16"]["status"] == "skipped" and "CUDA" in rows["cudagraph-fp16"]["reason"]
+
+
+def test_all_backends_leave_gpu_only_ones_to_gpus() -> None:
+    from stylenet.benchmark.run import BACKENDS, GPU_DEFAULT_ONLY, expand_backends
+
+    assert expand_backends(["all"], cuda=True) == list(BACKENDS)
+    assert not set(expand_backends(["all"], cuda=False)) & set(GPU_DEFAULT_ONLY)
+    assert expand_backends(["cudagraph-fp16"], cuda=False) == ["cudagraph-fp16"]  # asked for by name: kept

@@ -309,6 +309,7 @@ TRAIN_VARIANTS = {  # name: (precision, channels_last, compile)
     "project-fp32": ("fp32", False, False),
     "project-bf16": ("bf16", False, False),
     "project-fast": ("bf16", True, True),  # what trainer.precision=auto trains with where bf16 is native
+    "project-compile-nchw": ("bf16", False, True),
 }
 
 
@@ -515,7 +516,8 @@ def run_benchmark(
             row = _measure_in_subprocess(spec, workdir, child_timeout_s) if isolate else measure(spec, reset_peak=True)
             # One progress line per measurement: a long run shows where it is, and a run cut short
             # still leaves its figures in the log.
-            where = f"{spec['width']}x{spec['height']}" if spec["kind"] == "inference" else f"training {spec['size']} px"
+            inference = spec["kind"] == "inference"
+            where = f"{spec['width']}x{spec['height']}" if inference else f"training {spec['size']} px"
             figure = row.get("ms_per_frame", row.get("ms_per_step"))
             done = f"{figure:.1f} ms" if figure is not None else f"skipped ({row.get('reason', '')[:80]})"
             print(f"  {where} {spec['variant']}: {done}", file=sys.stderr, flush=True)
@@ -556,6 +558,8 @@ def run_benchmark(
             result["training"].append(reference)
             native_bf16 = cpu_has_native_bf16() or torch.cuda.is_available()
             variants = ["project-fp32"] + (["project-bf16", "project-fast"] if native_bf16 else [])
+            if torch.cuda.is_available():  # on GPUs the layout that wins is not settled: measure both
+                variants.append("project-compile-nchw")
             for variant in variants:
                 row = {"backend": variant, **measure_fn({**base, "variant": variant})}
                 if row.get("images_per_s") and reference_rate:

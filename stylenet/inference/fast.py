@@ -29,15 +29,25 @@ def auto_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The activation layout that measured faster on `device` (README, speed tables).
+
+    On CPUs oneDNN runs NHWC natively and channels-last wins; on an H200, channels-last made
+    instance norm slow enough that the whole network ran 1.6x slower at 1080p than in NCHW.
+    """
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    if device.type != "cpu":
+        return torch.compile(network)
     # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
-    # oneDNN on CPU. Dynamic shapes: one compilation serves every image size (tiles, video, folders).
-    options = {"freezing": True} if device.type == "cpu" else {}
-    return torch.compile(network, dynamic=True, options=options)
+    # oneDNN. Dynamic shapes: one compilation serves every image size (tiles, video, folders).
+    return torch.compile(network, dynamic=True, options={"freezing": True})
 
 
 class FastRunner:
-    """Maps (N, 3, H, W) fp32 images to the network's output in `precision` (channels-last).
+    """Maps (N, 3, H, W) fp32 images to the network's output in `precision`.
 
     `network` itself is left untouched (a copy is cast), so callers keep the fp32 module for
     tiling statistics and export. If compilation fails (no C++ compiler, an unsupported
@@ -46,17 +56,23 @@ class FastRunner:
     """
 
     def __init__(self, network: nn.Module, device: torch.device, precision: str, compile: bool = False):
-        self.device, self.dtype = device, DTYPES[precision]
-        self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=torch.channels_last)
+        self.device, self.dtype, self.layout = device, DTYPES[precision], memory_format(device)
+        self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=self.layout)
         self.module.requires_grad_(False)
-        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = _compile(self.module, device) if compile else None
+        self._compiled = _compile(self.module, device) if compile else None
+
+    def uncompiled(self) -> FastRunner:
+        """A runner sharing this one's cast module, always eager."""
+        runner = copy.copy(self)
+        runner._compiled = None
+        return runner
 
     @property
     def compiled(self) -> bool:
         return self._compiled is not None
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        x = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.layout)
         if self._compiled is not None:
             try:
                 return self._compiled(x)

@@ -45,7 +45,8 @@ def whole_image_statistics(network: nn.Module, images: torch.Tensor) -> Iterator
     hooks = [m.register_forward_pre_hook(capture) for m in norms]
     try:
         with torch.inference_mode():
-            network(_reference(images).to(next(network.parameters()).device))
+            weight = next(network.parameters())
+            network(_reference(images).to(weight.device, weight.dtype))
     finally:
         for hook in hooks:
             hook.remove()

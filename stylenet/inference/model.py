@@ -65,15 +65,15 @@ class Stylizer:
         return out.float().clamp(0, 1).to(images.device)
 
     def eager(self) -> Stylizer:
-        """The same model through its eager module (autocast for bf16/fp16), uncompiled.
+        """The same model, uncompiled, with `network` set to the module that actually runs.
 
-        Tiled inference patches the eager module's instance norms with whole-image statistics;
-        the fast path runs a cast copy that those patches do not reach.
+        Tiled inference patches that module's instance norms with whole-image statistics: with
+        the fast path it is the cast copy (bf16 tiles), else the module as loaded.
         """
-        if self.network is None:
-            return self
-        run = _torch_runner(self.network, self.device, self.precision)
-        return Stylizer(run, self.metadata, self.device, self.precision, "eager", self.network)
+        if isinstance(self._run, FastRunner):
+            runner = self._run.uncompiled()
+            return Stylizer(runner, self.metadata, self.device, self.precision, "eager-fast", runner.module)
+        return self
 
     def stylize_image(self, image: Image.Image) -> Image.Image:
         batch = to_tensor(image.convert("RGB")).unsqueeze(0)  # (1, 3, H, W)

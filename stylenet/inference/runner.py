@@ -84,8 +84,9 @@ def process(stylizer: Stylizer, batch: torch.Tensor, settings: Settings) -> torc
     if not settings.tile:
         out = stylizer(batch)
     elif stylizer.network is not None:
-        with whole_image_statistics(stylizer.network, batch):
-            out = stylize_tiled(stylizer.eager(), batch, settings.tile)
+        tiler = stylizer.eager()
+        with whole_image_statistics(tiler.network, batch):
+            out = stylize_tiled(tiler, batch, settings.tile)
     else:  # exported graphs cannot be re-normalised: each tile uses its own statistics
         out = stylize_tiled(stylizer, batch, settings.tile)
     if settings.preserve_color:

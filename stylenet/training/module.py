@@ -46,7 +46,9 @@ class StyleTransferModule(pl.LightningModule):
             self.network.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
         # Training steps only: validation runs rarely and in no_grad, which would need a second compilation.
-        self.train_loss = torch.compile(self._loss_terms) if compile else self._loss_terms
+        # Static shapes: Inductor (torch 2.14) fails on this graph with dynamic ones, and batch shapes
+        # change only when a batch loses unusable photos, each new shape then compiling once.
+        self.train_loss = torch.compile(self._loss_terms, dynamic=False) if compile else self._loss_terms
 
     def _loss_terms(self, images: torch.Tensor) -> LossTerms:
         return self.loss(self.network(images), images)
