@@ -203,7 +203,7 @@ def _inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
     """A zero-argument callable running one batch-1 frame through the requested backend."""
     import torch
 
-    from stylenet.inference.fast import FastRunner
+    from stylenet.inference.fast import DTYPES, FastRunner
 
     variant, height, width = spec["variant"], spec["height"], spec["width"]
     frame = benchmark_frame(height, width)
@@ -230,7 +230,7 @@ def _inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
         return functools.partial(FastRunner(network, device, precision, compile=kind == "compile"), frame)
     if kind == "cudagraph":
         return _cuda_graph_runner(FastRunner(network, device, precision), frame, device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision) if kind == "autocast" else None
+    dtype = DTYPES[precision] if kind == "autocast" else None
     if variant == "channels-last":
         network = network.to(memory_format=torch.channels_last)
         frame = frame.contiguous(memory_format=torch.channels_last)

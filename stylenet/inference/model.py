@@ -19,11 +19,11 @@ from PIL import Image
 from stylenet.checkpoint import CheckpointError, load_inference_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.imageio import to_array, to_tensor
-from stylenet.inference.fast import FastRunner, auto_precision
+from stylenet.inference.fast import DTYPES, FastRunner, auto_precision
 from stylenet.inference.metadata import METADATA_KEY, parse
 from stylenet.networks.transformer import TransformerNet
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = DTYPES
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx", ".pt2")
 
