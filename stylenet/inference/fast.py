@@ -1,8 +1,8 @@
-"""The fast inference path: the network cast to bf16/fp16, channels-last, optionally compiled.
+"""The fast inference path: the network cast to bf16/fp16 in one layout, optionally compiled.
 
 Measured on CPUs with AMX (see the README's speed table), autocast leaves most of the time in
 dtype and layout conversions around instance norm and reflection padding: casting the weights
-once and keeping activations channels-last in one dtype removes them, and `torch.compile`
+once and keeping activations in one dtype and layout removes them, and `torch.compile`
 (Inductor, with weights frozen into the graph) fuses padding, normalisation and ReLU into a few
 loops around oneDNN's convolutions. The eager fp32 network stays available (`precision="fp32"`,
 `compile=False`) as the reference every fast path is checked against.
