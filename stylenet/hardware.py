@@ -20,14 +20,23 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags.split() for flag in _BF16_CPU_FLAGS)
 
 
+def native_precision(device_type: str) -> str:
+    """bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs); else fp16 on
+    GPUs and fp32 on CPUs. Training (`resolve_precision`) and inference share this choice."""
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+_LIGHTNING_PRECISION = {"bf16": "bf16-mixed", "fp16": "16-mixed", "fp32": "32-true"}
+
+
 def resolve_precision(precision: str | int, accelerator: str = "auto") -> str | int:
     """Lightning's precision for `precision`; ``auto`` means bf16-mixed where bf16 is native."""
     if str(precision) != "auto":
         return precision
     uses_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if uses_gpu:
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+    return _LIGHTNING_PRECISION[native_precision("cuda" if uses_gpu else "cpu")]
 
 
 def resolve_speed(channels_last: str | bool, compile: str | bool, precision: str | int) -> tuple[bool, bool]:

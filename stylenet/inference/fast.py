@@ -17,16 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from stylenet.hardware import cpu_has_native_bf16
-
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def auto_precision(device: torch.device) -> str:
-    """bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs), else fp32."""
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

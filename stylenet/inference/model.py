@@ -18,8 +18,9 @@ from PIL import Image
 
 from stylenet.checkpoint import CheckpointError, load_inference_checkpoint
 from stylenet.errors import ConfigError
+from stylenet.hardware import native_precision
 from stylenet.imageio import to_array, to_tensor
-from stylenet.inference.fast import DTYPES, FastRunner, auto_precision
+from stylenet.inference.fast import DTYPES, FastRunner
 from stylenet.inference.metadata import METADATA_KEY, parse
 from stylenet.networks.transformer import TransformerNet
 
@@ -161,7 +162,7 @@ def load_model(path: str | Path, device: str = "cpu", precision: str = "auto", c
     target = resolve_device(device)
     suffix = path.suffix.lower()
     if precision == "auto":
-        precision = auto_precision(target) if suffix in (".pt", ".ckpt") else "fp32"
+        precision = native_precision(target.type) if suffix in (".pt", ".ckpt") else "fp32"
     if suffix == ".onnx":
         run, metadata = _load_onnx(path, target, precision)
         return Stylizer(run, metadata, target, precision, "onnxruntime")
