@@ -6,11 +6,13 @@ import hydra
 from omegaconf import DictConfig
 
 from stylenet.errors import StylenetError
+from stylenet.hardware import keep_freed_memory
 from stylenet.train import train
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
+    keep_freed_memory()
     try:
         train(cfg)
     except StylenetError as error:

@@ -4,7 +4,9 @@
 
 Each case runs `stylenet stylize` in a fresh process; its peak RSS is read from the kernel's
 accounting of that child (getrusage RUSAGE_CHILDREN), measured from a parent that imports no
-torch, so the figure is the child's own. The photo is scikit-image's astronaut, upscaled.
+torch, so the figure is the child's own. The photo is scikit-image's astronaut, upscaled. The
+last case is a 1080p clip (scripts/make_demo_video.py), which `stylize` compiles for and runs
+with memory reuse (`stylenet.hardware.keep_freed_memory`), as it does for all repeated work.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ CASES = [  # (label, width, height, extra stylize options)
     ("4K untiled", 3840, 2160, []),
     ("4K tiles of 1024", 3840, 2160, ["--tile", "1024"]),
     ("4K tiles of 512", 3840, 2160, ["--tile", "512"]),
+    ("1080p video, 24 frames", 1920, 1080, ["--batch-size", "1"]),  # frame by frame, as the images
 ]
 
 
@@ -51,11 +54,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="stylenet-memory-") as tmp:
         print(f"{'case':<20}{'peak RSS, wall time (load, stylise, save)'}")
         for label, width, height, extra in CASES:
-            source = Path(tmp) / f"{width}x{height}.png"
-            if not source.exists():
+            video = "video" in label
+            source = Path(tmp) / f"{width}x{height}.{'mp4' if video else 'png'}"
+            if video and not source.exists():
+                maker = [sys.executable, str(REPO / "scripts" / "make_demo_video.py"), str(source)]
+                subprocess.run(
+                    [*maker, "--seconds", "1", "--size", f"{width}x{height}"], check=True, capture_output=True
+                )
+            elif not source.exists():
                 photo.resize((width, height), Image.BICUBIC).save(source)
             command = [sys.executable, "-m", "stylenet.cli", "stylize", str(args.model), str(source)]
-            command += ["-o", str(Path(tmp) / "out.png"), *extra]
+            command += ["-o", str(Path(tmp) / f"out{source.suffix}"), *extra]
             # A wrapper process per case: RUSAGE_CHILDREN is a maximum over all children so far.
             wrapper = [sys.executable, __file__, "--one", *command]
             result = subprocess.run(wrapper, capture_output=True, text=True, cwd=REPO)

@@ -6,6 +6,7 @@ metadata, and need no stylenet code to run.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ def _example_input() -> tuple[torch.Tensor]:
 def _exported_program(network: TransformerNet) -> torch.export.ExportedProgram:
     if network.config.upsample != "nearest":
         raise ExportError("only model.upsample=nearest networks export with dynamic sizes")
-    network = network.eval()
+    # The plain layers: fast_ops' custom operators have no ONNX form and would tie .pt2 files to stylenet.
+    network = copy.deepcopy(network).eval().use_fast_ops(False)
     with torch.no_grad():
         return torch.export.export(network, _example_input(), dynamic_shapes=_dynamic_shapes())
 

@@ -49,6 +49,7 @@ class FastRunner:
     def __init__(self, network: nn.Module, device: torch.device, precision: str, compile: bool = False):
         self.device, self.dtype, self.layout = device, DTYPES[precision], memory_format(device)
         self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=self.layout)
+        self.module.use_fast_ops()
         self.module.requires_grad_(False)
         self._compiled = _compile(self.module, device) if compile else None
 

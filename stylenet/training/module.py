@@ -32,7 +32,8 @@ class StyleTransferModule(pl.LightningModule):
     ):
         """`channels_last` keeps images, network and VGG in NHWC, the layout oneDNN's bf16 kernels and
         Tensor Cores run natively; `compile` runs the training loss (network and VGG, forward and
-        backward) through torch.compile. Both change speed only: the loss definition is the same."""
+        backward) through torch.compile. Either also switches the network and VGG to their fast
+        layers (`use_fast_ops`). All change speed only: the loss definition is the same."""
         super().__init__()
         self.save_hyperparameters(ignore=["network", "loss", "optimizer"])
         self.network = network
@@ -42,6 +43,8 @@ class StyleTransferModule(pl.LightningModule):
         self.example_input_array = torch.zeros(1, 3, 256, 256)
         self.skipped_images = 0
         self.channels_last = channels_last
+        self.network.use_fast_ops(channels_last or compile)
+        self.loss.vgg.use_fast_ops(channels_last or compile)
         if channels_last:
             self.network.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)

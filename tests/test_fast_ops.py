@@ -1,0 +1,128 @@
+"""The fast layers compute what the plain layers compute, forward and backward, in any layout."""
+
+import platform
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylenet.hardware import keep_freed_memory
+from stylenet.losses.vgg import VGG19Features
+from stylenet.networks import fast_ops
+from stylenet.networks.transformer import TransformerNet
+
+LAYOUTS = [torch.contiguous_format, torch.channels_last]
+
+
+def _plain_upsample_conv(x, size, weight, bias):
+    return F.conv2d(F.pad(F.interpolate(x, size=size, mode="nearest"), (1, 1, 1, 1), mode="reflect"), weight, bias)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("small,size", [((5, 7), (10, 14)), ((5, 7), (9, 13)), ((6, 6), (11, 12)), ((2, 3), (3, 5))])
+def test_upsample_conv_equals_upsampling_padding_and_convolution(layout, small, size):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, *small, dtype=torch.float64, generator=generator).contiguous(memory_format=layout)
+    weight = torch.randn(4, 8, 3, 3, dtype=torch.float64, generator=generator)
+    bias = torch.randn(4, dtype=torch.float64, generator=generator)
+    x.requires_grad_(True)
+    weight.requires_grad_(True)
+
+    fast = fast_ops.upsample_conv(x, size, weight, bias)
+    plain = _plain_upsample_conv(x, size, weight, bias)
+    assert fast.shape == plain.shape == (2, 4, *size)
+    assert fast.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(plain)
+    fast_grads = torch.autograd.grad(fast, (x, weight), grad)
+    plain_grads = torch.autograd.grad(plain, (x, weight), grad)
+    for a, b in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_upsample_conv_refuses_sizes_that_are_not_twice_the_input():
+    with pytest.raises(ValueError, match="by two"):
+        fast_ops.upsample_conv(torch.rand(1, 2, 5, 5), (12, 10), torch.rand(2, 2, 3, 3), None)
+
+
+@pytest.mark.parametrize("pad", [1, 4])
+def test_reflection_pad_equals_the_stock_operator(pad):
+    x = torch.randn(2, 3, 9, 11, dtype=torch.float64, requires_grad=True)
+    fast, plain = fast_ops.reflection_pad(x, pad), F.pad(x, (pad,) * 4, mode="reflect")
+    torch.testing.assert_close(fast, plain, rtol=0, atol=0)
+    grad = torch.randn_like(plain)
+    torch.testing.assert_close(torch.autograd.grad(fast, x, grad)[0], torch.autograd.grad(plain, x, grad)[0])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 8, 10), (1, 4, 9, 7)])
+def test_max_pool_equals_the_stock_operator_away_from_ties(shape):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)  # continuous values: no ties
+    fast, plain = fast_ops.max_pool2x2(x), F.max_pool2d(x, 2)
+    torch.testing.assert_close(fast, plain, rtol=0, atol=0)
+    grad = torch.randn_like(plain)
+    torch.testing.assert_close(torch.autograd.grad(fast, x, grad)[0], torch.autograd.grad(plain, x, grad)[0])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_instance_norm_matches_and_differentiates(layout, batch):
+    generator = torch.Generator().manual_seed(1)
+    x = (torch.randn(batch, 5, 6, 7, dtype=torch.float64, generator=generator) * 3 + 1).contiguous(memory_format=layout)
+    weight = torch.rand(5, dtype=torch.float64, generator=generator) + 0.5
+    bias = torch.randn(5, dtype=torch.float64, generator=generator)
+    plain = F.instance_norm(x, weight=weight, bias=bias, eps=1e-5)
+    torch.testing.assert_close(fast_ops.instance_norm(x, weight, bias, 1e-5), plain)
+    with torch.no_grad():  # inference takes another route to the same kernel
+        torch.testing.assert_close(fast_ops.instance_norm(x, weight, bias, 1e-5), plain)
+    inputs = tuple(t.detach().requires_grad_(True) for t in (x, weight, bias))
+    assert torch.autograd.gradcheck(lambda *a: fast_ops.instance_norm(*a, 1e-5), inputs)
+
+
+def test_instance_norm_operators_pass_torch_library_checks():
+    x, weight, bias = torch.randn(2, 3, 5, 5), torch.rand(3) + 0.5, torch.randn(3)
+    torch.library.opcheck(torch.ops.stylenet.instance_norm.default, (x, weight, bias, 1e-5))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_network_gives_the_same_output_and_gradients_with_fast_ops(layout):
+    torch.manual_seed(0)
+    network = TransformerNet().double().to(memory_format=layout)
+    images = torch.rand(2, 3, 37, 42, dtype=torch.float64).contiguous(memory_format=layout)  # odd sizes
+
+    def output_and_grads(fast: bool):
+        network.use_fast_ops(fast).zero_grad()
+        out = network(images)
+        out.square().mean().backward()
+        return out.detach(), [p.grad.clone() for p in network.parameters()]
+
+    plain_out, plain_grads = output_and_grads(False)
+    fast_out, fast_grads = output_and_grads(True)
+    torch.testing.assert_close(fast_out, plain_out, rtol=1e-9, atol=1e-9)
+    for fast, plain in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-7, atol=1e-9)
+
+
+def test_vgg_features_are_the_same_with_fast_pooling():
+    vgg = VGG19Features(["relu1_1", "relu3_1", "relu5_1"], weights="random").double()
+    images = torch.rand(2, 3, 50, 46, dtype=torch.float64)
+    plain = vgg(images, ["relu1_1", "relu3_1", "relu5_1"])
+    fast = vgg.use_fast_ops(True)(images, ["relu1_1", "relu3_1", "relu5_1"])
+    for name in plain:
+        torch.testing.assert_close(fast[name], plain[name], rtol=0, atol=0)
+
+
+def test_export_uses_the_plain_layers_even_from_a_fast_network():
+    from stylenet.inference.export import _exported_program
+
+    network = TransformerNet().use_fast_ops(True)
+    graph = str(_exported_program(network).graph)
+    assert "stylenet" not in graph
+    assert all(m.fast for m in network.modules() if hasattr(m, "fast"))  # the caller's network is untouched
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_keep_freed_memory_is_accepted_by_glibc_and_can_be_undone():
+    try:
+        assert keep_freed_memory() is True
+    finally:
+        assert keep_freed_memory(False) is True
