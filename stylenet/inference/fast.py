@@ -2,10 +2,12 @@
 
 Measured on CPUs with AMX (see the README's speed table), autocast leaves most of the time in
 dtype and layout conversions around instance norm and reflection padding: casting the weights
-once and keeping activations in one dtype and layout removes them, and `torch.compile`
-(Inductor, with weights frozen into the graph) fuses padding, normalisation and ReLU into a few
-loops around oneDNN's convolutions. The eager fp32 network stays available (`precision="fp32"`,
-`compile=False`) as the reference every fast path is checked against.
+once and keeping activations in one dtype and layout removes them. The copy also runs the
+network's fast layers (`stylenet.networks.fast_ops`: batch-norm kernels for instance norm,
+sub-pixel upsampling), and `torch.compile` (Inductor, with weights frozen into the graph) fuses
+padding, normalisation and ReLU into a few loops around oneDNN's convolutions. The eager fp32
+network stays available (`precision="fp32"`, `compile=False`) as the reference every fast path
+is checked against.
 """
 
 from __future__ import annotations

@@ -1,20 +1,24 @@
-"""Faster, numerically equivalent forms of two layers of the transformation network.
+"""Faster, equivalent forms of the layers of the transformation network and of VGG.
 
-Both compute what the plain layers compute, and are switched on by `TransformerNet.use_fast_ops`
-(inference's fast path and training's speed options); export and the fp32 reference keep the
-plain layers.
+Each computes what the plain layer computes, gradients included (tests/test_fast_ops.py checks
+both in float64; max pooling's gradient differs only at exact ties). `TransformerNet.use_fast_ops`
+and `VGG19Features.use_fast_ops` switch them on, for inference's fast path and training's speed
+options; export and the fp32 reference keep the plain layers. Figures are from the 2-core Xeon
+of the README, bf16, channels-last.
 
 - `instance_norm`: PyTorch's CPU instance norm, and Inductor's decomposition of it, reduce a
-  channels-last tensor one channel group at a time (Welford updates, several passes over
-  memory); its batch norm has a one-pass channels-last kernel, and an image's instance norm is
-  the batch norm of a batch of one. Measured on the 2-core Xeon of the README, bf16, forward:
-  5.5 against 48 ms for 128 channels at 270x480, 44 against 171 ms for 32 channels at 1080p.
-  It is a custom operator so that `torch.compile` calls that kernel instead of decomposing it.
+  channels-last tensor one group of channels at a time (Welford updates, several passes over
+  memory). Batch norm has a one-pass channels-last kernel, and an image's instance norm is the
+  batch norm of a batch of one: 5.5 against 48 ms for 128 channels at 270x480 (forward). It is a
+  custom operator so that `torch.compile` calls that kernel in training instead of decomposing
+  it; compiled inference uses sums that Inductor fuses with the layers around them.
 - `upsample_conv`: nearest x2 upsampling, reflection padding and a 3x3 convolution equal one 3x3
-  convolution of the small image (replicate-padded) into four phase outputs, interleaved by a
-  pixel shuffle (the sub-pixel convolution of Shi et al. 2016, "Real-Time Single Image and
-  Video Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network"): the 4x
-  larger upsampled tensor is never built, in the forward or the backward pass.
+  convolution of the small image (replicate-padded) into four phase outputs, interleaved (the
+  sub-pixel convolution of Shi et al. 2016, "Real-Time Single Image and Video Super-Resolution
+  Using an Efficient Sub-Pixel Convolutional Neural Network"): the 4x larger upsampled tensor
+  is never built, in the forward or the backward pass.
+- `reflection_pad` and `max_pool2x2`: forms whose backward passes Inductor compiles into plain
+  vectorised loops (training).
 """
 
 from __future__ import annotations
@@ -179,17 +183,20 @@ def _reference_rows(x: Tensor, size: tuple[int, int], weight: Tensor, bias: Tens
 
 
 def reflection_pad(x: Tensor, pad: int) -> Tensor:
-    """`F.pad(x, (pad,) * 4, mode="reflect")` from concatenations of flipped edges.
+    """`F.pad(x, (pad,) * 4, mode="reflect")`; in compiled training, from concatenations of flipped edges.
 
     Under torch.compile the stock operator's backward (and its forward, which keeps a mask for
     the fused ReLU's backward) ran as per-element index arithmetic: about a fifth of a 256 px bf16
     training step on the README's CPU. Concatenations differentiate into plain slices and sums.
-    Without gradients the stock operator is used.
+    Eager, the stock kernels are faster (a 128 px bf16 training step: 289 against 415 ms with
+    this and `max_pool2x2`); without gradients the stock forward compiles faster.
     """
-    if pad == 0:
-        return x
-    if not torch.is_grad_enabled():  # the stock forward is as fast, and compiles faster
+    if pad == 0 or not (torch.is_grad_enabled() and torch.compiler.is_compiling()):
         return F.pad(x, (pad,) * 4, mode="reflect")
+    return reflection_pad_by_concatenation(x, pad)
+
+
+def reflection_pad_by_concatenation(x: Tensor, pad: int) -> Tensor:
     top, bottom = x[..., 1 : pad + 1, :].flip(-2), x[..., -pad - 1 : -1, :].flip(-2)
     x = torch.cat([top, x, bottom], dim=-2)
     left, right = x[..., 1 : pad + 1].flip(-1), x[..., -pad - 1 : -1].flip(-1)
@@ -226,13 +233,20 @@ def upsample_conv(x: Tensor, size: tuple[int, int], weight: Tensor, bias: Tensor
 
 
 def max_pool2x2(x: Tensor) -> Tensor:
-    """`F.max_pool2d(x, 2)` as the maximum of four strided views.
+    """`F.max_pool2d(x, 2)`; in compiled code, as the maximum of four strided views.
 
     Under torch.compile the stock operator's forward (with indices) and backward took 145 ms for a
     batch of four 64-channel 256 px maps in bf16 channels-last on the README's CPU; this takes 22.
     At exact ties the gradient is shared by the tied maxima instead of going to the first one:
-    both are gradients of the same loss (the loss value is the same either way).
+    both are gradients of the same loss (the loss value is the same either way). Eager, the stock
+    operator is faster, and is used.
     """
+    if not torch.compiler.is_compiling():
+        return F.max_pool2d(x, 2)
+    return max_pool_by_views(x)
+
+
+def max_pool_by_views(x: Tensor) -> Tensor:
     x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]  # as max_pool2d: an odd last row is dropped
     top = torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2])
     bottom = torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2])
