@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"torch.compile the network: slow once, then faster; auto: for videos, webcam, --benchmark "
         f"and {COMPILE_MIN_IMAGES}+ images",
     )
+    stylize.add_argument(
+        "--memory-reuse",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="keep freed memory for later frames: faster, but a higher peak; auto: as --compile auto",
+    )
     stylize.add_argument("--batch-size", type=int, default=4, help="images (of equal size) or frames per batch")
     stylize.add_argument("--benchmark", action="store_true", help="time the model on synthetic frames and exit")
     stylize.add_argument("--webcam", type=int, metavar="N", help="stylise camera N live (needs opencv-python)")
@@ -112,6 +118,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> tuple[bool, bool]:
+    """(compile, memory reuse) for a `stylize` run; ``auto`` turns both on for repeated work.
+
+    Both pay off only over many frames: compiling costs about a minute, and kept memory (later
+    frames reuse the memory of earlier ones) raises the peak (README, memory table), while a
+    single image's memory is new anyway.
+    """
+    repeated = has_videos or args.webcam is not None or args.benchmark or n_images >= COMPILE_MIN_IMAGES
+
+    def pick(value: str) -> bool:
+        return repeated if value == "auto" else value == "on"
+
+    return pick(args.compile), pick(args.memory_reuse)
+
+
 def _stylize(args: argparse.Namespace) -> int:
     from stylenet.hardware import keep_freed_memory
     from stylenet.inference.model import load_model
@@ -122,12 +143,9 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise StylenetError("--batch-size must be at least 1")
     images, videos, missing = plan_outputs(args.inputs, args.output) if args.inputs else ([], [], [])
-    repeated = bool(videos) or args.webcam is not None or args.benchmark or len(images) >= COMPILE_MIN_IMAGES
-    if repeated:
-        # Later frames then reuse the memory of earlier ones (faster), at the cost of a higher peak
-        # (README, memory table); a single image gains little, since its memory is new anyway.
+    compile, reuse = speed_choices(args, len(images), bool(videos))
+    if reuse:
         keep_freed_memory()
-    compile = repeated if args.compile == "auto" else args.compile == "on"
     stylizer = load_model(args.model, device=args.device, precision=args.precision, compile=compile)
     if stylizer.backend == "compiled":
         print("note: compiling the network on its first batch (tens of seconds, cached on disk)", file=sys.stderr)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from stylenet import load_model
 from stylenet.checkpoint import CheckpointError, save_inference_checkpoint
-from stylenet.cli import main
+from stylenet.cli import COMPILE_MIN_IMAGES, _parser, main, speed_choices
 from stylenet.inference.export import export
 from stylenet.networks.transformer import TransformerNet
 
@@ -259,3 +259,19 @@ def test_cli_tile_matches_untiled_output_with_a_trained_style_network(tmp_path: 
     tiled = np.asarray(Image.open(tmp_path / "tiled.png"), dtype=np.float64) / 255
     psnr = 10 * np.log10(1 / np.mean((whole - tiled) ** 2))
     assert psnr > 35, psnr
+
+
+@pytest.mark.parametrize(
+    ("options", "n_images", "has_videos", "expected"),
+    [
+        ([], 1, False, (False, False)),  # one image: neither pays off
+        ([], 0, True, (True, True)),  # a video: both
+        ([], COMPILE_MIN_IMAGES, False, (True, True)),
+        (["--memory-reuse", "off"], 0, True, (True, False)),
+        (["--compile", "on"], 1, False, (True, False)),
+        (["--benchmark"], 0, False, (True, True)),
+    ],
+)
+def test_stylize_compiles_and_reuses_memory_for_repeated_work(options, n_images, has_videos, expected):
+    args = _parser().parse_args(["stylize", "model.pt", *options])
+    assert speed_choices(args, n_images, has_videos) == expected
