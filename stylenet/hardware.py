@@ -63,6 +63,7 @@ def resolve_speed(channels_last: str | bool, compile: str | bool, precision: str
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_keeping_freed_memory = False
 
 
 def keep_freed_memory(enabled: bool = True) -> bool:
@@ -74,13 +75,20 @@ def keep_freed_memory(enabled: bool = True) -> bool:
     with this; a compiled bf16 1080p frame 1180 ms, 807 ms. The price is memory: freed blocks
     stay resident, and fragment, so the peak is higher (README, memory table). Hence it is for
     repeated work (training, video, folders, benchmarks), not one image. `enabled=False`
-    restores glibc's defaults. Returns False where the C library is not glibc.
+    undoes an earlier call with glibc's default values; a process that never enabled it is left
+    untouched (any mallopt call would switch off glibc's dynamic mmap threshold). Returns False
+    where the C library is not glibc.
     """
+    global _keeping_freed_memory
     if sys.platform != "linux":
         return False
+    if not enabled and not _keeping_freed_memory:
+        return True  # glibc's own defaults are in force
     mmap_max, trim_threshold = (0, 2**31 - 1) if enabled else (65536, 128 * 1024)
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+        done = bool(libc.mallopt(_M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
     except (OSError, AttributeError):  # musl and others: no mallopt, nothing to tune
         return False
+    _keeping_freed_memory = enabled and done
+    return done
