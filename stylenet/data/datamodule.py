@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from stylenet.data.demo import EPOCH_REPEATS, demo_photos
 from stylenet.data.folder import decode_record, image_folder
-from stylenet.data.hub import StreamedPhotos, hub_dataset
+from stylenet.data.hub import StreamedPhotos, hub_dataset, record_key
 from stylenet.data.photos import PhotoDataset, collate_photos, eval_transform, is_usable, train_transform
 from stylenet.errors import ConfigError, DataError
 from stylenet.imageio import UnreadableImageError
@@ -21,6 +21,9 @@ from stylenet.imageio import UnreadableImageError
 log = logging.getLogger(__name__)
 
 SOURCES = ("demo", "folder", "hub")
+# The held-out photos of a folder are picked in this fixed order, not by `seed`: runs with
+# different seeds are compared on their validation losses, so they must see the same photos.
+_VALIDATION_ORDER_SEED = 0
 
 
 def _first_usable(records, order, count: int, min_size: int) -> list[tuple[int, Image.Image]]:
@@ -47,9 +50,11 @@ class PhotoDataModule(pl.LightningDataModule):
     """Random square crops of photos for training; fixed centre crops for validation.
 
     Validation photos come from `val_root` when given, else the first `val_size` usable
-    photos of the (seeded) shuffled collection are held out. Unusable files met while
-    choosing them are counted in `skipped_at_setup`; those met during training are counted
-    per batch (see `collate_photos`).
+    photos are held out: of a fixed shuffle of a folder, of the hub dataset as it is stored.
+    Neither depends on `seed`. Unusable files met while choosing them are counted in
+    `skipped_at_setup`; those met during training are replaced by usable ones and counted per
+    batch (see `collate_photos`). A streamed hub dataset is shuffled through a buffer of
+    `shuffle_buffer` records.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class PhotoDataModule(pl.LightningDataModule):
         val_size: int = 8,
         min_size: int = 32,
         seed: int = 0,
+        shuffle_buffer: int = 1000,
     ):
         super().__init__()
         if source not in SOURCES:
@@ -78,6 +84,8 @@ class PhotoDataModule(pl.LightningDataModule):
             raise ConfigError("data=hub needs data.name=<hub dataset id>")
         if image_size < 16 or batch_size < 1 or val_size < 1:
             raise ConfigError("data.image_size must be >= 16, data.batch_size and data.val_size >= 1")
+        if shuffle_buffer < 1:
+            raise ConfigError(f"data.shuffle_buffer={shuffle_buffer}: must be at least 1 (records held to shuffle)")
         self.save_hyperparameters()
         self.train_set: Any = None
         self.val_images: list[Image.Image] = []
@@ -103,12 +111,14 @@ class PhotoDataModule(pl.LightningDataModule):
         hp = self.hparams
         records = image_folder(hp.root)
         order = list(range(len(records)))
-        random.Random(hp.seed).shuffle(order)
+        random.Random(_VALIDATION_ORDER_SEED).shuffle(order)
         if hp.val_root:
             val_records = image_folder(hp.val_root)
             val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size)
             if not val:
                 raise DataError(f"data.val_root={hp.val_root} holds no usable image")
+            if not _first_usable(records, order, 1, hp.min_size):
+                raise DataError(f"data.root={hp.root}: none of its {len(records)} files is a usable image")
             train_order = order
         else:
             # Hold out at most half the photos, and find one more to train on, so that a folder
@@ -138,9 +148,13 @@ class PhotoDataModule(pl.LightningDataModule):
         self.val_images = [image for _, image in usable]
         self.skipped_at_setup += _unusable_before(usable)
         held_out = usable[-1][0] + 1
-        rest = dataset.skip(held_out) if hp.streaming else dataset.select(range(held_out, len(dataset)))
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        self.train_set = StreamedPhotos(rest, transform, hp.min_size, rank, world)
+        if hp.streaming:
+            # Left out by key, not by skip(): a skip is split evenly over shards and workers.
+            exclude = frozenset(record_key(record) for record in head[:held_out])
+            self.train_set = StreamedPhotos(dataset, transform, hp.min_size, hp.seed, hp.shuffle_buffer, exclude)
+        else:
+            rest = dataset.select(range(held_out, len(dataset)))
+            self.train_set = PhotoDataset(rest, decode_record, transform, hp.min_size)
 
     def val_batch(self, size: int | None = None) -> torch.Tensor:
         """The fixed validation photos as one (V, 3, S, S) tensor; S defaults to data.image_size."""
@@ -150,6 +164,9 @@ class PhotoDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
         shuffle = not isinstance(self.train_set, StreamedPhotos)
+        if not shuffle and self.trainer is not None:
+            # Only here are the ranks known: train() sets data up before the trainer exists.
+            self.train_set.rank, self.train_set.world = self.trainer.global_rank, self.trainer.world_size
         return DataLoader(
             self.train_set,
             batch_size=hp.batch_size,
@@ -163,5 +180,8 @@ class PhotoDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         batch = self.val_batch()
         return DataLoader(
-            [t for t in batch], batch_size=self.hparams.batch_size, collate_fn=collate_photos, num_workers=0
+            [(photo, 0) for photo in batch],
+            batch_size=self.hparams.batch_size,
+            collate_fn=collate_photos,
+            num_workers=0,
         )

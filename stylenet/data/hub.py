@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from PIL import Image
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
 from stylenet.data.folder import decode_record
-from stylenet.data.photos import is_usable
+from stylenet.data.photos import Photo, is_usable
 from stylenet.errors import DataError
 from stylenet.imageio import UnreadableImageError
 
@@ -27,26 +29,77 @@ def hub_dataset(name: str, split: str, streaming: bool, image_column: str):
     return dataset.cast_column("image", datasets.Image(decode=False))
 
 
-class StreamedPhotos(IterableDataset):
-    """Decoded, transformed photos from a streamed dataset; unusable ones yield None."""
+def record_key(record: dict[str, Any]) -> str:
+    """Identifies an undecoded record by its bytes (or path), whichever shard or worker reads it."""
+    image = record["image"]
+    if isinstance(image, dict) and image.get("bytes"):
+        return hashlib.sha1(image["bytes"]).hexdigest()
+    return str(image["path"] if isinstance(image, dict) else image)
 
-    def __init__(self, dataset, transform: Callable[[Image.Image], torch.Tensor], min_size: int, rank: int, world: int):
+
+class StreamedPhotos(IterableDataset):
+    """Usable photos from a streamed `datasets.IterableDataset`, shuffled afresh on every pass.
+
+    The stream repeats (`passes=None`) so that every rank of a DDP run takes the same number of
+    steps: ranks hold unequal parts of a stream, and one that ran out first would leave the
+    others waiting in a gradient all-reduce. Training is measured in steps (`trainer.max_steps`).
+
+    Each pass is shuffled with `shuffle(seed, buffer_size)` and `set_epoch(pass)`, then split
+    by node (`split_dataset_by_node`, once `rank`/`world` are known); `datasets` itself splits a
+    node's shards across DataLoader workers. Records whose key is in `exclude` (the held-out
+    validation photos) are left out; unusable ones are passed over and counted.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        transform: Callable[[Image.Image], torch.Tensor],
+        min_size: int,
+        seed: int,
+        buffer_size: int,
+        exclude: frozenset[str] = frozenset(),
+    ):
         super().__init__()
         self.dataset = dataset
         self.transform = transform
         self.min_size = min_size
-        self.rank, self.world = rank, world
+        self.seed, self.buffer_size = seed, buffer_size
+        self.exclude = exclude
+        self.rank, self.world = 0, 1
+        self.passes: int | None = None  # None: repeat for ever
 
-    def __iter__(self) -> Iterator[torch.Tensor | None]:
-        worker = get_worker_info()
-        shards = self.world * (worker.num_workers if worker else 1)
-        shard = self.rank * (worker.num_workers if worker else 1) + (worker.id if worker else 0)
-        for index, record in enumerate(self.dataset):
-            if index % shards != shard:  # each rank and worker sees a disjoint slice
-                continue
-            try:
-                image = decode_record(record)
-            except UnreadableImageError:
-                yield None
-                continue
-            yield self.transform(image) if is_usable(image, self.min_size) else None
+    def _pass(self, index: int):
+        from datasets.distributed import split_dataset_by_node
+
+        # A fresh shuffled copy per pass: set_epoch writes to memory that DataLoader workers share.
+        stream = self.dataset.shuffle(seed=self.seed, buffer_size=self.buffer_size)
+        if self.world > 1:
+            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world)
+        stream.set_epoch(index)
+        return stream
+
+    def __iter__(self) -> Iterator[Photo]:
+        skipped = 0
+        index = 0
+        while self.passes is None or index < self.passes:
+            records = usable = 0
+            for record in self._pass(index):
+                if self.exclude and record_key(record) in self.exclude:
+                    continue
+                records += 1
+                try:
+                    image = decode_record(record)
+                except UnreadableImageError:
+                    skipped += 1
+                    continue
+                if not is_usable(image, self.min_size):
+                    skipped += 1
+                    continue
+                usable += 1
+                yield self.transform(image), skipped
+                skipped = 0
+            if records == 0:
+                return  # this worker holds no shard of the stream: the others feed the steps
+            if usable == 0:
+                raise DataError(f"none of the {records} streamed records of this part of the dataset is usable")
+            index += 1

@@ -1,4 +1,4 @@
-"""Turning decoded photos into training tensors, skipping the ones that cannot be used."""
+"""Turning decoded photos into training tensors, replacing the ones that cannot be used."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from stylenet.errors import DataError
 from stylenet.imageio import UnreadableImageError
 
 
@@ -42,11 +43,16 @@ def is_usable(image: Image.Image, min_size: int) -> bool:
     return min(image.size) >= min_size
 
 
+# One training sample: a (3, S, S) photo and how many unusable records were passed over to find it.
+Photo = tuple[torch.Tensor, int]
+
+
 class PhotoDataset(Dataset):
     """Map-style photos: `decode(item)` gives a PIL image or raises `UnreadableImageError`.
 
-    An unusable item (undecodable, or smaller than `min_size` on a side) yields None, which
-    `collate_photos` drops and counts, so one bad file never stops a run.
+    An unusable item (undecodable, or smaller than `min_size` on a side) is replaced by the next
+    usable one, and the replacement counted (see `collate_photos`): every batch stays full, so
+    under DDP no rank has a step to skip while the others wait for its gradients.
     """
 
     def __init__(
@@ -64,16 +70,23 @@ class PhotoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> torch.Tensor | None:
+    def load(self, index: int) -> Image.Image | None:
+        """The photo at `index`, or None where it cannot be trained on."""
         try:
             image = self.decode(self.items[index])
         except UnreadableImageError:
             return None
-        return self.transform(image) if is_usable(image, self.min_size) else None
+        return image if is_usable(image, self.min_size) else None
+
+    def __getitem__(self, index: int) -> Photo:
+        # Deterministic: the same index is always replaced by the same photo, whatever the worker.
+        for offset in range(len(self.items)):
+            image = self.load((index + offset) % len(self.items))
+            if image is not None:
+                return self.transform(image), int(offset > 0)
+        raise DataError(f"none of the {len(self.items)} training photos is usable")
 
 
-def collate_photos(samples: list[torch.Tensor | None]) -> dict[str, Any]:
-    """Stack usable photos into (B, 3, H, W); `skipped` counts the unusable ones."""
-    images = [s for s in samples if s is not None]
-    stacked = torch.stack(images) if images else torch.empty(0, 3, 0, 0)
-    return {"images": stacked, "skipped": len(samples) - len(images)}
+def collate_photos(samples: list[Photo]) -> dict[str, Any]:
+    """Stack photos into (B, 3, H, W); `skipped` counts the unusable records passed over for them."""
+    return {"images": torch.stack([image for image, _ in samples]), "skipped": sum(n for _, n in samples)}
