@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,10 +15,38 @@ from stylenet.networks.transformer import TransformerNet
 
 # Lightning checkpoints leave out the frozen loss network: it is rebuilt from the config.
 _LOSS_PREFIX = "loss."
+_NETWORK_PREFIX = "network."
 
 
 class NonFiniteLossError(StylenetError):
     """Training diverged; the run stops so that the last good checkpoint survives."""
+
+
+class NetworkMismatchError(StylenetError):
+    """A checkpoint's network is not the configured one: loading it would leave layers random."""
+
+
+def network_mismatch(checkpoint: dict[str, Any], network: TransformerNet) -> str | None:
+    """What differs between the network weights of a Lightning `checkpoint` and `network`; None if nothing."""
+    saved = {k[len(_NETWORK_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(_NETWORK_PREFIX)}
+    expected = network.state_dict()
+    if saved.keys() == expected.keys() and all(saved[k].shape == v.shape for k, v in expected.items()):
+        return None
+    trained = checkpoint.get("stylenet", {}).get("model", {})
+    settings = [
+        f"model.{key}={trained[key]} (configured: {value})"
+        for key, value in network.config.to_dict().items()
+        if trained.get(key, value) != value
+    ]
+    if settings:
+        return f"the checkpoint's network was trained with {', '.join(settings)}; use the settings it was trained with"
+    missing, unexpected = expected.keys() - saved.keys(), saved.keys() - expected.keys()
+    reshaped = [k for k in expected.keys() & saved.keys() if saved[k].shape != expected[k].shape]
+    example = sorted(missing or unexpected or reshaped)[0]
+    return (
+        f"the checkpoint's network differs from the configured one ({len(missing)} missing, {len(unexpected)} "
+        f"unexpected, {len(reshaped)} reshaped weights, e.g. {example}); use the model.* settings it was trained with"
+    )
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -29,19 +58,27 @@ class StyleTransferModule(pl.LightningModule):
         style: dict[str, Any],
         channels_last: bool = False,
         compile: bool = False,
+        check_finite_every_n_steps: int = 50,
     ):
         """`channels_last` keeps images, network and VGG in NHWC, the layout oneDNN's bf16 kernels and
         Tensor Cores run natively; `compile` runs the training loss (network and VGG, forward and
         backward) through torch.compile. Either also switches the network and VGG to their fast
-        layers (`use_fast_ops`). All change speed only: the loss definition is the same."""
+        layers (`use_fast_ops`). All change speed only: the loss definition is the same.
+
+        A NaN/inf loss stops the run on every rank together; it is looked for every
+        `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
         self.save_hyperparameters(ignore=["network", "loss", "optimizer"])
         self.network = network
         self.loss = loss
         self.optimizer_factory = optimizer
-        self.strict_loading = False  # checkpoints hold no loss-network weights
+        self.strict_loading = False  # checkpoints hold no loss-network weights; on_load_checkpoint checks the network
         self.example_input_array = torch.zeros(1, 3, 256, 256)
         self.skipped_images = 0
+        self.check_finite_every_n_steps = check_finite_every_n_steps
+        # stage -> () tensor: the first step whose loss was NaN/inf (inf if none yet). Kept on the
+        # device, so that watching the loss costs no synchronisation.
+        self._first_non_finite: dict[str, torch.Tensor] = {}
         self.channels_last = channels_last
         self.network.use_fast_ops(channels_last or compile)
         self.loss.vgg.use_fast_ops(channels_last or compile)
@@ -49,8 +86,8 @@ class StyleTransferModule(pl.LightningModule):
             self.network.to(memory_format=torch.channels_last)
             self.loss.to(memory_format=torch.channels_last)
         # Training steps only: validation runs rarely and in no_grad, which would need a second compilation.
-        # Static shapes: Inductor (torch 2.14) fails on this graph with dynamic ones, and batch shapes
-        # change only when a batch loses unusable photos, each new shape then compiling once.
+        # Static shapes: Inductor (torch 2.14) fails on this graph with dynamic ones, and batches are
+        # always full (unusable photos are replaced), only an epoch's last one compiling once more.
         self.train_loss = torch.compile(self._loss_terms, dynamic=False) if compile else self._loss_terms
 
     def _loss_terms(self, images: torch.Tensor) -> LossTerms:
@@ -59,39 +96,74 @@ class StyleTransferModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images)
 
-    def _common_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor | None:
-        images = batch["images"]  # (B, 3, S, S) in [0, 1]
+    def _common_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        images = batch["images"]  # (B, 3, S, S) in [0, 1]; never empty, unusable photos are replaced
         if stage == "train":
             self.skipped_images += batch["skipped"]
             self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max")
-        if len(images) == 0:
-            return None  # every photo of this batch was unusable: Lightning skips the step
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         terms = self.train_loss(images) if stage == "train" else self._loss_terms(images)
-        total = terms.total
-        if not torch.isfinite(total):
-            raise NonFiniteLossError(
-                f"{stage} loss became {total.item()} at step {self.global_step}; lower optimizer.lr or the loss "
-                "weights, then resume from the last checkpoint with ckpt_path=.../checkpoints/last.ckpt"
-            )
+        self._watch_finite(terms.total, stage)
         metrics = {f"{stage}/{name}": value for name, value in terms.as_dict().items()}
         on_step = stage == "train"
         self.log_dict(
             metrics, batch_size=len(images), prog_bar=True, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step
         )
-        return total
+        return terms.total
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._common_step(batch, "train")
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._common_step(batch, "val")
+
+    def _watch_finite(self, total: torch.Tensor, stage: str) -> None:
+        """Remember the first step whose loss was NaN/inf, without reading the loss on the host."""
+        step = torch.where(torch.isfinite(total.detach()), math.inf, float(self.global_step))
+        seen = self._first_non_finite.get(stage)
+        self._first_non_finite[stage] = step if seen is None else torch.minimum(seen, step)
+
+    def _stop_if_non_finite(self, stage: str) -> None:
+        """Raise on every rank if any rank saw a non-finite loss.
+
+        A rank that raised alone would leave the others waiting in their next all-reduce, so all
+        ranks call this at the same points and agree through one reduction (its one device sync)."""
+        if self._trainer is None:
+            return
+        seen = self._first_non_finite.get(stage)
+        if seen is None:
+            seen = torch.tensor(math.inf, device=self.device)
+        step = self.trainer.strategy.reduce(seen.clone(), reduce_op="min").item()
+        if math.isfinite(step):
+            raise NonFiniteLossError(
+                f"{stage} loss became NaN or inf at step {int(step)}; lower optimizer.lr or the loss weights, then "
+                "resume from the last checkpoint with ckpt_path=.../checkpoints/last.ckpt"
+            )
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % self.check_finite_every_n_steps == 0:
+            self._stop_if_non_finite("train")
+
+    def on_train_end(self) -> None:
+        self._stop_if_non_finite("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._stop_if_non_finite("val")
+        self._first_non_finite.pop("val", None)  # each validation is judged on its own
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.network.parameters())
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Loading cannot be strict (no loss network in checkpoints), so a network that does not
+        # match would load in part and keep the rest random: stop instead.
+        mismatch = network_mismatch(checkpoint, self.network)
+        if mismatch:
+            raise NetworkMismatchError(mismatch)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._stop_if_non_finite("train")  # never write a diverged network over the last good one
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(_LOSS_PREFIX)}
         # Enough for inference code to rebuild the network from a .ckpt without Lightning.
         checkpoint["stylenet"] = {"model": self.network.config.to_dict(), "style": dict(self.hparams.style)}
