@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylenet.benchmark.reference import reference_network, reference_train_step_factory
+from stylenet.benchmark.reference import ReferenceVGG16, reference_network, reference_train_step_factory
 from stylenet.benchmark.run import BenchmarkError, add_parser, parse_sizes, run, run_benchmark
 
 
@@ -64,9 +64,23 @@ def test_reference_network_keeps_shape() -> None:
         assert reference_network()(x).shape == x.shape
 
 
-def test_reference_train_step_runs() -> None:
-    step = reference_train_step_factory(batch_size=1, size=32)
-    step()  # no exception; one full forward, backward and Adam step
+def test_reference_step_runs_vgg_on_output_and_content_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The PyTorch example computes the style Grams once, before its loop: a step that ran VGG on
+    # the style image too would make every training ratio look better than it is.
+    seen: list[int] = []
+    forward = ReferenceVGG16.forward
+
+    def counting_forward(self: ReferenceVGG16, x: torch.Tensor) -> list[torch.Tensor]:
+        seen.append(x.shape[0])
+        return forward(self, x)
+
+    monkeypatch.setattr(ReferenceVGG16, "forward", counting_forward)
+    step = reference_train_step_factory(batch_size=2, size=32)
+    assert seen == [2]  # the style Grams, once
+    seen.clear()
+    step()
+    step()  # one full forward, backward and Adam step each
+    assert seen == [2, 2, 2, 2]  # (output, content) per step, nothing else
 
 
 def test_unknown_backend_is_a_clear_error(capsys: pytest.CaptureFixture) -> None:
