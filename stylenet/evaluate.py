@@ -24,6 +24,7 @@ from PIL import Image
 from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
 from torchvision.utils import make_grid, save_image
 
+from stylenet.config_files import default_loss, style_config
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import load_model, resolve_device
@@ -31,31 +32,12 @@ from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
 from stylenet.optimize import DEFAULT_LR, METHODS, optimize
 from stylenet.styles import load_style_image
 
-# The project's loss defaults (configs/loss/perceptual.yaml with configs/style/starry.yaml), for
-# models whose metadata predates the stored loss definition.
-DEFAULT_LOSS: dict[str, Any] = {
-    "vgg_weights": "caffe",
-    "content_layers": ["relu4_2"],
-    "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
-    "style_layer_weights": None,
-    "content_weight": 1.0,
-    "style_weight": 10.0,
-    "tv_weight": 1.0,
-}
 DEFAULT_STYLE_SIZE = 512
-STYLE_CONFIG_DIRS = (Path(__file__).resolve().parent.parent / "configs" / "style", Path("configs") / "style")
 LOSS_KEYS = ("content_loss", "style_loss", "tv_loss", "total_loss")
 LPIPS_NOTE = (
     "LPIPS not computed: it needs pretrained network weights downloaded at run time (lpips package / "
     "torchvision), which this offline evaluation does not fetch; SSIM to the content photo is reported instead."
 )
-
-
-def _style_config(name: str) -> Path | None:
-    for folder in STYLE_CONFIG_DIRS:
-        if (folder / f"{name}.yaml").is_file():
-            return folder / f"{name}.yaml"
-    return None
 
 
 def _resolve_style(
@@ -68,7 +50,7 @@ def _resolve_style(
             raise ConfigError("the model's metadata names no style image; pass --style NAME or --style IMAGE")
         size = stored.get("size") or DEFAULT_STYLE_SIZE
         return {"name": stored.get("name"), "image": stored["image"], "size": size, "source": "model"}, loss_config
-    config_path = _style_config(style)
+    config_path = style_config(style)
     if config_path is not None:
         from omegaconf import OmegaConf
         from omegaconf.errors import MissingMandatoryValue
@@ -96,8 +78,9 @@ def _build_loss(
     stored = metadata.get("loss")
     defaults_used = not stored
     known = set(inspect.signature(build_perceptual_loss).parameters) - {"style_image"}
+    # Models whose metadata predates the stored loss definition get the configured defaults.
     # `_target_` (Hydra's) and any future keys are dropped: only build_perceptual_loss's arguments count.
-    loss_config = {k: v for k, v in (stored or DEFAULT_LOSS).items() if k in known}
+    loss_config = {k: v for k, v in (stored or default_loss()).items() if k in known}
     style_info, loss_config = _resolve_style(style, metadata, loss_config)
     if vgg_weights is not None:
         loss_config["vgg_weights"] = vgg_weights

@@ -1,0 +1,14 @@
+"""`stylenet benchmark`: inference and training speed against the PyTorch example's network.
+
+One module per idea: `run` (the command line), `suite` (which measurements, and their ratios),
+`measure` (one measurement; also the entry point of the measuring process), `isolate` (a fresh
+process per measurement, and its peak memory), `backends` (the inference paths), `training` (the
+training steps), `reference` (the yardstick), `machine` (what the figures were measured on) and
+`report` (tables for the terminal and for docs/).
+"""
+
+from stylenet.errors import StylenetError
+
+
+class BenchmarkError(StylenetError):
+    """A benchmark request that cannot be run (unknown backend, malformed size)."""

@@ -1,0 +1,122 @@
+"""One measurement: time an inference backend or a training step, and record its peak memory.
+
+Also the entry point of the measuring process (`python -m stylenet.benchmark.measure`), the
+only place where the benchmark changes the allocator: `keep_freed_memory` lasts as long as the
+process, so it is switched on in a process that runs one measurement and then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stylenet.benchmark.backends import inference_runner
+from stylenet.benchmark.isolate import reset_peak_rss, rss_mb
+from stylenet.benchmark.machine import device as pick_device
+from stylenet.benchmark.machine import sync
+from stylenet.benchmark.training import train_step
+
+WARMUP = 2  # calls before timing: the first pays allocation, oneDNN kernel choice, compilation
+
+
+def _timed_ms(run: Callable[[], Any], repeats: int, device: Any) -> list[float]:
+    """Wall-clock milliseconds of `repeats` calls of `run`, each waited for on the device."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        sync(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    device = pick_device()
+    baseline = rss_mb()
+    run = inference_runner(spec, device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = run()  # the first call alone: for compile it includes compilation, worth reporting
+    sync(device)
+    if spec.get("output"):  # kept for the PSNR column; the reference's output is another network's
+        torch.save(output.detach().float().clamp(0, 1).cpu(), spec["output"])
+    first_call_ms = (time.perf_counter() - start) * 1000
+    with torch.inference_mode():
+        for _ in range(WARMUP - 1):
+            run()
+        sync(device)
+        times = _timed_ms(run, spec["repeats"], device)
+    median = statistics.median(times)
+    return {
+        "ms_per_frame": median,
+        "min_ms": min(times),
+        "frames_per_s": 1000 / median,
+        "first_call_ms": first_call_ms,
+        "baseline_rss_mb": baseline,
+    }
+
+
+def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
+    device = pick_device()
+    baseline = rss_mb()
+    step = train_step(spec, device)
+    start = time.perf_counter()
+    step()  # warm-up; with compile, the compilation
+    sync(device)
+    first_step_ms = (time.perf_counter() - start) * 1000
+    step()
+    sync(device)
+    median = statistics.median(_timed_ms(step, spec["steps"], device))
+    return {
+        "ms_per_step": median,
+        "images_per_s": spec["batch"] * 1000 / median,
+        "first_step_ms": first_step_ms,
+        "baseline_rss_mb": baseline,
+    }
+
+
+def measure(spec: dict[str, Any], reset_peak: bool = False) -> dict[str, Any]:
+    """Run one measurement; failures become {"status": "skipped", "reason": ...} rather than errors.
+
+    The allocator is left as it is: `main` sets it up for a measuring process.
+    """
+    import torch
+
+    if reset_peak:
+        reset_peak_rss()
+    try:
+        result = _measure_training(spec) if spec["kind"] == "training" else _measure_inference(spec)
+    except Exception as error:  # compile, fp16 and exporters fail in many ways; each is a reason to report
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return {"status": "skipped", "reason": f"{error.__class__.__name__}: {message}"[:500]}
+    result = {"status": "ok", **result, "peak_rss_mb": rss_mb()}
+    if torch.cuda.is_available():
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """The measuring process: `python -m stylenet.benchmark.measure --one SPEC --out FILE`."""
+    from stylenet.hardware import keep_freed_memory
+
+    parser = argparse.ArgumentParser(prog="stylenet.benchmark.measure")
+    parser.add_argument("--one", required=True, help="a measurement spec as JSON")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    spec = json.loads(args.one)
+    # Before the measurement allocates, for this process only; "off" leaves glibc's defaults untouched.
+    reused = keep_freed_memory() if spec.get("memory_reuse") == "on" else False
+    args.out.write_text(json.dumps({**measure(spec), "memory_reuse_applied": reused}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""The benchmark's result as a text table for the terminal and as Markdown tables for docs/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _machine_lines(result: dict[str, Any]) -> list[str]:
+    m = result["machine"]
+    flags = " ".join(f"{k}={'yes' if v else 'no'}" for k, v in m["cpu_flags"].items())
+    return [
+        f"CPU: {m['cpu_model']}; {m['os_cpu_count']} cores, torch threads {m['torch_num_threads']}; {flags}",
+        f"GPU: {m['gpu'] or 'none'}; torch {m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}",
+    ]
+
+
+def _notes(result: dict[str, Any]) -> list[str]:
+    return [
+        f"vs ref: {result['ratio_note']}",
+        *([f"memory reuse: {result['allocator_note']}"] if "allocator_note" in result else []),
+        "PSNR: of the output against eager-fp32's, same weights and photo (scikit-image's astronaut, resized)",
+        f"peak RSS: {result['peak_rss_mb_note']}",
+        *([f"training: {result['training_note']}"] if "training_note" in result else []),
+    ]
+
+
+def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str, psnr_column: bool = True) -> str:
+    """One line of the printed table: time, rate, ratio and memory, or why the row was skipped."""
+    label += f"{row.get('memory_reuse', '-'):<7}"
+    if row.get("status") != "ok":
+        return f"{label}  skipped: {row.get('reason', '')[:90]}"
+    ratio, psnr = row.get("ratio_vs_reference"), row.get("psnr_vs_eager_fp32_db")
+    gpu = f"{row['peak_gpu_mb']:>13.0f}" if "peak_gpu_mb" in row else ""
+    return (
+        f"{label}{row[time_key]:>10.1f}{row[rate_key]:>10.2f}"
+        f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{row['peak_rss_mb']:>13.0f}"
+        f"{(f'{psnr:.1f}' if psnr is not None else '-') if psnr_column else '':>9}{gpu}"
+    )
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A readable text table of `result`."""
+    gpu = "peak GPU MB" if result["machine"]["gpu"] else ""
+    lines = [
+        *_machine_lines(result),
+        "",
+        f"{'size':<11}{'backend':<22}{'reuse':<7}{'ms/frame':>10}{'frames/s':>10}{'vs ref':>8}{'peak RSS MB':>13}"
+        f"{'PSNR dB':>9}{gpu:>13}",
+    ]
+    for row in result["inference"]:
+        lines.append(_table_row(f"{row['size']:<11}{row['backend']:<22}", row, "ms_per_frame", "frames_per_s"))
+    if result["training"]:
+        s = result["settings"]
+        lines += [
+            "",
+            f"training, {s['train_size']} px, batch {s['train_batch']}:",
+            f"{'step':<22}{'reuse':<7}{'ms/step':>10}{'images/s':>10}{'vs ref':>8}{'peak RSS MB':>13}{'':>9}{gpu:>13}",
+        ]
+        for row in result["training"]:
+            lines.append(_table_row(f"{row['backend']:<22}", row, "ms_per_step", "images_per_s", psnr_column=False))
+    return "\n".join([*lines, "", *_notes(result)])
+
+
+def _cell(row: dict[str, Any] | None, key: str, digits: int = 0, suffix: str = "") -> str:
+    if row is None or row.get("status") != "ok" or row.get(key) is None:
+        return "skipped" if row is not None and key != "psnr_vs_eager_fp32_db" else ""
+    return f"{row[key]:.{digits}f}{suffix}"
+
+
+def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
+    """Markdown tables of `result`: one line per (backend, memory reuse), one column pair per size."""
+    sizes = result["settings"]["sizes"]
+    largest = sizes[-1] if sizes else ""
+    rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in result["inference"]:
+        rows.setdefault((row["backend"], row.get("memory_reuse", "-")), {})[row["size"]] = row
+    header = ["backend", "memory reuse"] + [f"{s} {h}" for s in sizes for h in ("ms/frame", "vs ref")]
+    header += [f"peak RSS at {largest} (MB)", f"PSNR at {largest} (dB)"]
+    lines = [*(f"{line}  " for line in _machine_lines(result))]
+    if command:
+        lines += ["", f"Made by `{command}`."]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (backend, reuse), by_size in rows.items():
+        cells = [backend, reuse]
+        for size in sizes:
+            cells += [_cell(by_size.get(size), "ms_per_frame"), _cell(by_size.get(size), "ratio_vs_reference", 2, "x")]
+        cells += [_cell(by_size.get(largest), "peak_rss_mb"), _cell(by_size.get(largest), "psnr_vs_eager_fp32_db", 1)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if result["training"]:
+        s = result["settings"]
+        header = [f"training step, {s['train_size']} px, batch {s['train_batch']}", "memory reuse", "ms/step"]
+        header += ["images/s", "vs ref", "peak RSS (MB)"]
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in result["training"]:
+            cells = [row["backend"], row.get("memory_reuse", "-"), _cell(row, "ms_per_step")]
+            cells += [_cell(row, "images_per_s", 2), _cell(row, "ratio_vs_reference", 2, "x")]
+            cells.append(_cell(row, "peak_rss_mb"))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", *(f"- {note}" for note in _notes(result)), ""])

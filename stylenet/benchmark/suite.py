@@ -1,0 +1,195 @@
+"""The whole benchmark: which measurements run, in which process, and their ratios to the reference."""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stylenet.benchmark import BenchmarkError
+from stylenet.benchmark.backends import EXPORTED, REFERENCE, expand_backends
+from stylenet.benchmark.isolate import CHILD_TIMEOUT_S, measure_in_subprocess
+from stylenet.benchmark.machine import machine_info
+from stylenet.benchmark.measure import WARMUP, measure
+from stylenet.benchmark.training import REFERENCE as TRAIN_REFERENCE
+from stylenet.benchmark.training import training_variants
+
+Size = tuple[int, int]  # (width, height), as written on the command line: 1920x1080
+# Memory reuse changes how fast large activations are allocated, and the `stylenet` commands use
+# it for repeated work only, so both settings are ones users meet: by default each measurement
+# runs under both (twice the time), every ratio comparing rows under the same setting, so that
+# the allocator's share is a column apart rather than hidden in the ratios.
+MEMORY_REUSE = ("both", "on", "off")
+
+
+def _settings(memory_reuse: str | None, isolate: bool) -> list[str]:
+    """The allocator settings to measure under ("on", "off"), validated."""
+    if memory_reuse is None:
+        memory_reuse = "both" if isolate else "off"
+    if memory_reuse not in MEMORY_REUSE:
+        raise BenchmarkError(f"--memory-reuse must be one of {', '.join(MEMORY_REUSE)}, not {memory_reuse!r}")
+    if not isolate and memory_reuse != "off":
+        raise BenchmarkError(
+            "--memory-reuse on or both needs a process per measurement (it lasts as long as the process): "
+            "drop --in-process, or pass --memory-reuse off"
+        )
+    return ["off", "on"] if memory_reuse == "both" else [memory_reuse]
+
+
+def _psnr_db(output: str, reference: str | None) -> float | None:
+    """PSNR (dB, signal range 1) of one backend's saved output against eager fp32's, where both exist."""
+    import torch
+
+    if not reference or not Path(output).is_file() or not Path(reference).is_file():
+        return None
+    a, b = torch.load(output, weights_only=True), torch.load(reference, weights_only=True)
+    return 10 * math.log10(1 / max((a - b).pow(2).mean().item(), 1e-20))  # identical outputs read 200 dB
+
+
+def _prepare(model: str | None, backends: list[str], workdir: Path) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Saves the network weights for the measuring processes; exports onnx/pt2 once for every size."""
+    import torch
+
+    from stylenet.inference.export import export
+    from stylenet.inference.model import load_network
+    from stylenet.networks.transformer import TransformerNet
+
+    if model:
+        network, metadata = load_network(model)
+    else:
+        torch.manual_seed(0)
+        network, metadata = TransformerNet().eval(), {"style": {"name": "random"}, "steps": 0}
+    weights = workdir / "network.pt"
+    torch.save({"config": network.config.to_dict(), "state_dict": network.state_dict()}, weights)
+    artifacts, failures = {}, {}
+    for backend, fmt in EXPORTED.items():
+        if backend not in backends:
+            continue
+        try:
+            artifacts[backend] = str(export(network, metadata, workdir / f"model.{fmt}", fmt))
+        except Exception as error:  # a failed export skips that backend only
+            message = (str(error).strip().splitlines() or [""])[0]
+            failures[backend] = f"export failed: {error.__class__.__name__}: {message}"[:500]
+    return str(weights), artifacts, failures
+
+
+def _with_ratio(row: dict[str, Any], reference: dict[str, Any], key: str, faster_is_lower: bool) -> dict[str, Any]:
+    """`row` with its ratio to `reference` (above 1 is faster), where both were measured."""
+    if row.get(key) and reference.get(key):
+        row["ratio_vs_reference"] = reference[key] / row[key] if faster_is_lower else row[key] / reference[key]
+    return row
+
+
+def run_benchmark(
+    sizes: list[Size],
+    backends: list[str],
+    repeats: int,
+    train: bool,
+    train_steps: int,
+    model: str | None,
+    train_size: int = 256,
+    train_batch: int = 4,
+    isolate: bool = True,
+    child_timeout_s: float = CHILD_TIMEOUT_S,
+    memory_reuse: str | None = None,
+) -> dict[str, Any]:
+    """Measure inference per (backend, size) and training speed; returns the JSON-ready result.
+
+    `sizes` are (width, height); inference is at batch 1. With `isolate` every measurement runs in
+    a fresh process and `peak_rss_mb` is its own peak; without, it is the process-wide peak so far.
+    `memory_reuse` ("on", "off" or "both"; default both, or off without `isolate`) is the
+    allocator setting of the measuring processes; each row says which it ran under.
+    """
+    import torch
+
+    from stylenet.hardware import cpu_has_native_bf16
+
+    backends = expand_backends(backends, cuda=torch.cuda.is_available())
+    if repeats < 1 or train_steps < 1 or train_size < 8 or train_batch < 1:
+        raise BenchmarkError("--repeats, --train-steps and --train-batch must be >= 1, --train-size >= 8")
+    settings = _settings(memory_reuse, isolate)
+    result: dict[str, Any] = {
+        "machine": machine_info(),
+        "settings": {
+            "sizes": [f"{w}x{h}" for w, h in sizes],
+            "backends": backends,
+            "repeats": repeats,
+            "warmup": WARMUP,
+            "batch": 1,
+            "model": model or "random init (seed 0)",
+            "train": train,
+            "train_size": train_size,
+            "train_batch": train_batch,
+            "train_steps": train_steps,
+            "isolated_processes": isolate,
+            "memory_reuse": settings,
+        },
+        "ratio_note": "inference: reference_ms / backend_ms; training: images_per_s / reference images_per_s "
+        "(above 1 is faster than the reference), each against the reference under the same memory reuse",
+        "allocator_note": "on: the measuring process keeps freed memory for reuse (stylenet.hardware."
+        "keep_freed_memory), as the stylenet commands do for repeated work; off: the C library's defaults",
+        "peak_rss_mb_note": (
+            "peak RSS (VmHWM) of a fresh process per measurement (includes Python, torch and runtime imports; "
+            "baseline_rss_mb is the peak before the network was built)"
+            if isolate
+            else "peak RSS in this one process: VmHWM reset before each measurement where Linux allows it "
+            "(else process-wide peak so far); memory kept by allocators inflates later figures; "
+            "sizes run in increasing order"
+        ),
+        "inference": [],
+        "training": [],
+    }
+    order = sorted(sizes, key=lambda s: s[0] * s[1]) if not isolate else sizes
+    with tempfile.TemporaryDirectory(prefix="stylenet-benchmark-") as tmp:
+        workdir = Path(tmp)
+
+        def measure_fn(spec: dict[str, Any]) -> dict[str, Any]:
+            row = measure_in_subprocess(spec, workdir, child_timeout_s) if isolate else measure(spec, reset_peak=True)
+            # One progress line per measurement: a long run shows where it is, and a run cut short
+            # still leaves its figures in the log.
+            inference = spec["kind"] == "inference"
+            where = f"{spec['width']}x{spec['height']}" if inference else f"training {spec['size']} px"
+            figure = row.get("ms_per_frame", row.get("ms_per_step"))
+            done = f"{figure:.1f} ms" if figure is not None else f"skipped ({row.get('reason', '')[:80]})"
+            print(f"  {where} {spec['variant']}, reuse {spec['memory_reuse']}: {done}", file=sys.stderr, flush=True)
+            return {"memory_reuse": spec["memory_reuse"], **row}
+
+        weights, artifacts, failures = _prepare(model, backends, workdir)
+        for (width, height), reuse in ((size, reuse) for size in order for reuse in settings):
+            base = {"kind": "inference", "width": width, "height": height, "repeats": repeats, "weights": weights}
+            base["memory_reuse"] = reuse
+            outputs = {b: str(workdir / f"out-{b}-{width}x{height}-{reuse}.pt") for b in backends}
+            size = f"{width}x{height}"
+            reference = {"size": size, "backend": REFERENCE, **measure_fn({**base, "variant": REFERENCE})}
+            result["inference"].append(_with_ratio(reference, reference, "ms_per_frame", faster_is_lower=True))
+            for variant in backends:
+                row: dict[str, Any] = {"size": size, "backend": variant}
+                if variant in failures:
+                    row.update(memory_reuse=reuse, status="skipped", reason=failures[variant])
+                else:
+                    spec = {**base, "variant": variant, "artifact": artifacts.get(variant), "output": outputs[variant]}
+                    row.update(measure_fn(spec))
+                psnr = None if variant == "eager-fp32" else _psnr_db(outputs[variant], outputs.get("eager-fp32"))
+                if psnr is not None:
+                    row["psnr_vs_eager_fp32_db"] = psnr
+                result["inference"].append(_with_ratio(row, reference, "ms_per_frame", faster_is_lower=True))
+        if train:
+            variants = training_variants(cpu_has_native_bf16(), torch.cuda.is_available())
+            for reuse in settings:
+                base = {"kind": "training", "size": train_size, "batch": train_batch, "steps": train_steps}
+                base["memory_reuse"] = reuse
+                reference = {"backend": TRAIN_REFERENCE, **measure_fn({**base, "variant": TRAIN_REFERENCE})}
+                for row in [reference, *({"backend": v, **measure_fn({**base, "variant": v})} for v in variants)]:
+                    result["training"].append(_with_ratio(row, reference, "images_per_s", faster_is_lower=False))
+            result["training_note"] = (
+                f"{train_size} px, batch {train_batch}, median of {train_steps} steps after 2 warm-ups; project: "
+                "TransformerNet + VGG19 PerceptualLoss as configs/ define it (configs/loss, configs/style), "
+                "vgg_weights=random (speed does not depend on the weights); project-fast: bf16, channels-last and "
+                "torch.compile, the default where bf16 is native; reference: the PyTorch example's step "
+                "(VGG16, style Grams computed once before the loop)"
+            )
+            if not cpu_has_native_bf16():
+                result["training_note"] += "; bf16 not measured: this CPU lacks native bf16"
+    return result
