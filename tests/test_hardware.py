@@ -45,7 +45,9 @@ def test_no_gpu_means_no_bf16_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
         ("", "fp32"),  # no /proc/cpuinfo: fp32 is always correct
     ],
 )
-def test_auto_precision_on_cpus_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, flags: str, expected: str) -> None:
+def test_auto_precision_on_cpus_follows_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, flags: str, expected: str
+) -> None:
     monkeypatch.setattr(hardware, "_cpu_flags", lambda: flags.split())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert native_precision("cpu") == expected
