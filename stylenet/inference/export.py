@@ -47,12 +47,17 @@ def _export_copy(network: TransformerNet) -> TransformerNet:
     return plain.eval().use_fast_ops(False)
 
 
-def _exported_program(network: TransformerNet) -> torch.export.ExportedProgram:
-    if network.config.upsample != "nearest":
+def check_exportable(upsample: str) -> None:
+    """Raises `ExportError` for networks that cannot become a single-pass model of any size."""
+    if upsample != "nearest":
         raise ExportError(
             "only model.upsample=nearest networks export: a transposed one crops its output back to the "
             "input size, which torch.export cannot express for every image size"
         )
+
+
+def _exported_program(network: TransformerNet) -> torch.export.ExportedProgram:
+    check_exportable(network.config.upsample)
     with torch.no_grad():
         return torch.export.export(_export_copy(network), _example_input(), dynamic_shapes=_dynamic_shapes())
 
