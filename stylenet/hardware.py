@@ -81,6 +81,17 @@ def resolve_speed(channels_last: str | bool, compile: str | bool, precision: str
     return pick(channels_last, "channels_last"), pick(compile, "compile")
 
 
+def wants_memory_reuse(setting: str | bool, repeated_work: bool) -> bool:
+    """`memory_reuse` (auto, on or off; YAML reads bare on/off as booleans): whether to `keep_freed_memory`.
+
+    auto: on for repeated work only, where reusing freed memory saves time on every repetition.
+    """
+    choice = ("on" if setting else "off") if isinstance(setting, bool) else str(setting)
+    if choice not in ("auto", "on", "off"):
+        raise ConfigError(f"memory_reuse must be auto, on or off, not {setting!r}")
+    return repeated_work if choice == "auto" else choice == "on"
+
+
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _keeping_freed_memory = False
