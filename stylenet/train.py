@@ -42,6 +42,9 @@ def _check_paths(cfg: DictConfig) -> None:
             check_exportable(cfg.model.get("upsample", "nearest"))
         except ExportError as error:
             raise ConfigError(f"export.formats={list(cfg.export.formats)}: {error}; or set export.formats=[]") from None
+
+
+def _make_kept_models_dir(cfg: DictConfig) -> None:
     kept = Path(cfg.paths.kept_models_dir)
     try:  # found now, not after hours of training
         kept.mkdir(parents=True, exist_ok=True)
@@ -66,7 +69,8 @@ def check_config(cfg: DictConfig) -> None:
     check_train_config(cfg)
     _check_paths(cfg)
     _check_resume(cfg)
-    check_optimizer(hydra.utils.instantiate(cfg.optimizer))
+    check_optimizer(_instantiate(cfg.optimizer, "optimizer"))
+    _make_kept_models_dir(cfg)  # last: a refused run creates nothing
 
 
 # Notices every run printed that tell a user nothing: the VGG of the loss is frozen in eval mode on purpose,

@@ -62,7 +62,7 @@ def test_a_bad_setting_stops_train_in_one_line_before_anything_loads(
     with pytest.raises(ConfigError, match=BAD[override].replace("(", r"\(")) as stopped:
         train(compose_config(tiny_overrides(tmp_path) + [override]))
     assert "\n" not in str(stopped.value)
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "kept").exists()
 
 
 def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path: Path) -> None:
