@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from stylenet.errors import StylenetError
+from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
+from stylenet.validation import NETWORK_KEYS, check_network_config
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,20 @@ class CheckpointError(StylenetError):
     """A file that is not a readable stylenet model."""
 
 
+def move_aside(path: Path) -> None:
+    """Renames an existing file at `path` to `<stem>.<its mtime><suffix>`, so that nothing writes over it."""
+    if not path.exists():
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+    backup = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+    counter = 1
+    while backup.exists():
+        backup = path.with_name(f"{path.stem}.{stamp}-{counter}{path.suffix}")
+        counter += 1
+    path.rename(backup)
+    log.warning("kept the previous %s as %s", path, backup)
+
+
 def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadata: dict[str, Any]) -> Path:
     """Write `network` and `metadata` (style, steps, val losses...) to `path`.
 
@@ -32,15 +47,7 @@ def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
-        backup = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
-        counter = 1
-        while backup.exists():
-            backup = path.with_name(f"{path.stem}.{stamp}-{counter}{path.suffix}")
-            counter += 1
-        path.rename(backup)
-        log.warning("kept the previous %s as %s", path, backup)
+    move_aside(path)
     state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     payload = {"format": FORMAT, "model": network.config.to_dict(), "state_dict": state, **metadata}
     # Write then rename, so a crash mid-write never leaves a truncated model under `path`.
@@ -50,18 +57,99 @@ def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadat
     return path
 
 
-def load_inference_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
-    """The network (in eval mode) and the metadata stored at `path`."""
-    path = Path(path)
+def _read(path: Path, kind: str) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all
-        raise CheckpointError(f"{path}: not a readable stylenet model ({error.__class__.__name__})") from error
+        raise CheckpointError(f"{path}: not a readable {kind} ({error.__class__.__name__})") from error
+
+
+def _first(names: list[str]) -> str:
+    return f"{len(names)} (e.g. {names[0]})" if names else "0"
+
+
+def _weights_problem(network: TransformerNet, state_dict: dict[Any, Any]) -> str | None:
+    expected = {name: tensor.shape for name, tensor in network.state_dict().items()}
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        return "its weights are not a table of named tensors"
+    missing = sorted(expected.keys() - state_dict.keys())
+    unexpected = sorted(state_dict.keys() - expected.keys())
+    reshaped = sorted(k for k in expected.keys() & state_dict.keys() if state_dict[k].shape != expected[k])
+    if not (missing or unexpected or reshaped):
+        return None
+    return f"{_first(missing)} missing, {_first(unexpected)} unexpected, {_first(reshaped)} of another shape"
+
+
+def build_network(path: Path, config: Any, state_dict: Any) -> TransformerNet:
+    """The network a model file declares, with its weights; one `CheckpointError` line for any mismatch."""
+    if not isinstance(config, dict) or set(config) != set(NETWORK_KEYS):
+        raise CheckpointError(
+            f"{path}: malformed model file: its network description must have exactly {', '.join(NETWORK_KEYS)}"
+        )
+    try:
+        check_network_config(config)
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: malformed network description: {error}") from None
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: malformed model file: it holds no weights")
+    with torch.device("meta"):  # shapes only: a bogus width must not allocate a huge network
+        problem = _weights_problem(TransformerNet(**config), state_dict)
+    if problem:
+        raise CheckpointError(f"{path}: its weights do not match the network it declares ({config}): {problem}")
+    network = TransformerNet(**config)
+    network.load_state_dict(state_dict)
+    return network.eval()
+
+
+def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    style = metadata.get("style")
+    if style is not None and not (isinstance(style, dict) and isinstance(style.get("name"), str)):
+        raise CheckpointError(f"{path}: malformed model file: its style must be a table with a name")
+    steps = metadata.get("steps")
+    if steps is not None and not (isinstance(steps, int) and steps >= 0):
+        raise CheckpointError(f"{path}: malformed model file: its steps must be a whole number, not {steps!r}")
+
+
+def load_inference_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
+    """The network (in eval mode) and the metadata stored at `path`."""
+    path = Path(path)
+    payload = _read(path, "stylenet model")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a stylenet inference checkpoint (expected format {FORMAT})")
-    network = TransformerNet(**payload["model"])
-    network.load_state_dict(payload["state_dict"])
+    network = build_network(path, payload.get("model"), payload.get("state_dict"))
     metadata = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
-    return network.eval(), metadata
+    _check_metadata(path, metadata)
+    return network, metadata
+
+
+def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict a stylenet training run saved at `path` (.ckpt), checked to be one."""
+    path = Path(path)
+    checkpoint = _read(path, "checkpoint")
+    if not isinstance(checkpoint, dict) or "stylenet" not in checkpoint:
+        raise CheckpointError(f"{path}: a Lightning checkpoint, but not one written by stylenet training")
+    step = checkpoint.get("global_step")
+    if not (isinstance(step, int) and step >= 0):
+        raise CheckpointError(f"{path}: malformed checkpoint: its global_step must be a whole number, not {step!r}")
+    return checkpoint
+
+
+# Lightning stores the module's weights under its attribute names; the network is `module.network`.
+_NETWORK_PREFIX = "network."
+
+
+def load_lightning_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
+    """The network (in eval mode) and metadata of a stylenet Lightning `.ckpt`, for inference and export."""
+    path = Path(path)
+    checkpoint = read_lightning_checkpoint(path)
+    info, state = checkpoint["stylenet"], checkpoint.get("state_dict")
+    if not isinstance(info, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"{path}: malformed checkpoint: no network description or weights")
+    prefix = _NETWORK_PREFIX
+    weights = {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+    network = build_network(path, info.get("model"), weights)
+    metadata = {"model": info["model"], "style": info.get("style"), "steps": checkpoint["global_step"]}
+    _check_metadata(path, metadata)
+    return network, metadata

@@ -14,19 +14,39 @@ from stylenet.errors import ConfigError
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_has_native_bf16() -> bool:
+# NVIDIA GPUs run bf16 in hardware from Ampere (compute capability 8.0) on.
+_BF16_CUDA_CAPABILITY = (8, 0)
+
+
+def _cpu_flags() -> list[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text().split()
     except OSError:  # not Linux: be conservative, fp32 is always correct
+        return []
+
+
+def cpu_has_native_bf16() -> bool:
+    return any(flag in _cpu_flags() for flag in _BF16_CPU_FLAGS)
+
+
+def cuda_has_native_bf16() -> bool:
+    """Whether the current GPU runs bf16 in hardware.
+
+    Not `torch.cuda.is_bf16_supported()` alone: it also says yes where bf16 is only emulated
+    (V100, T4), which runs slower than fp16 there.
+    """
+    if not torch.cuda.is_available():
         return False
-    return any(flag in flags.split() for flag in _BF16_CPU_FLAGS)
+    if torch.version.hip:  # ROCm reports no NVIDIA capability; trust its own answer
+        return torch.cuda.is_bf16_supported()
+    return torch.cuda.get_device_capability() >= _BF16_CUDA_CAPABILITY
 
 
 def native_precision(device_type: str) -> str:
     """bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPUs, Ampere+ GPUs); else fp16 on
     GPUs and fp32 on CPUs. Training (`resolve_precision`) and inference share this choice."""
     if device_type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cuda_has_native_bf16() else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
@@ -59,6 +79,17 @@ def resolve_speed(channels_last: str | bool, compile: str | bool, precision: str
         raise ConfigError(f"{name} must be auto, true or false, not {value!r}")
 
     return pick(channels_last, "channels_last"), pick(compile, "compile")
+
+
+def wants_memory_reuse(setting: str | bool, repeated_work: bool) -> bool:
+    """`memory_reuse` (auto, on or off; YAML reads bare on/off as booleans): whether to `keep_freed_memory`.
+
+    auto: on for repeated work only, where reusing freed memory saves time on every repetition.
+    """
+    choice = ("on" if setting else "off") if isinstance(setting, bool) else str(setting)
+    if choice not in ("auto", "on", "off"):
+        raise ConfigError(f"memory_reuse must be auto, on or off, not {setting!r}")
+    return repeated_work if choice == "auto" else choice == "on"
 
 
 # glibc mallopt parameters (malloc.h).

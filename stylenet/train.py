@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from stylenet.checkpoint import save_inference_checkpoint
+from stylenet.checkpoint import move_aside, read_lightning_checkpoint, save_inference_checkpoint
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.hardware import resolve_precision, resolve_speed
-from stylenet.inference.export import FORMATS, SUFFIXES, export
+from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_exportable, export
 from stylenet.styles import load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import StyleTransferModule
+from stylenet.validation import check_optimizer, check_train_config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,14 @@ def _check_paths(cfg: DictConfig) -> None:
     unknown = set(cfg.export.formats) - set(FORMATS)
     if unknown:
         raise ConfigError(f"export.formats: unknown {sorted(unknown)}; use any of {list(FORMATS)}")
+    if cfg.export.formats:
+        try:
+            check_exportable(cfg.model.get("upsample", "nearest"))
+        except ExportError as error:
+            raise ConfigError(f"export.formats={list(cfg.export.formats)}: {error}; or set export.formats=[]") from None
+
+
+def _make_kept_models_dir(cfg: DictConfig) -> None:
     kept = Path(cfg.paths.kept_models_dir)
     try:  # found now, not after hours of training
         kept.mkdir(parents=True, exist_ok=True)
@@ -40,13 +52,70 @@ def _check_paths(cfg: DictConfig) -> None:
         raise ConfigError(f"paths.kept_models_dir={kept} cannot be created: {error.strerror}") from error
 
 
-def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, re-raising our own errors unwrapped so they stay one line."""
+def _check_resume(cfg: DictConfig) -> None:
+    """A checkpoint that already reached trainer.max_steps would train nothing and still replace the kept model."""
+    if not cfg.ckpt_path:
+        return
+    step = read_lightning_checkpoint(cfg.ckpt_path)["global_step"]
+    if step >= cfg.trainer.max_steps:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} is already at step {step} (trainer.max_steps={cfg.trainer.max_steps}): "
+            f"nothing to train; to train longer, set trainer.max_steps to more than {step}"
+        )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every mistake in `cfg` that can be found without loading photos, paintings or networks, as one line."""
+    check_train_config(cfg)
+    _check_paths(cfg)
+    _check_resume(cfg)
+    check_optimizer(_instantiate(cfg.optimizer, "optimizer"))
+    _make_kept_models_dir(cfg)  # last: a refused run creates nothing
+
+
+# Notices every run printed that tell a user nothing: the VGG of the loss is frozen in eval mode on purpose,
+# the worker count is data.num_workers as chosen, the deprecation is inside Lightning, the model summary's
+# size estimate is not what anyone reads it for, and the tips advertise services.
+_NOISE_WARNINGS = (
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+    r".* does not have many workers",
+    r"This DataLoader will create \d+ worker processes",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Precision \S+ is not supported by the model summary",
+)
+_NOISE_LOGS = ("💡 Tip:", "TPU available: False")
+
+
+@contextlib.contextmanager
+def quiet_lightning_notices() -> Iterator[None]:
+    """Drops Lightning's notices that say nothing to a user of this project while the block runs.
+
+    For entry points only (it changes process-wide warning filters); what matters still shows.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_NOISE_LOGS)
+
+    lightning_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    with warnings.catch_warnings():
+        for message in _NOISE_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        lightning_log.addFilter(keep)
+        try:
+            yield
+        finally:
+            lightning_log.removeFilter(keep)
+
+
+def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, with our own errors and refused arguments as one line, not Hydra's wrapping."""
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except hydra.errors.InstantiationException as error:
         if isinstance(error.__cause__, StylenetError):
             raise error.__cause__ from None
+        if isinstance(error.__cause__, (TypeError, ValueError)):  # e.g. an argument the class does not take
+            raise ConfigError(f"{group}: {error.__cause__}") from error
         raise
 
 
@@ -68,16 +137,16 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one style network as `cfg` describes; returns where its outputs went and final val losses."""
-    _check_paths(cfg)
+    check_config(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
 
     # Everything that can fail on bad input is built before the trainer starts.
     style_image = load_style_image(cfg.style.image, cfg.style.size)
-    datamodule = _instantiate(cfg.data)
+    datamodule = _instantiate(cfg.data, "data")
     datamodule.setup("fit")
-    network = _instantiate(cfg.model)
-    loss = _instantiate(cfg.loss, style_image=style_image)
+    network = _instantiate(cfg.model, "model")
+    loss = _instantiate(cfg.loss, "loss", style_image=style_image)
     style = {"name": cfg.style.name, "image": str(cfg.style.image), "size": cfg.style.size}
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     channels_last, compile = resolve_speed(cfg.channels_last, cfg.compile, precision)
@@ -131,9 +200,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         kept_model = save_inference_checkpoint(
             Path(cfg.paths.kept_models_dir) / f"{cfg.style.name}.pt", network, metadata
         )
-        result["exported"] = [
-            export(network, metadata, kept_model.with_suffix(SUFFIXES[fmt]), fmt) for fmt in cfg.export.formats
-        ]
+        result["exported"] = []
+        for fmt in cfg.export.formats:
+            move_aside(kept_model.with_suffix(SUFFIXES[fmt]))  # kept like the .pt: never written over
+            result["exported"].append(export(network, metadata, kept_model.with_suffix(SUFFIXES[fmt]), fmt))
         result |= {
             "model": kept_model,
             "run_model": run_model,

@@ -11,7 +11,7 @@ from omegaconf import open_dict
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from stylenet.checkpoint import load_inference_checkpoint
+from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
 from stylenet.errors import ConfigError, DataError
 from stylenet.train import train
 from stylenet.training.module import NonFiniteLossError
@@ -65,6 +65,10 @@ def test_lightning_checkpoint_holds_no_loss_network_but_rebuild_info(tiny_cfg, t
     assert checkpoint["state_dict"] and not any(k.startswith("loss.") for k in checkpoint["state_dict"])
     assert checkpoint["stylenet"]["model"]["num_residual_blocks"] == 1
     assert checkpoint["optimizer_states"], "resume needs the optimizer state"
+    network, metadata = load_lightning_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    kept, _ = load_inference_checkpoint(tmp_path / "kept" / "starry.pt")
+    assert metadata["steps"] == 4 and metadata["style"]["name"] == "starry"
+    assert all(torch.equal(v, kept.state_dict()[k]) for k, v in network.state_dict().items())
 
 
 def test_resume_continues_the_global_step(tmp_path: Path) -> None:
@@ -146,8 +150,12 @@ def test_training_on_a_folder_with_broken_images_counts_and_goes_on(tmp_path: Pa
 def test_training_can_export_single_pass_models_at_the_end(tmp_path: Path) -> None:
     from stylenet import load_model
 
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "starry.onnx").write_bytes(b"an older export")
     result = train(compose_config(tiny_overrides(tmp_path) + ["export.formats=[onnx,pt2]"]))
     assert [p.name for p in result["exported"]] == ["starry.onnx", "starry.pt2"]
+    older = list((tmp_path / "kept").glob("starry.*.onnx"))
+    assert len(older) == 1 and older[0].read_bytes() == b"an older export", "an existing export was written over"
     eager = load_model(result["model"], precision="fp32")
     images = torch.rand(1, 3, 21, 30)
     lightning_checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -6,7 +6,6 @@ metadata, and need no stylenet code to run.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +38,33 @@ def _example_input() -> tuple[torch.Tensor]:
     return (torch.rand(2, 3, 67, 45),)
 
 
+def _export_copy(network: TransformerNet) -> TransformerNet:
+    """A CPU fp32 copy of `network` in eval mode with the plain layers; the caller's module is left as it was
+    (device, dtype, mode, memory format). fast_ops' custom operators have no ONNX form and would tie .pt2
+    files to stylenet."""
+    plain = TransformerNet(**network.config.to_dict())
+    plain.load_state_dict(network.state_dict())  # copies values into plain's own CPU fp32 tensors
+    return plain.eval().use_fast_ops(False)
+
+
+def check_exportable(upsample: str) -> None:
+    """Raises `ExportError` for networks that cannot become a single-pass model of any size."""
+    if upsample != "nearest":
+        raise ExportError(
+            "only model.upsample=nearest networks export: a transposed one crops its output back to the "
+            "input size, which torch.export cannot express for every image size"
+        )
+
+
 def _exported_program(network: TransformerNet) -> torch.export.ExportedProgram:
-    if network.config.upsample != "nearest":
-        raise ExportError("only model.upsample=nearest networks export with dynamic sizes")
-    # The plain layers: fast_ops' custom operators have no ONNX form and would tie .pt2 files to stylenet.
-    network = copy.deepcopy(network).eval().use_fast_ops(False)
+    check_exportable(network.config.upsample)
     with torch.no_grad():
-        return torch.export.export(network, _example_input(), dynamic_shapes=_dynamic_shapes())
+        return torch.export.export(_export_copy(network), _example_input(), dynamic_shapes=_dynamic_shapes())
 
 
 def export_pt2(network: TransformerNet, metadata: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
-    program = _exported_program(network.cpu())
+    program = _exported_program(network)
     torch.export.save(program, path, extra_files={f"{METADATA_KEY}.json": describe(metadata)})
     return path
 
@@ -61,7 +75,7 @@ def export_onnx(network: TransformerNet, metadata: dict[str, Any], path: str | P
         import onnx
     except ImportError as error:
         raise ExportError('ONNX export needs onnx and onnxscript: pip install "stylenet[export]"') from error
-    program = _exported_program(network.cpu())
+    program = _exported_program(network)
     onnx_program = torch.onnx.export(
         program, input_names=["image"], output_names=["stylised"], dynamo=True, verbose=False
     )

@@ -1,0 +1,130 @@
+"""Settings checked before any work starts: each mistake is one `ConfigError` line naming the setting.
+
+Hydra hands over whatever a user typed (`trainer.max_steps=abc` arrives as the string "abc"), and
+the libraries that would eventually refuse it do so deep inside, as a traceback. Model files are
+checked with the same rules, so a malformed one is refused in one line too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from stylenet.errors import ConfigError
+
+NETWORK_CHOICES = {"upsample": ("nearest", "transposed"), "norm": ("instance", "batch", "none")}
+NETWORK_KEYS = ("width", "num_residual_blocks", "upsample", "norm")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def whole_number(value: Any, name: str, minimum: int = 1) -> int:
+    if not (_is_number(value) and float(value).is_integer() and value >= minimum):
+        raise ConfigError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    return int(value)
+
+
+def positive_number(value: Any, name: str, allow_zero: bool = False) -> float:
+    # NaN fails both comparisons.
+    if not (_is_number(value) and (value >= 0 if allow_zero else value > 0) and value != float("inf")):
+        raise ConfigError(f"{name} must be a number {'>=' if allow_zero else '>'} 0, not {value!r}")
+    return float(value)
+
+
+def steps_or_fraction(value: Any, name: str, minimum: int = 1) -> float:
+    """Lightning's `int | float` arguments: a whole count, or a fraction (0, 1] of an epoch."""
+    if isinstance(value, float) and 0 < value <= 1:
+        return value
+    if not (_is_number(value) and float(value).is_integer() and value >= minimum):
+        raise ConfigError(f"{name} must be a whole number >= {minimum} or a fraction in (0, 1], not {value!r}")
+    return value
+
+
+def one_of(value: Any, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}")
+    return value
+
+
+def check_network_config(values: Mapping[str, Any], prefix: str = "model.") -> None:
+    """The arguments of `TransformerNet` (as in `configs/model/` or a model file) make a network."""
+    if "width" in values:
+        positive_number(values["width"], f"{prefix}width")
+    if "num_residual_blocks" in values:
+        whole_number(values["num_residual_blocks"], f"{prefix}num_residual_blocks", minimum=0)
+    for key, choices in NETWORK_CHOICES.items():
+        if key in values:
+            one_of(values[key], f"{prefix}{key}", choices)
+
+
+# Lightning Trainer arguments that count (name: smallest value); null leaves them to Lightning's default.
+_TRAINER_COUNTS = {
+    "max_steps": 1,  # training stops by steps: there is no sensible run without it
+    "min_steps": 0,
+    "max_epochs": 1,
+    "min_epochs": 0,
+    "log_every_n_steps": 1,
+    "num_nodes": 1,
+    "accumulate_grad_batches": 1,
+    "check_val_every_n_epoch": 1,
+    "num_sanity_val_steps": 0,
+}
+_MINUS_ONE_MEANS_ALL = ("max_epochs", "num_sanity_val_steps", "devices")
+_TRAINER_FRACTIONS = {"val_check_interval": 1, "limit_train_batches": 0, "limit_val_batches": 0}
+
+
+def _check_trainer(trainer: Mapping[str, Any]) -> None:
+    for key, minimum in _TRAINER_COUNTS.items():
+        value = trainer.get(key)
+        if (value is not None or key == "max_steps") and not (key in _MINUS_ONE_MEANS_ALL and value == -1):
+            whole_number(value, f"trainer.{key}", minimum)
+    for key, minimum in _TRAINER_FRACTIONS.items():
+        if trainer.get(key) is not None:
+            steps_or_fraction(trainer[key], f"trainer.{key}", minimum)
+    if trainer.get("gradient_clip_val") is not None:
+        positive_number(trainer["gradient_clip_val"], "trainer.gradient_clip_val", allow_zero=True)
+    devices = trainer.get("devices")
+    if _is_number(devices) and devices != -1:  # else "auto", a list or "0,1": Lightning's to parse
+        whole_number(devices, "trainer.devices")
+
+
+def _check_data(data: Mapping[str, Any]) -> None:
+    size = whole_number(data.get("image_size"), "data.image_size")
+    whole_number(data.get("batch_size"), "data.batch_size")
+    if "num_workers" in data:
+        whole_number(data["num_workers"], "data.num_workers", minimum=0)
+    resize = data.get("resize")
+    if resize is not None and whole_number(resize, "data.resize") < size:
+        raise ConfigError(
+            f"data.resize={resize} is smaller than data.image_size={size}: crops of image_size cannot be cut "
+            f"from photos resized to {resize}; use data.resize >= {size} or null"
+        )
+
+
+def check_train_config(cfg: Any) -> None:
+    """Every numeric and named setting of a training config (see `configs/train.yaml`), before anything loads."""
+    if cfg.seed is not None:
+        whole_number(cfg.seed, "seed", minimum=0)
+    for key in ("checkpoint_every_n_steps", "sample_every_n_steps", "sample_size"):
+        whole_number(cfg[key], key)
+    whole_number(cfg.style.size, "style.size")
+    for key in ("content_weight", "style_weight", "tv_weight"):
+        if key in cfg.loss:
+            positive_number(cfg.loss[key], f"loss.{key}", allow_zero=True)
+    _check_trainer(cfg.trainer)
+    _check_data(cfg.data)
+    check_network_config(cfg.model)
+    if "lr" in cfg.optimizer:  # 0 would train for hours without changing a weight
+        positive_number(cfg.optimizer.lr, "optimizer.lr")
+
+
+def check_optimizer(factory: Callable[..., Any]) -> None:
+    """The optimizer's own checks (negative weight decay, betas...) now, not at the first step."""
+    try:
+        factory([torch.zeros(1, requires_grad=True)])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"optimizer: {error}") from None

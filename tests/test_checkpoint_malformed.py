@@ -1,0 +1,138 @@
+"""Hand-made malformed model files: each is refused in one CheckpointError line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from stylenet import load_model
+from stylenet.checkpoint import (
+    CheckpointError,
+    load_inference_checkpoint,
+    load_lightning_checkpoint,
+    read_lightning_checkpoint,
+    save_inference_checkpoint,
+)
+from stylenet.networks.transformer import TransformerNet
+
+CONFIG = {"width": 0.25, "num_residual_blocks": 1, "upsample": "nearest", "norm": "instance"}
+
+
+def _network(**changes: Any) -> TransformerNet:
+    return TransformerNet(**{**CONFIG, **changes})
+
+
+def _pt_payload(tmp_path: Path) -> dict[str, Any]:
+    path = save_inference_checkpoint(tmp_path / "good.pt", _network(), {"style": {"name": "t"}, "steps": 3})
+    return torch.load(path, weights_only=True)
+
+
+def _refused(load, path: Path, match: str) -> str:
+    with pytest.raises(CheckpointError, match=match) as refused:
+        load(path)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def _pt_with(tmp_path: Path, change) -> Path:
+    payload = _pt_payload(tmp_path)
+    change(payload)
+    path = tmp_path / "bad.pt"
+    torch.save(payload, path)
+    return path
+
+
+PT_CASES = {
+    "no model": (lambda p: p.pop("model"), "network description"),
+    "model not a table": (lambda p: p.update(model="johnson"), "network description"),
+    "a key missing": (lambda p: p["model"].pop("norm"), "network description"),
+    "an unknown key": (lambda p: p["model"].update(depth=3), "network description"),
+    "width a word": (lambda p: p["model"].update(width="abc"), "model.width"),
+    "width negative": (lambda p: p["model"].update(width=-1), "model.width"),
+    "blocks a word": (lambda p: p["model"].update(num_residual_blocks="x"), "model.num_residual_blocks"),
+    "unknown norm": (lambda p: p["model"].update(norm="foo"), "model.norm"),
+    "no weights": (lambda p: p.pop("state_dict"), "no weights"),
+    "weights a list": (lambda p: p.update(state_dict=[1, 2]), "no weights"),
+    "weights not tensors": (lambda p: p.update(state_dict={"a": 1}), "named tensors"),
+    "more blocks declared": (lambda p: p["model"].update(num_residual_blocks=2), "do not match.*missing"),
+    "other width declared": (lambda p: p["model"].update(width=0.5), "do not match.*another shape"),
+    "style a word": (lambda p: p.update(style="starry"), "style"),
+    "steps a word": (lambda p: p.update(steps="many"), "steps"),
+}
+
+
+@pytest.mark.parametrize("case", PT_CASES)
+def test_malformed_pt_files_are_refused_in_one_line(tmp_path: Path, case: str) -> None:
+    change, match = PT_CASES[case]
+    path = _pt_with(tmp_path, change)
+    _refused(load_inference_checkpoint, path, match)
+    _refused(load_model, path, match)  # what `stylenet stylize` calls
+
+
+def test_weights_of_another_network_name_what_differs(tmp_path: Path) -> None:
+    path = _pt_with(tmp_path, lambda p: p.update(state_dict=_network(num_residual_blocks=2).state_dict()))
+    message = _refused(load_inference_checkpoint, path, "do not match")
+    assert "unexpected" in message and "residuals.1." in message
+
+
+def test_a_well_formed_pt_still_loads(tmp_path: Path) -> None:
+    network, metadata = load_inference_checkpoint(_pt_with(tmp_path, lambda p: None))
+    assert metadata["steps"] == 3 and network.config.to_dict() == CONFIG
+
+
+def _ckpt(tmp_path: Path, **changes: Any) -> Path:
+    """A stylenet Lightning checkpoint as training writes it (the parts inference reads)."""
+    network = _network()
+    checkpoint = {
+        "global_step": 5,
+        "state_dict": {f"network.{k}": v for k, v in network.state_dict().items()},
+        "stylenet": {"model": dict(CONFIG), "style": {"name": "t"}},
+    }
+    for key, value in changes.items():
+        if value is None:
+            checkpoint.pop(key)
+        else:
+            checkpoint[key] = value
+    path = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+CKPT_CASES = {
+    "no stylenet info": ({"stylenet": None}, "not one written by stylenet"),
+    "info not a table": ({"stylenet": "x"}, "no network description"),
+    "no model": ({"stylenet": {"style": {"name": "t"}}}, "network description"),
+    "bad norm": ({"stylenet": {"model": {**CONFIG, "norm": "foo"}, "style": {"name": "t"}}}, "model.norm"),
+    "other network": ({"stylenet": {"model": {**CONFIG, "num_residual_blocks": 3}}}, "do not match"),
+    "no weights": ({"state_dict": None}, "no network description or weights"),
+    "step a word": ({"global_step": "x"}, "global_step"),
+    "no step": ({"global_step": None}, "global_step"),
+    "not a dict": ({}, None),
+}
+
+
+@pytest.mark.parametrize("case", CKPT_CASES)
+def test_malformed_ckpt_files_are_refused_in_one_line(tmp_path: Path, case: str) -> None:
+    changes, match = CKPT_CASES[case]
+    path = _ckpt(tmp_path, **changes)
+    if case == "not a dict":
+        torch.save([1, 2, 3], path)
+        match = "not one written by stylenet"
+    _refused(load_lightning_checkpoint, path, match)
+
+
+def test_a_well_formed_ckpt_loads_and_tells_its_step(tmp_path: Path) -> None:
+    network, metadata = load_lightning_checkpoint(_ckpt(tmp_path))
+    assert metadata["steps"] == 5 and network.config.to_dict() == CONFIG and not network.training
+    assert read_lightning_checkpoint(_ckpt(tmp_path))["global_step"] == 5
+
+
+def test_unreadable_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "text.pt").write_text("not a model")
+    _refused(load_inference_checkpoint, tmp_path / "text.pt", "not a readable")
+    (tmp_path / "text.ckpt").write_text("not a model")
+    _refused(load_lightning_checkpoint, tmp_path / "text.ckpt", "not a readable")

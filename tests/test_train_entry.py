@@ -1,0 +1,116 @@
+"""What only `python train.py` does to its process: memory reuse as set, and Lightning's noise quieted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from stylenet import hardware
+from stylenet.errors import ConfigError
+from stylenet.hardware import wants_memory_reuse
+from stylenet.train import train
+
+
+@pytest.mark.parametrize(
+    ("setting", "repeated", "expected"),
+    [("auto", True, True), ("auto", False, False), ("on", False, True), ("off", True, False)]
+    + [(True, False, True), (False, True, False)],  # YAML reads a bare on/off as a boolean
+)
+def test_memory_reuse_setting(setting, repeated: bool, expected: bool) -> None:
+    assert wants_memory_reuse(setting, repeated_work=repeated) is expected
+
+
+def test_memory_reuse_refuses_other_values() -> None:
+    with pytest.raises(ConfigError, match="memory_reuse must be auto, on or off, not 'sometimes'"):
+        wants_memory_reuse("sometimes", repeated_work=True)
+
+
+class _NoMallopt:
+    """Stands in for ctypes in stylenet.hardware: any use would change this process's allocator."""
+
+    def CDLL(self, *args, **kwargs):  # noqa: N802 (ctypes' name)
+        raise AssertionError("train(cfg) reached for the C library's allocator settings")
+
+
+def test_train_in_process_never_changes_the_allocator(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(hardware, "keep_freed_memory", lambda *args: calls.append(args))
+    monkeypatch.setattr(hardware, "ctypes", _NoMallopt())
+    assert tiny_cfg.memory_reuse == "auto"  # the default that turns it on for `python train.py`
+    train(tiny_cfg)
+    assert calls == []
+
+
+# `python train.py` with train() stubbed: shows what the entry point did before handing over.
+_ENTRY = textwrap.dedent(
+    """
+    import runpy, sys
+    import stylenet.hardware, stylenet.train
+    calls = []
+    stylenet.hardware.keep_freed_memory = lambda enabled=True: calls.append(enabled) or True
+    stylenet.train.train = lambda cfg: print("keep_freed_memory calls:", calls)
+    sys.argv = ["train.py", *sys.argv[1:]]
+    runpy.run_path("train.py", run_name="__main__")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "calls"), [(None, [True]), pytest.param("on", [True], marks=pytest.mark.slow), ("off", [])]
+)
+def test_the_entry_point_applies_memory_reuse_as_set(tmp_path: Path, setting: str | None, calls: list) -> None:
+    overrides = [f"hydra.run.dir={tmp_path / 'run'}"] + ([f"memory_reuse={setting}"] if setting else [])
+    done = subprocess.run(
+        [sys.executable, "-c", _ENTRY, *overrides], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert f"keep_freed_memory calls: {calls}" in done.stdout, done.stderr
+
+
+def test_the_entry_point_refuses_a_bad_memory_reuse_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _ENTRY, "memory_reuse=sometimes", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: memory_reuse must be auto, on or off, not 'sometimes'"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+# Lightning notices that told a user nothing, on every run.
+_NOISE = ("module(s) in eval mode", "LeafSpec", "Tip:", "does not have many workers", "not supported by the model")
+
+
+@pytest.mark.slow
+def test_a_short_training_run_prints_no_lightning_noise(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "experiment=quickstart",
+            "data.image_size=32",
+            "model.width=0.25",
+            "model.num_residual_blocks=1",
+            "loss.vgg_weights=random",
+            "trainer.max_steps=2",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"paths.kept_models_dir={tmp_path / 'kept'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert not [noise for noise in _NOISE if noise in output], output
+    assert "trained to step 2" in output and "GPU available" in output  # what matters still shows

@@ -1,0 +1,165 @@
+"""Mistakes in a training config stop the run before anything loads, in one line each."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, compose_config, tiny_overrides
+
+from stylenet.checkpoint import CheckpointError
+from stylenet.errors import ConfigError
+from stylenet.train import check_config, train
+
+BAD = {
+    "optimizer.lr=0": "optimizer.lr",
+    "optimizer.lr=-1": "optimizer.lr",
+    "optimizer.lr=abc": "optimizer.lr",
+    "+optimizer.weight_decay=-1": "optimizer: Invalid weight_decay",
+    "trainer.max_steps=abc": "trainer.max_steps",
+    "trainer.max_steps=0": "trainer.max_steps",
+    "trainer.max_steps=-5": "trainer.max_steps",
+    "trainer.max_steps=2.5": "trainer.max_steps",
+    "trainer.max_steps=null": "trainer.max_steps",
+    "trainer.val_check_interval=-1": "trainer.val_check_interval",
+    "trainer.val_check_interval=abc": "trainer.val_check_interval",
+    "trainer.log_every_n_steps=abc": "trainer.log_every_n_steps",
+    "trainer.num_nodes=0": "trainer.num_nodes",
+    "trainer.devices=0": "trainer.devices",
+    "+trainer.max_epochs=0": "trainer.max_epochs",
+    "+trainer.accumulate_grad_batches=-2": "trainer.accumulate_grad_batches",
+    "+trainer.gradient_clip_val=-1": "trainer.gradient_clip_val",
+    "model.width=-1": "model.width",
+    "model.width=abc": "model.width",
+    "model.num_residual_blocks=abc": "model.num_residual_blocks",
+    "model.num_residual_blocks=-1": "model.num_residual_blocks",
+    "model.norm=foo": "model.norm must be instance, batch or none",
+    "model.upsample=bilinear": "model.upsample",
+    "data.resize=16": "data.resize=16 is smaller than data.image_size=32",
+    "data.batch_size=0": "data.batch_size",
+    "data.image_size=abc": "data.image_size",
+    "sample_size=0": "sample_size",
+    "checkpoint_every_n_steps=abc": "checkpoint_every_n_steps",
+    "style.size=-3": "style.size",
+    "loss.style_weight=-1": "loss.style_weight",
+    "seed=abc": "seed",
+}
+
+
+@pytest.mark.parametrize("override", BAD)
+def test_a_bad_setting_stops_train_in_one_line_before_anything_loads(
+    override: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stylenet.train
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the painting was loaded before the config was checked")
+
+    monkeypatch.setattr(stylenet.train, "load_style_image", no_loading)
+    with pytest.raises(ConfigError, match=BAD[override].replace("(", r"\(")) as stopped:
+        train(compose_config(tiny_overrides(tmp_path) + [override]))
+    assert "\n" not in str(stopped.value)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "kept").exists()
+
+
+def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path: Path) -> None:
+    cfg = compose_config(tiny_overrides(tmp_path) + ["model.upsample=transposed", "export.formats=[onnx]"])
+    with pytest.raises(ConfigError, match=r"export.formats=\['onnx'\]: only model.upsample=nearest .*torch.export"):
+        check_config(cfg)
+    check_config(compose_config(tiny_overrides(tmp_path) + ["model.upsample=transposed"]))  # no export: fine
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "trainer.val_check_interval=0.5",
+        "trainer.num_sanity_val_steps=-1",
+        "trainer.devices=auto",
+        "trainer.devices=-1",
+        "data.resize=48",
+        "data.resize=32",
+        "model.num_residual_blocks=0",
+        "model.width=2",
+        "trainer.max_steps=1e3",
+        "seed=null",
+    ],
+)
+def test_good_settings_pass(override: str, tmp_path: Path) -> None:
+    check_config(compose_config(tiny_overrides(tmp_path) + [override]))
+
+
+def _finished_checkpoint(tmp_path: Path, step: int) -> Path:
+    """What check_config reads from a Lightning checkpoint: stylenet's rebuild info and the step reached."""
+    path = tmp_path / "last.ckpt"
+    torch.save({"global_step": step, "state_dict": {}, "stylenet": {"model": {}, "style": {"name": "starry"}}}, path)
+    return path
+
+
+@pytest.mark.parametrize("max_steps", [4, 3])
+def test_resuming_a_finished_run_says_there_is_nothing_to_train_and_keeps_the_model(
+    tmp_path: Path, max_steps: int
+) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "starry.pt").write_bytes(b"the kept model")
+    ckpt = _finished_checkpoint(tmp_path, step=4)
+    cfg = compose_config(tiny_overrides(tmp_path) + [f"ckpt_path={ckpt}", f"trainer.max_steps={max_steps}"])
+    with pytest.raises(ConfigError, match=r"already at step 4 .*nothing to train.*trainer.max_steps to more than 4"):
+        train(cfg)
+    assert [p.name for p in kept.iterdir()] == ["starry.pt"] and (kept / "starry.pt").read_bytes() == b"the kept model"
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_from_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    cfg = compose_config(tiny_overrides(tmp_path) + [f"ckpt_path={tmp_path / 'notes.ckpt'}"])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        train(cfg)
+
+
+# --- through `python train.py`: one line on stderr, and no empty run folder left behind ---
+
+
+def _run_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *overrides], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def _one_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("optimizer.lr=-1", "optimizer.lr"),
+        pytest.param("trainer.max_steps=abc", "trainer.max_steps", marks=pytest.mark.slow),
+        pytest.param("model.norm=foo", "model.norm", marks=pytest.mark.slow),
+    ],
+)
+def test_cli_refuses_in_one_line_and_leaves_no_run_folder(tmp_path: Path, override: str, named: str) -> None:
+    line = _one_line(_run_train(tmp_path, override))
+    assert line.startswith("error: ") and named in line
+    assert list(tmp_path.iterdir()) == [], "outputs/<style>/<date>/ was left behind"
+
+
+@pytest.mark.slow
+def test_cli_never_removes_a_run_folder_that_holds_results(tmp_path: Path) -> None:
+    results = tmp_path / "earlier_run"
+    results.mkdir()
+    (results / "starry.pt").write_bytes(b"a model")
+    _one_line(_run_train(tmp_path, "optimizer.lr=0", f"hydra.run.dir={results}"))
+    assert (results / "starry.pt").read_bytes() == b"a model"
+
+    logged = tmp_path / "logged_run"  # only an earlier run's log and config: still someone's record
+    (logged / ".hydra").mkdir(parents=True)
+    (logged / "train.log").write_text("trained to step 40000\n")
+    _one_line(_run_train(tmp_path, "optimizer.lr=0", f"hydra.run.dir={logged}"))
+    assert (logged / "train.log").read_text().startswith("trained to step 40000")
