@@ -24,8 +24,8 @@ from stylenet.networks.transformer import TransformerNet
 RAM_FRACTION = 0.5
 GPU_FRACTION = 0.8
 FALLBACK_LIMIT = 4 << 30  # where free memory cannot be read (not Linux, no psutil)
-# Allocator rounding and backend workspaces on top of the counted tensors; measured peaks
-# (tests/test_memory.py) came within a few percent of the count.
+# Allocator rounding and backend workspaces on top of the counted tensors. tests/test_memory.py
+# checks that estimates bound peaks measured in a fresh process, by at most 2.5 times.
 MARGIN = 1.25
 # Smaller automatic tiles would be mostly overlap; where even these do not fit, the image is refused.
 MIN_AUTO_TILE = 128
@@ -96,13 +96,15 @@ def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool
     (c2 channels), their reflection-padded copy and the convolution backend's reordered copy of
     it, with the c1-channel output written once in the backend's layout and once in PyTorch's:
     3 c2 + 2 c1. The fast path (`FastRunner`) upsamples sub-pixel: c1 phases, their interleaved
-    copy and its normalised copy, 3 c1, in its own dtype. On top: the input cast to that dtype,
+    copy and its normalised copy, with the backend's blocked copies of the phase convolution's
+    input (c2 at a quarter of the pixels, padded) and of one c1 output: 4 c1 + c2, in its own
+    dtype. On top: the input cast to that dtype,
     the network's output, its float32 copy and the clamped result.
     """
     c1, c2 = _widths(model)
     element = torch.finfo({"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)).bits // 8
     element = element if fast else 4
-    features = 3 * c1 if fast else 3 * c2 + 2 * c1
+    features = 4 * c1 + c2 if fast else 3 * c2 + 2 * c1
     io = 3 * element + 3 * element + 2 * 3 * 4
     return MARGIN * (features * element + io)
 
