@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -11,33 +12,68 @@ from pathlib import Path
 from stylenet.benchmark.run import add_parser as add_benchmark_parser
 from stylenet.benchmark.run import run as run_benchmark
 from stylenet.errors import StylenetError
+from stylenet.inference.tiling import MIN_TILE
 
-IMAGE_OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # Compiling costs ~20 s once on a 2-core CPU and saves ~0.1 s per 512 px image: worth it from here.
 COMPILE_MIN_IMAGES = 32
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: ...)" where there is a default worth showing and the help does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's help shows its defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stylenet", description="Run, export, evaluate and benchmark feed-forward style transfer models."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     export = commands.add_parser("export", help="export a checkpoint as a single-pass ONNX or torch.export model")
     export.add_argument("checkpoint", type=Path, help="a .pt inference checkpoint or a Lightning .ckpt")
-    export.add_argument("--format", default="all", choices=["onnx", "pt2", "all"])
+    export.add_argument("--format", default="all", choices=["onnx", "pt2", "all"], help="all: both onnx and pt2")
     export.add_argument("-o", "--output", type=Path, default=None, help="file or folder (default: beside the input)")
 
-    stylize = commands.add_parser("stylize", help="stylise images, folders or videos")
+    stylize = commands.add_parser("stylize", help="stylize images, folders or videos")
     stylize.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
     stylize.add_argument("inputs", nargs="*", type=Path, help="image files, folders (recursive) or video files")
-    stylize.add_argument("-o", "--output", type=Path, default=Path("stylised"), help="output folder, or a file name")
+    stylize.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("stylised"),
+        help="output folder, or a file name for a single input (default: stylised/)",
+    )
     size = stylize.add_mutually_exclusive_group()
-    size.add_argument("--size", type=int, help="resize so that the longest side is N pixels")
-    size.add_argument("--scale", type=float, help="resize by this factor")
+    size.add_argument(
+        "--size", type=int, help="resize so that the longest side is N pixels (default: each image at its own size)"
+    )
+    size.add_argument("--scale", type=float, help="resize by this factor (default: 1)")
     stylize.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     stylize.add_argument("--strength", type=float, default=1.0, help="0 gives the content, 1 the full style")
-    stylize.add_argument("--tile", type=int, help="process in overlapping N x N tiles (bounded memory)")
+    stylize.add_argument(
+        "--tile",
+        type=int,
+        help=f"process in overlapping N x N tiles, N >= {MIN_TILE} (default: tiles only where an image "
+        "would not fit in --max-memory)",
+    )
+    stylize.add_argument(
+        "--max-memory",
+        help="memory one image may take, like 8G or 512M; larger images are tiled, or refused if even "
+        "tiles cannot fit (default: half the available RAM; on a GPU also 80%% of its free memory)",
+    )
     stylize.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     stylize.add_argument(
         "--precision",
@@ -60,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stylize.add_argument("--batch-size", type=int, default=4, help="images (of equal size) or frames per batch")
     stylize.add_argument("--benchmark", action="store_true", help="time the model on synthetic frames and exit")
-    stylize.add_argument("--webcam", type=int, metavar="N", help="stylise camera N live (needs opencv-python)")
+    stylize.add_argument("--webcam", type=int, metavar="N", help="stylize camera N live (needs opencv-python)")
 
     _add_evaluate_parser(commands)
     add_benchmark_parser(commands)
@@ -133,23 +169,50 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
     return pick(args.compile), pick(args.memory_reuse)
 
 
+def _check_stylize_args(args: argparse.Namespace) -> int | None:
+    """Every value checked before a model or an image is loaded; returns --max-memory in bytes."""
+    from stylenet.inference.memory import parse_size
+
+    if args.size is not None and args.size < 8:
+        raise StylenetError(f"--size must be at least 8 (pixels on the longest side), not {args.size}")
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
+        raise StylenetError(f"--scale must be a positive factor, not {args.scale}")
+    if args.tile is not None and args.tile < MIN_TILE:
+        raise StylenetError(f"--tile must be at least {MIN_TILE} px, not {args.tile}")
+    if not 0.0 <= args.strength <= 1.0:
+        raise StylenetError(f"--strength must be between 0 and 1, not {args.strength}")
+    if args.batch_size < 1:
+        raise StylenetError("--batch-size must be at least 1")
+    if not (args.inputs or args.benchmark or args.webcam is not None):
+        raise StylenetError("give at least one image, folder or video (or --benchmark, --webcam N)")
+    if args.max_memory is None:
+        return None
+    try:
+        max_memory = parse_size(args.max_memory)
+    except ValueError as error:
+        raise StylenetError(f"--max-memory: {error}") from None
+    if max_memory <= 0:
+        raise StylenetError(f"--max-memory must be more than zero, not {args.max_memory}")
+    return max_memory
+
+
 def _stylize(args: argparse.Namespace) -> int:
     from stylenet.hardware import keep_freed_memory
     from stylenet.inference.model import load_model
     from stylenet.inference.runner import Settings, plan_outputs, run_images, run_video
 
-    if not 0.0 <= args.strength <= 1.0:
-        raise StylenetError(f"--strength must be between 0 and 1, not {args.strength}")
-    if args.batch_size < 1:
-        raise StylenetError("--batch-size must be at least 1")
-    images, videos, missing = plan_outputs(args.inputs, args.output) if args.inputs else ([], [], [])
+    max_memory = _check_stylize_args(args)
+    images, videos, skipped = plan_outputs(args.inputs, args.output) if args.inputs else ([], [], [])
     compile, reuse = speed_choices(args, len(images), bool(videos))
     if reuse:
         keep_freed_memory()
     stylizer = load_model(args.model, device=args.device, precision=args.precision, compile=compile)
+    stylizer.max_memory = max_memory
     if stylizer.backend == "compiled":
         print("note: compiling the network on its first batch (tens of seconds, cached on disk)", file=sys.stderr)
-    settings = Settings(args.size, args.scale, args.preserve_color, args.strength, args.tile, args.batch_size)
+    settings = Settings(
+        args.size, args.scale, args.preserve_color, args.strength, args.tile, args.batch_size, max_memory
+    )
     if args.tile and stylizer.network is None:
         print(
             f"note: --tile with a {stylizer.backend} model normalises each tile on its own, which can shift tones "
@@ -162,25 +225,36 @@ def _stylize(args: argparse.Namespace) -> int:
         from stylenet.inference.webcam import run_webcam
 
         return run_webcam(stylizer, args.webcam, settings)
-    if not args.inputs:
-        raise StylenetError("give at least one image, folder or video (or --benchmark, --webcam N)")
-    failures = len(missing)
-    for path in missing:
-        print(f"skipped {path}: no such file or folder", file=sys.stderr)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    failures = len(skipped)
     started = time.perf_counter()
     done, failed = run_images(stylizer, images, settings) if images else (0, 0)
     failures += failed
-    frames = 0
+    frames = written_videos = 0
     for job in videos:
-        frames += run_video(stylizer, job, settings)
+        try:
+            frames += run_video(stylizer, job, settings)
+            written_videos += 1
+        except StylenetError as error:  # one bad video must not stop the others
+            print(f"skipped {error}", file=sys.stderr)
+            failures += 1
     elapsed = time.perf_counter() - started
+    print(_summary(done, written_videos, frames, failures, elapsed, args.output, images + videos))
+    return 1 if failures or not (done or written_videos) else 0
+
+
+def _summary(images: int, videos: int, frames: int, failures: int, elapsed: float, output: Path, jobs) -> str:
+    """The closing line: what was written, where, and what failed."""
+    where = str(jobs[0].target) if len(jobs) == 1 else f"{output}/"
     parts = []
     if images:
-        parts.append(f"{done} image(s) written, {failures} failed, {done / elapsed:.2f} images/s")
+        parts.append(f"{images} image(s) written, {images / elapsed:.2f} images/s")
     if videos:
-        parts.append(f"{frames} frame(s) in {len(videos)} video(s), {frames / elapsed:.2f} frames/s")
-    print("; ".join(parts) or f"nothing written, {failures} failed")
-    return 1 if failures else 0
+        parts.append(f"{frames} frame(s) in {videos} video(s), {frames / elapsed:.2f} frames/s")
+    if not parts:
+        return f"nothing written, {failures} failed"
+    return f"{'; '.join(parts)}; {failures} failed; output in {where}"
 
 
 def _benchmark(stylizer, size: int, batch_size: int, repeats: int = 10) -> int:

@@ -2,12 +2,16 @@
 
 Shared by training data, style images and inference, so every entry point accepts the same
 files: greyscale, RGBA, palette, CMYK, 16-bit and EXIF-rotated images all come out as
-upright RGB; truncated, empty and non-image files raise `UnreadableImageError`.
+upright RGB; truncated, empty and non-image files, and decompression bombs (more pixels than
+Pillow's `Image.MAX_IMAGE_PIXELS` allows twice over), raise `UnreadableImageError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +41,44 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_rgb(source: str | Path | bytes) -> Image.Image:
-    """Decode `source` (a path or encoded bytes) fully into an upright RGB image."""
+# Exif orientations 5 to 8 turn the picture a quarter, swapping width and height.
+_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+_EXIF_ORIENTATION = 0x0112
+
+
+@contextlib.contextmanager
+def _opened(source: str | Path | bytes) -> Iterator[Image.Image]:
+    """`Image.open` with every way a file can fail as one `UnreadableImageError` naming it."""
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image.load()  # decode now: truncated files fail here, not later in a worker
-            image = ImageOps.exif_transpose(image)
-            return to_rgb(image)
+        with warnings.catch_warnings():
+            # Pillow warns between its limit and twice it; callers check sizes against memory themselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                yield image
     except FileNotFoundError:
         raise
+    except Image.DecompressionBombError as error:
+        raise UnreadableImageError(f"{name}: refused, too many pixels to decode safely ({error})") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise UnreadableImageError(f"{name}: not a readable image ({error})") from error
+
+
+def image_size(source: str | Path | bytes) -> tuple[int, int]:
+    """(width, height) of the upright image, read from the header alone: nothing is decoded."""
+    with _opened(source) as image:
+        width, height = image.size
+        if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS:
+            width, height = height, width
+        return width, height
+
+
+def open_rgb(source: str | Path | bytes) -> Image.Image:
+    """Decode `source` (a path or encoded bytes) fully into an upright RGB image."""
+    with _opened(source) as image:
+        image.load()  # decode now: truncated files fail here, not later in a worker
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -58,10 +88,12 @@ def list_images(root: str | Path) -> list[Path]:
 
 def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     """An RGB image (PIL, or uint8 (H, W, 3)) as float (3, H, W) in [0, 1]."""
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = np.array(image, dtype=np.float32)  # a copy of its own, so it can be scaled in place
+    array /= 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
 def to_array(image: torch.Tensor) -> np.ndarray:
     """A float (3, H, W) image in [0, 1] as uint8 (H, W, 3), rounded."""
-    return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    # One float copy, scaled in place: a large image's every extra copy is 12 bytes a pixel.
+    return image.clamp(0, 1).mul_(255).round_().byte().permute(1, 2, 0).cpu().numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from PIL import Image
 from stylenet import load_model
 from stylenet.checkpoint import CheckpointError, save_inference_checkpoint
 from stylenet.cli import COMPILE_MIN_IMAGES, _parser, main, speed_choices
+from stylenet.errors import ConfigError
+from stylenet.imageio import to_array, to_tensor
 from stylenet.inference.export import export
 from stylenet.networks.transformer import TransformerNet
 
@@ -131,7 +134,7 @@ def test_cli_stylises_a_folder_and_reports_the_corrupt_file(models, tmp_path: Pa
     assert Image.open(out / "nested" / "grey.png").size == (29, 37)
     captured = capsys.readouterr()
     assert "corrupt.jpg" in captured.err
-    assert "3 image(s) written, 1 failed" in captured.out
+    assert "3 image(s) written" in captured.out and "1 failed" in captured.out
 
 
 def test_cli_single_image_to_a_named_file_with_size(models, tmp_path: Path) -> None:
@@ -275,3 +278,65 @@ def test_cli_tile_matches_untiled_output_with_a_trained_style_network(tmp_path: 
 def test_stylize_compiles_and_reuses_memory_for_repeated_work(options, n_images, has_videos, expected):
     args = _parser().parse_args(["stylize", "model.pt", *options])
     assert speed_choices(args, n_images, has_videos) == expected
+
+
+# --- what the Python API accepts ----------------------------------------------------------------
+
+
+def test_the_stylizer_takes_numpy_pil_paths_and_returns_the_same_kind(models, tmp_path: Path) -> None:
+    stylizer = load_model(models["pt"], precision="fp32")
+    array = np.random.default_rng(4).integers(0, 255, (24, 30, 3), dtype=np.uint8)
+    Image.fromarray(array).save(tmp_path / "in.png")
+    expected = to_array(stylizer(to_tensor(array).unsqueeze(0))[0])
+    from_array = stylizer(array)
+    assert isinstance(from_array, np.ndarray) and from_array.dtype == np.uint8
+    assert np.array_equal(from_array, expected)
+    for picture in (Image.fromarray(array), tmp_path / "in.png", str(tmp_path / "in.png")):
+        assert np.array_equal(np.asarray(stylizer(picture)), expected)
+        assert np.array_equal(np.asarray(stylizer.stylize_image(picture)), expected)
+    single = stylizer(to_tensor(array))  # (3, H, W) in, (3, H, W) out
+    assert single.shape == (3, 24, 30) and np.array_equal(to_array(single), expected)
+
+
+@pytest.mark.parametrize(
+    ("images", "error", "says"),
+    [
+        (torch.randint(0, 255, (1, 3, 16, 16), dtype=torch.uint8), TypeError, "images.float() / 255"),
+        (torch.rand(1, 3, 16, 16) * 255, ValueError, "divide 0..255 data by 255"),
+        (torch.rand(1, 4, 16, 16), ValueError, "(N, 3, H, W)"),
+        (np.zeros((16, 16, 3), dtype=np.float32), ValueError, "uint8 array of shape (H, W, 3)"),
+        (np.zeros((16, 16), dtype=np.uint8), ValueError, "uint8 array of shape (H, W, 3)"),
+        ([[0.5]], TypeError, "image path, a Pillow image"),
+    ],
+)
+def test_the_stylizer_says_what_to_pass(models, images, error, says) -> None:
+    stylizer = load_model(models["pt"], precision="fp32")
+    with pytest.raises(error, match=re.escape(says)):
+        stylizer(images)
+
+
+def test_floats_a_rounding_error_outside_0_1_are_accepted(models) -> None:
+    images = torch.rand(1, 3, 16, 16) * (1 + 5e-4) - 2e-4
+    assert load_model(models["pt"], precision="fp32")(images).shape == images.shape
+
+
+def test_a_call_over_max_memory_tiles_by_itself_and_matches_the_whole_image(models, capsys) -> None:
+    from stylenet.inference.memory import MIN_AUTO_TILE, tiled_bytes
+
+    ramp = torch.linspace(0, 6.28, 1100)
+    images = (0.5 + 0.4 * torch.sin(ramp[:, None] + torch.tensor([0.0, 2.0, 4.0])[:, None, None]) * torch.cos(ramp))[
+        None
+    ]
+    whole = load_model(models["pt"], precision="fp32")(images)
+    probe = load_model(models["pt"], precision="fp32")
+    untiled = probe.activation_bytes_per_pixel() * 1100 * 1100
+    smallest = tiled_bytes(probe.activation_bytes_per_pixel(), 1, 1100, 1100, MIN_AUTO_TILE, True)
+    tiled = load_model(models["pt"], precision="fp32", max_memory=int((untiled + smallest) / 2))(images)
+    assert "px tiles" in capsys.readouterr().err
+    assert (tiled - whole).abs().mean() < 0.02  # whole-image statistics: only the seams differ
+
+
+def test_max_memory_accepts_sizes_and_refuses_nonsense(models) -> None:
+    assert load_model(models["pt"], max_memory="512M").max_memory == 512 << 20
+    with pytest.raises(ConfigError, match="unit"):
+        load_model(models["pt"], max_memory="512")

@@ -13,15 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from stylenet.checkpoint import CheckpointError, load_inference_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
-from stylenet.imageio import to_array, to_tensor
+from stylenet.imageio import open_rgb, to_array, to_rgb, to_tensor
 from stylenet.inference.fast import DTYPES, FastRunner
+from stylenet.inference.global_norm import whole_image_statistics
+from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_limit, parse_size
 from stylenet.inference.metadata import METADATA_KEY, parse
+from stylenet.inference.tiling import stylize_tiled
 from stylenet.networks.transformer import TransformerNet
 
 PRECISIONS = DTYPES
@@ -38,7 +42,13 @@ def resolve_device(device: str) -> torch.device:
 
 
 class Stylizer:
-    """Stylises (N, 3, H, W) float tensors in [0, 1]; returns float32 of the same shape and range."""
+    """Stylizes images; `stylizer(x)` returns the same kind of image it is given.
+
+    Takes float tensors in [0, 1], (N, 3, H, W) or (3, H, W), and returns float32 of that shape;
+    Pillow images, uint8 numpy arrays (H, W, 3) and image paths come back as Pillow images (paths)
+    or of their own kind. Where the activations of a whole image would not fit in `max_memory`
+    bytes (default: a share of the free memory, `memory.memory_limit`), it tiles on its own.
+    """
 
     def __init__(
         self,
@@ -48,6 +58,7 @@ class Stylizer:
         precision: str,
         backend: str,
         network: TransformerNet | None = None,
+        max_memory: int | None = None,
     ):
         self._run = run
         self.network = network  # the eager module, where there is one (not for .onnx and .pt2)
@@ -55,8 +66,47 @@ class Stylizer:
         self.device = device
         self.precision = precision
         self.backend = backend
+        self.max_memory = max_memory
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: Any, tile: int | str | None = "auto") -> Any:
+        """`tile`: "auto" (tiles only where memory requires), None (never), or a tile size in px."""
+        if isinstance(images, torch.Tensor):
+            batch = check_tensor(images)
+            out = self.stylize_tensor(batch if images.dim() == 4 else batch.unsqueeze(0), tile)
+            return out if images.dim() == 4 else out[0]
+        picture = as_picture(images)
+        out = to_array(self.stylize_tensor(to_tensor(picture).unsqueeze(0), tile)[0])
+        return out if isinstance(images, np.ndarray) else Image.fromarray(out)
+
+    def stylize_image(self, image: Any, tile: int | str | None = "auto") -> Image.Image:
+        """A Pillow image, an image path or a uint8 (H, W, 3) array -> the stylized Pillow image."""
+        out = to_array(self.stylize_tensor(to_tensor(as_picture(image)).unsqueeze(0), tile)[0])
+        return Image.fromarray(out)
+
+    def activation_bytes_per_pixel(self) -> float:
+        model = self.metadata.get("model") or {}
+        return activation_bytes_per_pixel(model, self.precision, fast=isinstance(self._run, FastRunner))
+
+    def plan_tile(
+        self, shape: tuple[int, ...], tile: int | str | None = "auto", limit: int | None = None, name: str = "the image"
+    ) -> int | None:
+        """The tile size `stylize_tensor` uses for images of `shape` within `limit` bytes (None: whole)."""
+        limit = memory_limit(self.max_memory, self.device) if limit is None else limit
+        per_pixel = self.activation_bytes_per_pixel()
+        return choose_tile(per_pixel, shape, limit, tile, reference=self.network is not None, name=name)
+
+    def stylize_tensor(self, images: torch.Tensor, tile: int | str | None = "auto") -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] -> float32 of the same shape, tiled where `plan_tile` says so."""
+        tile = self.plan_tile(tuple(images.shape), tile)
+        if not tile:
+            return self._forward(images)
+        if self.network is None:  # exported graphs cannot be re-normalised: each tile uses its own statistics
+            return stylize_tiled(self._forward, images, tile)
+        tiler = self.eager()
+        with whole_image_statistics(tiler.network, images):
+            return stylize_tiled(tiler._forward, images, tile)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
         if min(images.shape[-2:]) < 8:
@@ -73,12 +123,47 @@ class Stylizer:
         """
         if isinstance(self._run, FastRunner):
             runner = self._run.uncompiled()
-            return Stylizer(runner, self.metadata, self.device, self.precision, "eager-fast", runner.module)
+            backend = "eager-fast"
+            return Stylizer(runner, self.metadata, self.device, self.precision, backend, runner.module, self.max_memory)
         return self
 
-    def stylize_image(self, image: Image.Image) -> Image.Image:
-        batch = to_tensor(image.convert("RGB")).unsqueeze(0)  # (1, 3, H, W)
-        return Image.fromarray(to_array(self(batch)[0]))
+
+# Floats a little outside [0, 1] come from resampling and colour conversions; far outside is 0..255 data.
+RANGE_TOLERANCE = 1e-3
+
+
+def check_tensor(images: torch.Tensor) -> torch.Tensor:
+    """`images` as float (N, 3, H, W) or (3, H, W) in [0, 1]; a TypeError/ValueError saying what to pass."""
+    if not images.is_floating_point():
+        raise TypeError(
+            f"expected a float tensor in [0, 1], got {images.dtype}; for 8-bit images pass "
+            "images.float() / 255, or a uint8 numpy array (H, W, 3)"
+        )
+    if images.dim() not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
+    if images.numel() and (images.min() < -RANGE_TOLERANCE or images.max() > 1 + RANGE_TOLERANCE):
+        low, high = images.min().item(), images.max().item()
+        raise ValueError(f"expected values in [0, 1], got {low:.3g}..{high:.3g}; divide 0..255 data by 255")
+    return images
+
+
+def as_picture(image: Any) -> Image.Image | np.ndarray:
+    """A path, Pillow image or uint8 (H, W, 3) array as something `to_tensor` takes."""
+    if isinstance(image, (str, Path)):
+        return open_rgb(image)
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(
+                f"expected a uint8 array of shape (H, W, 3), got {image.dtype} {image.shape}; "
+                "for floats in [0, 1] pass torch.from_numpy(array).permute(2, 0, 1)"
+            )
+        return image
+    raise TypeError(
+        f"cannot stylize a {type(image).__name__}; pass an image path, a Pillow image, a uint8 numpy array "
+        "(H, W, 3) or a float tensor in [0, 1] (N, 3, H, W)"
+    )
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -147,14 +232,29 @@ def _load_onnx(path: Path, device: torch.device, precision: str):
     return run, parse(text)
 
 
-def load_model(path: str | Path, device: str = "cpu", precision: str = "auto", compile: bool = False) -> Stylizer:
+def load_model(
+    path: str | Path,
+    device: str = "cpu",
+    precision: str = "auto",
+    compile: bool = False,
+    max_memory: int | str | None = None,
+) -> Stylizer:
     """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2).
 
     `precision="auto"` runs .pt/.ckpt models in bf16 where the hardware has native bf16 (the
     fast path, within 35 dB PSNR of fp32) and exported models in fp32. `compile=True` compiles
     the fast path with torch.compile: tens of seconds once, then about twice as fast on CPU.
+    `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
+    network; larger images are tiled (default: a share of the memory free at the call).
     """
     path = Path(path)
+    if isinstance(max_memory, str):
+        try:
+            max_memory = parse_size(max_memory)
+        except ValueError as error:
+            raise ConfigError(f"max_memory: {error}") from None
+    if max_memory is not None and max_memory <= 0:
+        raise ConfigError(f"max_memory must be positive, not {max_memory}")
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
     if not path.is_file():
@@ -165,10 +265,10 @@ def load_model(path: str | Path, device: str = "cpu", precision: str = "auto", c
         precision = native_precision(target.type) if suffix in (".pt", ".ckpt") else "fp32"
     if suffix == ".onnx":
         run, metadata = _load_onnx(path, target, precision)
-        return Stylizer(run, metadata, target, precision, "onnxruntime")
+        return Stylizer(run, metadata, target, precision, "onnxruntime", max_memory=max_memory)
     if suffix == ".pt2":
         run, metadata = _load_pt2(path, target, precision)
-        return Stylizer(run, metadata, target, precision, "torch.export")
+        return Stylizer(run, metadata, target, precision, "torch.export", max_memory=max_memory)
     if suffix == ".ckpt":
         network, metadata = _load_lightning(path)
     elif suffix == ".pt":
@@ -177,9 +277,10 @@ def load_model(path: str | Path, device: str = "cpu", precision: str = "auto", c
         raise CheckpointError(f"{path}: unknown model type; expected one of {', '.join(MODEL_SUFFIXES)}")
     network = network.to(target)
     if precision == "fp32" and not compile:  # the reference path: plain eager fp32
-        return Stylizer(_torch_runner(network, target, precision), metadata, target, precision, "eager", network)
+        run = _torch_runner(network, target, precision)
+        return Stylizer(run, metadata, target, precision, "eager", network, max_memory)
     run = FastRunner(network, target, precision, compile=compile)
-    return Stylizer(run, metadata, target, precision, "compiled" if compile else "eager-fast", network)
+    return Stylizer(run, metadata, target, precision, "compiled" if compile else "eager-fast", network, max_memory)
 
 
 def load_network(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:

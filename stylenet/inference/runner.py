@@ -1,4 +1,4 @@
-"""Turning input paths into stylised output files: planning, batching, post-processing."""
+"""Turning input paths into stylized output files: memory planning, batching, post-processing."""
 
 from __future__ import annotations
 
@@ -12,55 +12,31 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from stylenet.errors import StylenetError
-from stylenet.imageio import IMAGE_SUFFIXES, UnreadableImageError, list_images, open_rgb, to_array, to_tensor
-from stylenet.inference.global_norm import whole_image_statistics
+from stylenet.imageio import UnreadableImageError, image_size, open_rgb, to_array, to_tensor
+from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
-from stylenet.inference.tiling import stylize_tiled
-from stylenet.inference.video import VIDEO_SUFFIXES, stylize_video
+from stylenet.inference.targets import ImageJob, plan_outputs
+from stylenet.inference.video import probe_video, stylize_video
+
+__all__ = ["ImageJob", "MemoryPlan", "Settings", "plan_memory", "plan_outputs", "process", "run_images", "run_video"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    size: int | None = None  # longest side to stylise at
+    size: int | None = None  # longest side to stylize at
     scale: float | None = None
     preserve_color: bool = False
     strength: float = 1.0
-    tile: int | None = None
+    tile: int | None = None  # None: tiles only where memory requires
     batch_size: int = 4
+    max_memory: int | None = None  # bytes; None: a share of the free memory (`memory.memory_limit`)
 
 
 @dataclass(frozen=True)
-class ImageJob:
-    source: Path
-    target: Path
-
-
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list[ImageJob], list[Path]]:
-    """(image jobs, video jobs, missing inputs). Refuses, before any work, to overwrite an input."""
-    single_file = len(inputs) == 1 and inputs[0].is_file() and output.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    jobs: list[ImageJob] = []
-    missing: list[Path] = []
-    for source in inputs:
-        if source.is_dir():
-            files = sorted(set(list_images(source)) | {p for p in source.rglob("*") if _is_video(p) and p.is_file()})
-            jobs += [ImageJob(f, output / source.resolve().name / f.relative_to(source)) for f in files]
-        elif source.is_file():
-            jobs.append(ImageJob(source, output if single_file else output / source.name))
-        else:
-            missing.append(source)
-    sources = {job.source.resolve() for job in jobs}
-    for job in jobs:
-        if job.target.resolve() in sources:
-            raise StylenetError(f"output {job.target} would overwrite an input; choose another -o")
-    images = [job for job in jobs if not _is_video(job.source)]
-    videos = [job for job in jobs if _is_video(job.source)]
-    return images, videos, missing
+class MemoryPlan:
+    tile: int | None  # None: whole images
+    batch: int  # images of this size that fit at once
 
 
 def working_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
@@ -79,16 +55,39 @@ def resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
-def process(stylizer: Stylizer, batch: torch.Tensor, settings: Settings) -> torch.Tensor:
-    """Stylise (N, 3, H, W) in [0, 1] with tiling, colour preservation and strength applied."""
-    if not settings.tile:
-        out = stylizer(batch)
-    elif stylizer.network is not None:
-        tiler = stylizer.eager()
-        with whole_image_statistics(tiler.network, batch):
-            out = stylize_tiled(tiler, batch, settings.tile)
-    else:  # exported graphs cannot be re-normalised: each tile uses its own statistics
-        out = stylize_tiled(stylizer, batch, settings.tile)
+def plan_memory(
+    stylizer: Stylizer, source: tuple[int, int], size: tuple[int, int], settings: Settings, name: str
+) -> MemoryPlan:
+    """How to stylize an image of `source` (H, W) px at `size` (H, W) within the memory limit.
+
+    Decided from the sizes alone, before anything is decoded. Raises `MemoryLimitError` (one
+    line) where not even the image's own pixels fit; picks tiles where the network's would not.
+    """
+    limit = memory_limit(settings.max_memory, "cpu")
+    pixels = image_bytes(source[0] * source[1], size[0] * size[1], settings.preserve_color, settings.strength < 1)
+    if pixels > limit:
+        stylized_at = f", stylized at {size[1]}x{size[0]}" if size != source else ""
+        raise MemoryLimitError(
+            f"{name} ({source[1]}x{source[0]} px{stylized_at}) needs about {format_size(pixels)} for its pixels "
+            f"alone, over the {format_size(limit)} allowed (--max-memory); shrink it with --size or --scale"
+        )
+    # On a GPU the network has the device's memory; on the CPU, what the pixels leave of the limit.
+    on_cpu = stylizer.device.type == "cpu"
+    room = limit - pixels if on_cpu else memory_limit(settings.max_memory, stylizer.device)
+    tile = stylizer.plan_tile((1, 3, *size), settings.tile or "auto", room, name=name)
+    if tile and tile < max(size):
+        return MemoryPlan(tile, 1)
+    network = stylizer.activation_bytes_per_pixel() * size[0] * size[1]
+    fits = limit // (pixels + network) if on_cpu else min(limit // pixels, room // network)
+    return MemoryPlan(None, int(max(1, min(settings.batch_size, fits))))
+
+
+def process(
+    stylizer: Stylizer, batch: torch.Tensor, settings: Settings, tile: int | str | None = "auto"
+) -> torch.Tensor:
+    """Stylize (N, 3, H, W) in [0, 1], in tiles where `tile` says so (`Stylizer.stylize_tensor`),
+    with colour preservation and strength applied."""
+    out = stylizer.stylize_tensor(batch, tile)
     if settings.preserve_color:
         out = preserve_color(batch, out)
     if settings.strength < 1.0:
@@ -103,45 +102,55 @@ def _save(image: torch.Tensor, target: Path) -> None:
 
 
 def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> tuple[int, int]:
-    """Stylise every job; a file that cannot be read is reported in one line and skipped.
+    """Stylize every job; a file that cannot be read or held is reported in one line and skipped.
 
-    Consecutive images of the same working size share a batch. Returns (written, failed).
+    Consecutive images of the same working size share a batch, as many as memory allows.
+    Returns (written, failed).
     """
     written = failed = 0
     pending: list[tuple[ImageJob, torch.Tensor]] = []
+    plan = MemoryPlan(None, settings.batch_size)
 
     def flush() -> None:
         nonlocal written
         if pending:
-            outputs = process(stylizer, torch.stack([t for _, t in pending]), settings)
+            outputs = process(stylizer, torch.stack([t for _, t in pending]), settings, plan.tile)
             for (job, _), out in zip(pending, outputs, strict=True):
                 _save(out, job.target)
                 written += 1
             pending.clear()
 
-    for job in tqdm(jobs, desc="stylising", unit="image", disable=len(jobs) < 2):
+    for job in tqdm(jobs, desc="stylizing", unit="image", disable=len(jobs) < 2):
         try:
+            width, height = image_size(job.source)  # the header only: nothing is decoded before the plan
+            size = working_size(height, width, settings)
+            job_plan = plan_memory(stylizer, (height, width), size, settings, str(job.source))
             image = to_tensor(open_rgb(job.source))
-        except (UnreadableImageError, OSError) as error:
-            tqdm.write(f"skipped {job.source}: {error}", file=sys.stderr)
+        except (UnreadableImageError, MemoryLimitError, OSError) as error:
+            message = str(error) if str(error).startswith(str(job.source)) else f"{job.source}: {error}"
+            tqdm.write(f"skipped {message}", file=sys.stderr)
             failed += 1
             continue
-        image = resize(image.unsqueeze(0), working_size(*image.shape[-2:], settings))[0]
-        if pending and (pending[0][1].shape != image.shape or len(pending) == settings.batch_size):
+        image = resize(image.unsqueeze(0), size)[0]
+        if pending and (pending[0][1].shape != image.shape or len(pending) >= job_plan.batch or job_plan != plan):
             flush()
+        plan = job_plan
         pending.append((job, image))
     flush()
     return written, failed
 
 
 def run_video(stylizer: Stylizer, job: ImageJob, settings: Settings) -> int:
-    """Stylise a video frame by frame; output keeps the source's resolution, rate and frame count."""
+    """Stylize a video frame by frame; output keeps the source's resolution, rate and frame count."""
+    info = probe_video(job.source)
+    full = (info.height, info.width)
+    size = working_size(*full, settings)
+    plan = plan_memory(stylizer, full, size, settings, str(job.source))
     with tqdm(desc=job.source.name, unit="frame") as bar:
 
         def frames(batch: list[np.ndarray]) -> list[np.ndarray]:
             tensors = torch.stack([to_tensor(f) for f in batch])  # (N, 3, H, W)
-            full = tuple(tensors.shape[-2:])
-            out = process(stylizer, resize(tensors, working_size(*full, settings)), settings)
+            out = process(stylizer, resize(tensors, size), settings, plan.tile)
             return [to_array(o) for o in resize(out, full)]
 
-        return stylize_video(job.source, job.target, frames, settings.batch_size, lambda n: bar.update(n - bar.n))
+        return stylize_video(job.source, job.target, frames, plan.batch, lambda n: bar.update(n - bar.n))

@@ -30,7 +30,7 @@ def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
                 break
             rgb = to_tensor(bgr[..., ::-1]).unsqueeze(0)  # OpenCV frames are BGR
             batch = resize(rgb, working_size(*rgb.shape[-2:], settings))
-            out = process(stylizer, batch, settings)[0]
+            out = process(stylizer, batch, settings, settings.tile or "auto")[0]
             shown = np.ascontiguousarray(to_array(out)[..., ::-1])
             cv2.imshow("stylenet (q to quit)", shown)
             frames += 1

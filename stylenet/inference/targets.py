@@ -1,0 +1,67 @@
+"""Where each input of `stylenet stylize` goes: output paths planned and checked before any work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stylenet.errors import StylenetError
+from stylenet.imageio import IMAGE_SUFFIXES, list_images
+from stylenet.inference.video import VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    source: Path
+    target: Path
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _check_output(inputs: list[Path], output: Path) -> bool:
+    """Whether `output` names one file (else it is a folder); a name that can be neither is refused."""
+    suffix = output.suffix.lower()
+    if not suffix or output.is_dir():
+        return False
+    if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise StylenetError(
+            f"-o {output}: {suffix} is neither an image nor a video suffix; "
+            f"name a folder, or a file ending in one of {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))}"
+        )
+    if len(inputs) != 1 or not inputs[0].is_file():
+        given = f"{len(inputs)} inputs" if len(inputs) != 1 else f"the folder {inputs[0]}"
+        raise StylenetError(f"-o {output} names one file, but {given} were given; name a folder instead")
+    if is_video(inputs[0]) != (suffix in VIDEO_SUFFIXES):
+        kind = "a video" if is_video(inputs[0]) else "an image"
+        raise StylenetError(f"-o {output}: {inputs[0]} is {kind}; give the output {kind}'s suffix")
+    return True
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list[ImageJob], list[str]]:
+    """(image jobs, video jobs, one line per input that yields nothing).
+
+    Refuses, before any work, an output that would overwrite an input, and an `output` that is
+    not a folder yet names a file that cannot be written or cannot take every input.
+    """
+    single_file = _check_output(inputs, output)
+    jobs: list[ImageJob] = []
+    skipped: list[str] = []
+    for source in inputs:
+        if source.is_dir():
+            files = sorted(set(list_images(source)) | {p for p in source.rglob("*") if is_video(p) and p.is_file()})
+            if not files:
+                skipped.append(f"skipped {source}: no image or video in this folder")
+            jobs += [ImageJob(f, output / source.resolve().name / f.relative_to(source)) for f in files]
+        elif source.is_file():
+            jobs.append(ImageJob(source, output if single_file else output / source.name))
+        else:
+            skipped.append(f"skipped {source}: no such file or folder")
+    sources = {job.source.resolve() for job in jobs}
+    for job in jobs:
+        if job.target.resolve() in sources:
+            raise StylenetError(f"output {job.target} would overwrite an input; choose another -o")
+    images = [job for job in jobs if not is_video(job.source)]
+    videos = [job for job in jobs if is_video(job.source)]
+    return images, videos, skipped

@@ -1,0 +1,219 @@
+"""Every mistake and hostile input `stylenet stylize` meets gets one line, before any work, and no crash."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylenet import load_model
+from stylenet.checkpoint import save_inference_checkpoint
+from stylenet.cli import main
+from stylenet.imageio import UnreadableImageError, image_size
+from stylenet.inference import memory
+from stylenet.inference.export import export
+from stylenet.inference.runner import Settings, plan_memory
+from stylenet.networks.transformer import TransformerNet
+
+QUICKSTART = Path(__file__).parent / "data" / "quickstart_starry.pt"
+GB = 1 << 30
+
+
+def solid_png(path: Path, width: int, height: int, value: int = 128) -> Path:
+    """A plain greyscale PNG of any size in a few hundred KB, written row by row so it never exists decoded."""
+    row = b"\x00" + bytes([value]) * width  # filter type 0, then the pixels
+    packer = zlib.compressobj(1)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    metadata = {"style": {"name": "tiny", "image": "tiny.jpg", "size": 64}, "steps": 1}
+    return {
+        "pt": save_inference_checkpoint(folder / "tiny.pt", network, metadata),
+        "onnx": export(network, metadata, folder / "tiny.onnx", "onnx"),
+    }
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (30, 45, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    return tmp_path / "photo.png"
+
+
+@pytest.fixture
+def machine_of_24_gb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_memory", lambda device="cpu": 24 * GB)
+
+
+def _messages(err: str) -> list[str]:
+    """stderr without the progress bar's lines."""
+    return [line for line in err.splitlines() if line.strip() and not line.startswith("stylizing")]
+
+
+def _one_line(capsys) -> str:
+    err = _messages(capsys.readouterr().err)
+    assert len(err) == 1, err
+    return err[0]
+
+
+# --- arguments, checked before the model loads --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--size", "0", "--size"),
+        ("--size", "-5", "--size"),
+        ("--scale", "0", "--scale"),
+        ("--scale", "-1", "--scale"),
+        ("--scale", "nan", "--scale"),
+        ("--tile", "3", "at least 16"),
+        ("--max-memory", "8", "unit"),
+        ("--max-memory", "lots", "unit"),
+    ],
+)
+def test_bad_values_are_one_line_before_the_model_loads(photo: Path, tmp_path: Path, capsys, option, value, says):
+    # The model file does not exist: an error about it would mean the model was reached first.
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(photo), option, value])
+    line = _one_line(capsys)
+    assert status == 2 and says in line and "absent.pt" not in line
+
+
+def test_an_output_name_that_is_not_an_image_creates_nothing(models, photo: Path, tmp_path: Path, capsys) -> None:
+    status = main(["stylize", str(models["pt"]), str(photo), "-o", str(tmp_path / "out" / "x.txt")])
+    assert status == 2 and ".txt" in _one_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_output_file_for_two_inputs_creates_nothing(models, photo: Path, tmp_path: Path, capsys) -> None:
+    other = tmp_path / "other.png"
+    Image.new("RGB", (20, 20)).save(other)
+    status = main(["stylize", str(models["pt"]), str(photo), str(other), "-o", str(tmp_path / "out" / "multi.jpg")])
+    assert status == 2 and "multi.jpg" in _one_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_image_cannot_be_written_as_a_video(models, photo: Path, tmp_path: Path, capsys) -> None:
+    status = main(["stylize", str(models["pt"]), str(photo), "-o", str(tmp_path / "x.mp4")])
+    assert status == 2 and "an image" in _one_line(capsys)
+
+
+def test_the_closing_line_says_where_files_went(models, photo: Path, tmp_path: Path, capsys) -> None:
+    assert main(["stylize", str(models["pt"]), str(photo), "-o", str(tmp_path / "out")]) == 0
+    assert f"output in {tmp_path / 'out' / 'photo.png'}" in capsys.readouterr().out
+    assert (tmp_path / "out" / "photo.png").is_file()
+
+
+def test_a_folder_with_no_image_is_a_failure(models, tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
+    status = main(["stylize", str(models["pt"]), str(tmp_path / "empty"), "-o", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert status == 1 and "no image or video" in captured.err and "nothing written" in captured.out
+
+
+def test_a_run_where_every_image_fails_is_a_failure(models, tmp_path: Path, capsys) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    status = main(["stylize", str(models["pt"]), str(tmp_path / "broken.png"), "-o", str(tmp_path / "out")])
+    assert status == 1 and "broken.png" in _one_line(capsys)
+
+
+def test_help_shows_defaults_and_what_omitting_size_means(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: stylised/" in text and "default: each image at its own size" in text
+    assert "default: half the available RAM" in text and "default: None" not in text
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "(default: all)" in " ".join(capsys.readouterr().out.split())
+
+
+# --- huge and hostile images --------------------------------------------------------------------
+
+
+def test_a_decompression_bomb_is_one_line_and_the_other_inputs_still_run(models, photo, tmp_path, capsys) -> None:
+    bomb = solid_png(tmp_path / "bomb.png", 20000, 20000)
+    assert bomb.stat().st_size < 2_000_000
+    status = main(["stylize", str(models["pt"]), str(bomb), str(photo), "-o", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    lines = _messages(captured.err)
+    assert status == 1 and len(lines) == 1 and "bomb.png" in lines[0] and "too many pixels" in lines[0]
+    assert (tmp_path / "out" / "photo.png").is_file()
+    assert "1 image(s) written" in captured.out and "1 failed" in captured.out
+
+
+def test_image_size_reads_the_header_only(tmp_path: Path) -> None:
+    assert image_size(solid_png(tmp_path / "big.png", 12000, 12000)) == (12000, 12000)
+    with pytest.raises(UnreadableImageError, match="too many pixels"):
+        image_size(solid_png(tmp_path / "bomb.png", 20000, 20000))
+
+
+def test_a_12000_px_png_on_a_24_gb_machine_is_tiled_within_half_its_memory(machine_of_24_gb) -> None:
+    stylizer = load_model(QUICKSTART)
+    plan = plan_memory(stylizer, (12000, 12000), (12000, 12000), Settings(), "big.png")
+    assert plan.tile is not None and plan.batch == 1
+    pixels = memory.image_bytes(12000 * 12000, 12000 * 12000)
+    network = memory.tiled_bytes(stylizer.activation_bytes_per_pixel(), 1, 12000, 12000, plan.tile, True)
+    assert pixels + network <= 12 * GB
+
+
+def test_scale_100_is_refused_in_one_line_without_allocating(models, tmp_path, capsys, machine_of_24_gb) -> None:
+    source = tmp_path / "photo.jpg"
+    Image.new("RGB", (451, 300), (90, 120, 200)).save(source)
+    status = main(["stylize", str(models["pt"]), str(source), "--scale", "100", "-o", str(tmp_path / "out")])
+    line = _one_line(capsys)
+    assert status == 1 and "45100x30000" in line and "--max-memory" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_image_too_large_even_for_tiles_is_refused_before_decoding(models, photo, tmp_path, capsys) -> None:
+    big = solid_png(tmp_path / "big.png", 12000, 12000)
+    status = main(["stylize", str(models["pt"]), str(big), str(photo), "--max-memory", "2G", "-o", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    lines = _messages(captured.err)
+    assert status == 1 and len(lines) == 1 and "big.png (12000x12000 px)" in lines[0] and "2.0 GB" in lines[0]
+    assert (tmp_path / "o" / "photo.png").is_file() and not (tmp_path / "o" / "big.png").exists()
+
+
+def test_an_image_over_the_limit_is_tiled_automatically_and_says_so(models, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(source)
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    assert main(["stylize", str(models["onnx"]), str(source), "-o", str(whole)]) == 0
+    assert "tiles" not in capsys.readouterr().err
+    assert main(["stylize", str(models["onnx"]), str(source), "-o", str(tiled), "--max-memory", "12M"]) == 0
+    note = _one_line(capsys)
+    assert "wide.png (300x200 px)" in note and "px tiles" in note
+    assert Image.open(tiled).size == (300, 200)
+    # Per-tile normalisation shifts tones a little, but the picture is the same one.
+    difference = np.abs(np.asarray(Image.open(tiled), float) - np.asarray(Image.open(whole), float)).mean()
+    assert difference < 40
+
+
+def test_a_video_whose_frames_cannot_fit_is_one_line_and_counted(models, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("av")
+    from test_video import make_video
+
+    source = make_video(tmp_path / "clip.mp4", width=64, height=48, frames=3)
+    out = str(tmp_path / "o.mp4")
+    status = main(["stylize", str(models["pt"]), str(source), "-o", out, "--max-memory", "64K", "--compile", "off"])
+    assert status == 1 and "clip.mp4 (64x48 px)" in _one_line(capsys)
+    assert not (tmp_path / "o.mp4").exists()
