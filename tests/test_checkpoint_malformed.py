@@ -123,6 +123,7 @@ def test_malformed_ckpt_files_are_refused_in_one_line(tmp_path: Path, case: str)
         torch.save([1, 2, 3], path)
         match = "not one written by stylenet"
     _refused(load_lightning_checkpoint, path, match)
+    _refused(load_model, path, match)  # what `stylize` and `export` open
 
 
 def test_a_well_formed_ckpt_loads_and_tells_its_step(tmp_path: Path) -> None:

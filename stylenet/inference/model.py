@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylenet.checkpoint import CheckpointError, load_inference_checkpoint
+from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, load_lightning_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
 from stylenet.imageio import open_rgb, to_array, to_rgb, to_tensor
@@ -180,21 +180,6 @@ def _torch_runner(module: Callable[[torch.Tensor], torch.Tensor], device: torch.
     return run
 
 
-def _load_lightning(path: Path) -> tuple[TransformerNet, dict[str, Any]]:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error.__class__.__name__})") from error
-    if not isinstance(checkpoint, dict) or "stylenet" not in checkpoint:
-        raise CheckpointError(f"{path}: a Lightning checkpoint, but not one written by stylenet training")
-    info = checkpoint["stylenet"]
-    network = TransformerNet(**info["model"])
-    prefix = "network."
-    network.load_state_dict({k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
-    metadata = {"model": info["model"], "style": info["style"], "steps": checkpoint.get("global_step")}
-    return network.eval(), metadata
-
-
 def _load_pt2(path: Path, device: torch.device, precision: str):
     extra = {f"{METADATA_KEY}.json": ""}
     try:
@@ -270,7 +255,7 @@ def load_model(
         run, metadata = _load_pt2(path, target, precision)
         return Stylizer(run, metadata, target, precision, "torch.export", max_memory=max_memory)
     if suffix == ".ckpt":
-        network, metadata = _load_lightning(path)
+        network, metadata = load_lightning_checkpoint(path)
     elif suffix == ".pt":
         network, metadata = load_inference_checkpoint(path)
     else:
@@ -289,5 +274,5 @@ def load_network(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     if path.suffix.lower() == ".ckpt":
-        return _load_lightning(path)
+        return load_lightning_checkpoint(path)
     return load_inference_checkpoint(path)
