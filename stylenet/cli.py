@@ -163,10 +163,10 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
     """
     repeated = has_videos or args.webcam is not None or args.benchmark or n_images >= COMPILE_MIN_IMAGES
 
-    def pick(value: str) -> bool:
-        return repeated if value == "auto" else value == "on"
+    from stylenet.hardware import wants_memory_reuse
 
-    return pick(args.compile), pick(args.memory_reuse)
+    compile = repeated if args.compile == "auto" else args.compile == "on"
+    return compile, wants_memory_reuse(args.memory_reuse, repeated)
 
 
 def _check_stylize_args(args: argparse.Namespace) -> int | None:
