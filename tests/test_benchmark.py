@@ -31,6 +31,7 @@ def _check_figures(rows: list[dict], time_key: str) -> None:
         assert row["peak_rss_mb"] > 0
 
 
+@pytest.mark.slow
 def test_benchmark_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench.json"
     argv = ["benchmark", "--sizes", "32", "--backends", "eager-fp32,onnxruntime,pt2", "--repeats", "2"]
@@ -50,6 +51,7 @@ def test_benchmark_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "reference-eager-fp32" in printed and machine["cpu_model"] in printed
 
 
+@pytest.mark.slow
 def test_benchmark_isolated_processes() -> None:
     # Each measurement in its own process: the path that makes peak RSS per measurement honest.
     result = run_benchmark([(24, 16)], ["eager-fp32"], repeats=1, train=False, train_steps=1, model=None)
@@ -64,6 +66,7 @@ def test_reference_network_keeps_shape() -> None:
         assert reference_network()(x).shape == x.shape
 
 
+@pytest.mark.slow
 def test_reference_train_step_runs() -> None:
     step = reference_train_step_factory(batch_size=1, size=32)
     step()  # no exception; one full forward, backward and Adam step
@@ -82,6 +85,7 @@ def test_parse_sizes() -> None:
         parse_sizes("big")
 
 
+@pytest.mark.slow
 def test_fast_backends_report_their_agreement_with_eager_fp32() -> None:
     result = run_benchmark([(40, 32)], ["eager-fp32", "fast-bf16", "cudagraph-fp16"], 1, False, 1, None, isolate=False)
     rows = {row["backend"]: row for row in result["inference"]}
