@@ -51,7 +51,6 @@ def test_benchmark_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "reference-eager-fp32" in printed and machine["cpu_model"] in printed
 
 
-@pytest.mark.slow
 def test_benchmark_isolated_processes() -> None:
     # Each measurement in its own process: the path that makes peak RSS per measurement honest.
     result = run_benchmark([(24, 16)], ["eager-fp32"], repeats=1, train=False, train_steps=1, model=None)
@@ -66,7 +65,6 @@ def test_reference_network_keeps_shape() -> None:
         assert reference_network()(x).shape == x.shape
 
 
-@pytest.mark.slow
 def test_reference_train_step_runs() -> None:
     step = reference_train_step_factory(batch_size=1, size=32)
     step()  # no exception; one full forward, backward and Adam step
@@ -85,7 +83,6 @@ def test_parse_sizes() -> None:
         parse_sizes("big")
 
 
-@pytest.mark.slow
 def test_fast_backends_report_their_agreement_with_eager_fp32() -> None:
     result = run_benchmark([(40, 32)], ["eager-fp32", "fast-bf16", "cudagraph-fp16"], 1, False, 1, None, isolate=False)
     rows = {row["backend"]: row for row in result["inference"]}

@@ -66,7 +66,6 @@ def _run_train(*overrides: str, env: dict | None = None) -> subprocess.Completed
     )
 
 
-@pytest.mark.slow
 def test_cli_reports_a_missing_style_image_in_one_line(tmp_path: Path) -> None:
     import os
 
@@ -77,7 +76,6 @@ def test_cli_reports_a_missing_style_image_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "wave.jpg" in lines[0] and "STYLENET_STYLE_DIR" in lines[0], done.stderr
 
 
-@pytest.mark.slow
 def test_cli_reports_a_missing_data_root_in_one_line(tmp_path: Path) -> None:
     done = _run_train("data=folder", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode == 2

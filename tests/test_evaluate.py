@@ -69,7 +69,6 @@ def _numbers(tree: Any, skip: tuple[str, ...] = ()) -> list[float]:
     return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
 
 
-@pytest.mark.slow
 def test_writes_reports_and_grid(report: tuple[dict[str, Any], Path]) -> None:
     result, out = report
     assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "grid.png"}
@@ -88,7 +87,6 @@ def test_writes_reports_and_grid(report: tuple[dict[str, Any], Path]) -> None:
         assert grid.size == (2 * SIZE + 3 * 2, 3 * SIZE + 4 * 2)
 
 
-@pytest.mark.slow
 def test_optimisation_beats_the_untrained_model(report: tuple[dict[str, Any], Path]) -> None:
     result, _ = report
     for row in result["images"]:
@@ -98,7 +96,6 @@ def test_optimisation_beats_the_untrained_model(report: tuple[dict[str, Any], Pa
     assert result["mean"]["ratio_total"] == pytest.approx(np.mean([r["ratio_total"] for r in result["images"]]))
 
 
-@pytest.mark.slow
 def test_same_seed_gives_same_numbers(
     report: tuple[dict[str, Any], Path], model: Path, photos: Path, tmp_path: Path
 ) -> None:
@@ -108,7 +105,6 @@ def test_same_seed_gives_same_numbers(
     assert first == _numbers({"images": again["images"], "mean": again["mean"]}, skip=timing)
 
 
-@pytest.mark.slow
 def test_optimize_lowers_the_loss() -> None:
     torch.manual_seed(0)
     style = load_style_image("starry_night.jpg", 64)
@@ -134,7 +130,6 @@ def test_errors_are_one_line(model: Path, photos: Path, tmp_path: Path) -> None:
         evaluate(tmp_path / "nope.pt", photos, tmp_path / "out", vgg_weights="random")
 
 
-@pytest.mark.slow
 def test_cli_glue(model: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     status = main(

@@ -29,7 +29,12 @@ SIZES = [(64, 64), (127, 161), (256, 256)]  # (H, W)
 # Compiled paths: two sizes, an even and an odd one. Each new size class compiles anew (the odd
 # sizes' edge handling, and the instance norm's partial sums, are specialised), about 45 s a time.
 COMPILED_SIZES = SIZES[:2]
-FAST_PATHS = [("bf16", False, 35.0), ("fp16", False, 35.0), ("bf16", True, 35.0), ("fp32", True, 50.0)]
+FAST_PATHS = [
+    ("bf16", False, 35.0),
+    ("fp16", False, 35.0),
+    pytest.param("bf16", True, 35.0, marks=pytest.mark.slow),
+    pytest.param("fp32", True, 50.0, marks=pytest.mark.slow),
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +63,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(("precision", "compile", "floor"), FAST_PATHS)
-@pytest.mark.slow
 def test_fast_path_agrees_with_eager_fp32(network: nn.Module, precision: str, compile: bool, floor: float) -> None:
     runner = FastRunner(network, torch.device("cpu"), precision, compile=compile)
     graphs = counters["stats"]["unique_graphs"]

@@ -33,7 +33,6 @@ def _tags_by_plugin(run: Path) -> dict[str, set[str]]:
     return tags
 
 
-@pytest.mark.slow
 def test_train_writes_checkpoints_logs_samples_and_a_model(tiny_cfg, tmp_path: Path) -> None:
     result = train(tiny_cfg)
     run = tmp_path / "run"
@@ -60,7 +59,6 @@ def test_train_writes_checkpoints_logs_samples_and_a_model(tiny_cfg, tmp_path: P
     torch.load(tmp_path / "kept" / "starry.pt", weights_only=True)
 
 
-@pytest.mark.slow
 def test_lightning_checkpoint_holds_no_loss_network_but_rebuild_info(tiny_cfg, tmp_path: Path) -> None:
     train(tiny_cfg)
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -69,7 +67,6 @@ def test_lightning_checkpoint_holds_no_loss_network_but_rebuild_info(tiny_cfg, t
     assert checkpoint["optimizer_states"], "resume needs the optimizer state"
 
 
-@pytest.mark.slow
 def test_resume_continues_the_global_step(tmp_path: Path) -> None:
     first = compose_config(tiny_overrides(tmp_path / "a"))
     train(first)
@@ -81,7 +78,6 @@ def test_resume_continues_the_global_step(tmp_path: Path) -> None:
     assert min(train_steps) >= 4, "a resumed run must not start again from step 0"
 
 
-@pytest.mark.slow
 def test_an_existing_kept_model_is_not_lost(tiny_cfg, tmp_path: Path) -> None:
     kept = tmp_path / "kept"
     kept.mkdir()
@@ -92,7 +88,6 @@ def test_an_existing_kept_model_is_not_lost(tiny_cfg, tmp_path: Path) -> None:
     load_inference_checkpoint(kept / "starry.pt")
 
 
-@pytest.mark.slow
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     tiny_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,7 +125,6 @@ def test_bad_inputs_stop_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.slow
 def test_training_on_a_folder_with_broken_images_counts_and_goes_on(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -149,7 +143,6 @@ def test_training_on_a_folder_with_broken_images_counts_and_goes_on(tmp_path: Pa
     assert 0 < result["skipped_images"] <= 3 * 4  # counted each time a bad file is drawn
 
 
-@pytest.mark.slow
 def test_training_can_export_single_pass_models_at_the_end(tmp_path: Path) -> None:
     from stylenet import load_model
 
