@@ -4,8 +4,8 @@ Floors (PSNR against the eager fp32 output, on real photos, odd sizes included):
 bf16/fp16, 50 dB for fp32 paths. The network is a real one: tests/data/quickstart_starry.pt is
 the model `python train.py experiment=quickstart` trained. Trained weights matter here: bf16
 error grows with the spread of the weights, and randomly initialised networks (about 34-36 dB
-in bf16) say little about what users run (40-45 dB). The photos are scikit-image's (CC0, in its
-wheel), so the gate runs on a fresh clone.
+in bf16) say little about what users run. The photos are scikit-image's (CC0, in its wheel), so
+the gate runs on a fresh clone.
 """
 
 from __future__ import annotations
