@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from skip_policy import StrictSkips, needs_painting
+
+from stylenet.errors import ConfigError
+from stylenet.styles import STYLE_DIR_ENV, find_style_image
+
+pytest_plugins = ("pytester",)  # tests/test_skip_policy.py runs pytest on small test files
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED_STYLES = REPO.parent / "shared" / "styles"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("STYLENET_STRICT_SKIPS") == "1":
+        config.pluginmanager.register(StrictSkips(), "stylenet-strict-skips")
+
+
+def style_dir() -> Path | None:
+    """Where the paintings not shipped with the package are: $STYLENET_STYLE_DIR, else ../shared/styles."""
+    given = os.environ.get(STYLE_DIR_ENV)
+    if given:
+        return Path(given)
+    return SHARED_STYLES if SHARED_STYLES.is_dir() else None
 
 
 def tiny_overrides(tmp_path: Path) -> list[str]:
@@ -47,10 +67,26 @@ def tiny_cfg(tmp_path: Path) -> DictConfig:
     return compose_config(tiny_overrides(tmp_path))
 
 
+def require_painting(style: str) -> None:
+    """Skips the calling test when `style`'s painting is neither shipped nor in $STYLENET_STYLE_DIR."""
+    image = OmegaConf.load(CONFIGS / "style" / f"{style}.yaml").image
+    try:
+        find_style_image(image)
+    except ConfigError:
+        pytest.skip(needs_painting(image))
+
+
 @pytest.fixture
-def shared_styles(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The public-domain paintings beside the checkout, as STYLENET_STYLE_DIR."""
-    if not SHARED_STYLES.is_dir():
-        pytest.skip(f"needs the paintings in {SHARED_STYLES}")
-    monkeypatch.setenv("STYLENET_STYLE_DIR", str(SHARED_STYLES))
-    return SHARED_STYLES
+def shared_styles(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path | None:
+    """The paintings folder (see `style_dir`) as STYLENET_STYLE_DIR; None where there is none.
+
+    A test parametrised by `style` skips when that style's painting is neither shipped nor in
+    the folder; starry, which ships with the package, always runs.
+    """
+    folder = style_dir()
+    if folder is not None:
+        monkeypatch.setenv(STYLE_DIR_ENV, str(folder))
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "style" in callspec.params:
+        require_painting(callspec.params["style"])
+    return folder

@@ -6,12 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import REPO, tiny_overrides
 
 from stylenet.checkpoint import load_inference_checkpoint
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path) -> None:
     overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.output_dir")]
     command = [

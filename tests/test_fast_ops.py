@@ -5,6 +5,7 @@ import platform
 import pytest
 import torch
 import torch.nn.functional as F
+from skip_policy import NOT_GLIBC
 
 from stylenet.hardware import keep_freed_memory
 from stylenet.losses.vgg import VGG19Features
@@ -78,6 +79,30 @@ def test_instance_norm_matches_and_differentiates(layout, batch):
     assert torch.autograd.gradcheck(lambda *a: fast_ops.instance_norm(*a, 1e-5), inputs)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("size", [(9, 11), (16, 32), (17, 19)])  # pixels: fewer than, a multiple of, more than 256
+def test_instance_norm_from_sums_matches(layout, batch, size):
+    # The form compiled inference uses; its partial sums run over rows of 256 pixels plus a remainder.
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(batch, 5, *size, dtype=torch.float64, generator=generator) * 3 + 1
+    x = x.contiguous(memory_format=layout)
+    weight = torch.rand(5, dtype=torch.float64, generator=generator) + 0.5
+    bias = torch.randn(5, dtype=torch.float64, generator=generator)
+    sums = fast_ops._instance_norm_from_sums(x, weight, bias, 1e-5)
+    torch.testing.assert_close(sums, F.instance_norm(x, weight=weight, bias=bias, eps=1e-5), rtol=1e-12, atol=1e-12)
+
+
+def test_instance_norm_uses_the_sums_when_compiling_without_gradients(monkeypatch):
+    x, weight, bias = torch.randn(1, 3, 5, 5), torch.rand(3) + 0.5, torch.randn(3)
+    calls = []
+    monkeypatch.setattr(fast_ops, "_instance_norm_from_sums", lambda *args: calls.append(args) or args[0])
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    with torch.no_grad():
+        fast_ops.instance_norm(x, weight, bias, 1e-5)
+    assert len(calls) == 1
+
+
 def test_instance_norm_operators_pass_torch_library_checks():
     x, weight, bias = torch.randn(2, 3, 5, 5), torch.rand(3) + 0.5, torch.randn(3)
     torch.library.opcheck(torch.ops.stylenet.instance_norm.default, (x, weight, bias, 1e-5))
@@ -120,7 +145,7 @@ def test_export_uses_the_plain_layers_even_from_a_fast_network():
     assert all(m.fast for m in network.modules() if hasattr(m, "fast"))  # the caller's network is untouched
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason=NOT_GLIBC)
 def test_keep_freed_memory_is_accepted_by_glibc_and_can_be_undone():
     try:
         assert keep_freed_memory() is True

@@ -171,6 +171,7 @@ def test_cli_export_all_formats_then_stylise_with_them(models, tmp_path: Path) -
         assert load_model(tmp_path / "exported" / f"tiny.{suffix}").metadata["steps"] == 7
 
 
+@pytest.mark.slow
 def test_cli_benchmark_prints_frames_per_second(models, capsys) -> None:
     assert main(["stylize", str(models["pt"]), "--benchmark", "--size", "32", "--batch-size", "1"]) == 0
     assert "frames/s" in capsys.readouterr().out

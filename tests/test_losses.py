@@ -94,6 +94,7 @@ def test_mismatched_layer_weights_are_refused() -> None:
         build_perceptual_loss(torch.rand(1, 3, 32, 32), "random", ["relu2_2"], ["relu1_1"], 1, 1, 1, [1.0, 2.0])
 
 
+@pytest.mark.slow
 def test_a_few_hundred_steps_on_one_photo_lower_the_style_loss() -> None:
     """The real objective (Caffe VGG19, The Starry Night) is learnable: overfit one photo."""
     from skimage import data

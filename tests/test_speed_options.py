@@ -30,6 +30,7 @@ def _module(channels_last: bool, compile: bool) -> StyleTransferModule:
 
 
 @pytest.mark.parametrize(("channels_last", "compile"), [(True, False), (True, True)])
+@pytest.mark.slow
 def test_speed_options_give_the_same_loss_and_gradients(channels_last: bool, compile: bool) -> None:
     images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
     reference, fast = _module(False, False), _module(channels_last, compile)

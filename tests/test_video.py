@@ -13,7 +13,7 @@ from stylenet.errors import StylenetError
 from stylenet.inference import video
 from stylenet.inference.video import VIDEO_SUFFIXES, VideoError, VideoInfo, probe_video, stylize_video
 
-av = pytest.importorskip("av")
+av = pytest.importorskip("av", reason='needs the optional extra video: pip install "stylenet[video]"')
 
 FPS = Fraction(15)
 FRAMES = 12

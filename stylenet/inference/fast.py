@@ -32,11 +32,13 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 
 def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    # fullgraph: a graph break or too many recompilations raise instead of quietly running parts
+    # of the network eagerly, so that a runner that says it is compiled runs one compiled graph.
     if device.type != "cpu":
-        return torch.compile(network)
+        return torch.compile(network, fullgraph=True)
     # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
     # oneDNN. Dynamic shapes: one compilation serves every image size (tiles, video, folders).
-    return torch.compile(network, dynamic=True, options={"freezing": True})
+    return torch.compile(network, fullgraph=True, dynamic=True, options={"freezing": True})
 
 
 class FastRunner:
@@ -44,8 +46,8 @@ class FastRunner:
 
     `network` itself is left untouched (a copy is cast), so callers keep the fp32 module for
     tiling statistics and export. If compilation fails (no C++ compiler, an unsupported
-    platform), the first call says so in one line and the eager path runs instead; `compiled`
-    then reads False.
+    platform, a graph break), the call prints a one-line warning and the eager path runs from
+    then on; `compiled` then reads False.
     """
 
     def __init__(self, network: nn.Module, device: torch.device, precision: str, compile: bool = False):
@@ -63,6 +65,7 @@ class FastRunner:
 
     @property
     def compiled(self) -> bool:
+        """Whether calls run the compiled network: False when compile is off or has failed."""
         return self._compiled is not None
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -72,6 +75,6 @@ class FastRunner:
                 return self._compiled(x)
             except Exception as error:  # Inductor fails in many ways (toolchain, platform); eager always works
                 reason = (str(error).strip().splitlines() or [error.__class__.__name__])[0][:200]
-                print(f"note: torch.compile failed, running uncompiled ({reason})", file=sys.stderr)
+                print(f"warning: torch.compile failed, running uncompiled ({reason})", file=sys.stderr)
                 self._compiled = None
         return self.module(x)

@@ -110,16 +110,17 @@ def _instance_norm_from_sums(x: Tensor, weight: Tensor, bias: Tensor, eps: float
     from the stock operator it makes Welford loops, one pass per group of channels.
     """
     n, c, h, w = x.shape
+    accumulate = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 sums in fp32; fp64 stays fp64
     pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view for channels-last x
     rows = h * w // _ROWS_PER_PARTIAL_SUM * _ROWS_PER_PARTIAL_SUM
-    head = pixels[:, :rows].reshape(n, -1, _ROWS_PER_PARTIAL_SUM, c).float()
-    tail = pixels[:, rows:].float()
+    head = pixels[:, :rows].reshape(n, -1, _ROWS_PER_PARTIAL_SUM, c).to(accumulate)
+    tail = pixels[:, rows:].to(accumulate)
     total = head.sum(2).sum(1) + tail.sum(1)  # (N, C)
     squares = (head * head).sum(2).sum(1) + (tail * tail).sum(1)
     mean = total / (h * w)
     var = (squares / (h * w) - mean * mean).clamp_min(0)
-    scale = torch.rsqrt(var + eps) * weight.float()  # (N, C)
-    shift = bias.float() - mean * scale
+    scale = torch.rsqrt(var + eps) * weight.to(accumulate)  # (N, C)
+    shift = bias.to(accumulate) - mean * scale
     return x * scale.to(x.dtype).view(n, c, 1, 1) + shift.to(x.dtype).view(n, c, 1, 1)
 
 
