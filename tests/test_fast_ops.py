@@ -1,13 +1,14 @@
 """The fast layers compute what the plain layers compute, forward and backward, in any layout."""
 
 import platform
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from skip_policy import NOT_GLIBC
 
-from stylenet.hardware import keep_freed_memory
 from stylenet.losses.vgg import VGG19Features
 from stylenet.networks import fast_ops
 from stylenet.networks.transformer import TransformerNet
@@ -147,7 +148,10 @@ def test_export_uses_the_plain_layers_even_from_a_fast_network():
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason=NOT_GLIBC)
 def test_keep_freed_memory_is_accepted_by_glibc_and_can_be_undone():
-    try:
-        assert keep_freed_memory() is True
-    finally:
-        assert keep_freed_memory(False) is True
+    # In a child process: the setting changes the whole process's allocator for good.
+    code = (
+        "from stylenet.hardware import keep_freed_memory as keep\n"
+        "assert keep() is True\n"
+        "assert keep(False) is True\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,6 +11,7 @@ the gate runs on a fresh clone.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +21,8 @@ from skimage import data
 from torch import nn
 from torch._dynamo.utils import counters
 
-from stylenet.checkpoint import load_inference_checkpoint
+from stylenet import load_model
+from stylenet.checkpoint import load_inference_checkpoint, save_inference_checkpoint
 from stylenet.inference import fast
 from stylenet.inference.fast import FastRunner
 
@@ -122,3 +124,23 @@ def test_a_graph_break_is_a_failed_compilation(capsys: pytest.CaptureFixture[str
     torch.testing.assert_close(out, torch.full((1, 3, 8, 8), 2.0))
     assert not runner.compiled
     assert capsys.readouterr().err.startswith("warning: torch.compile failed")
+
+
+def test_a_stylizer_stops_calling_itself_compiled_after_a_failed_compilation(
+    tmp_path: Path, network: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--benchmark` and the CLI's notes print `stylizer.backend`: it must say what really runs."""
+
+    def broken(module: nn.Module, device: torch.device):
+        def run(images: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError(NO_COMPILER)
+
+        return run
+
+    monkeypatch.setattr(fast, "_compile", broken)
+    path = save_inference_checkpoint(tmp_path / "m.pt", network, {"style": {"name": "t"}, "steps": 1})
+    stylizer = load_model(path, precision="bf16", compile=True)
+    assert stylizer.backend == "compiled"
+    with torch.inference_mode():
+        stylizer(photos(32, 40))
+    assert stylizer.backend == "eager-fast"

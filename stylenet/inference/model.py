@@ -65,8 +65,15 @@ class Stylizer:
         self.metadata = metadata
         self.device = device
         self.precision = precision
-        self.backend = backend
+        self._backend = backend
         self.max_memory = max_memory
+
+    @property
+    def backend(self) -> str:
+        """What runs: "compiled" only while the compiled graph does (a failed compile falls back)."""
+        if self._backend == "compiled" and isinstance(self._run, FastRunner) and not self._run.compiled:
+            return "eager-fast"
+        return self._backend
 
     def __call__(self, images: Any, tile: int | str | None = "auto") -> Any:
         """`tile`: "auto" (tiles only where memory requires), None (never), or a tile size in px."""
