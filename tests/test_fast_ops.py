@@ -150,8 +150,6 @@ def test_export_uses_the_plain_layers_even_from_a_fast_network():
 def test_keep_freed_memory_is_accepted_by_glibc_and_can_be_undone():
     # In a child process: the setting changes the whole process's allocator for good.
     code = (
-        "from stylenet.hardware import keep_freed_memory as keep\n"
-        "assert keep() is True\n"
-        "assert keep(False) is True\n"
+        "from stylenet.hardware import keep_freed_memory as keep\nassert keep() is True\nassert keep(False) is True\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
