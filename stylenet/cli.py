@@ -22,7 +22,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends "(default: ...)" where there is a default worth showing and the help does not say it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        # A flag (store_true/store_false) has no value to show: "(default: True)" on --no-train misleads.
+        if action.default is None or action.nargs == 0 or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 

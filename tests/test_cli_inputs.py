@@ -144,6 +144,10 @@ def test_help_shows_defaults_and_what_omitting_size_means(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "(default: all)" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: True" not in text and "default: False" not in text  # flags have no value to show
 
 
 # --- huge and hostile images --------------------------------------------------------------------
