@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from skip_policy import StrictSkips, needs_painting
 
+from stylenet import hardware
 from stylenet.errors import ConfigError
 from stylenet.styles import STYLE_DIR_ENV, find_style_image
 
@@ -23,6 +24,22 @@ SHARED_STYLES = REPO.parent / "shared" / "styles"
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("STYLENET_STRICT_SKIPS") == "1":
         config.pluginmanager.register(StrictSkips(), "stylenet-strict-skips")
+
+
+@pytest.fixture(autouse=True)
+def allocator_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Memory reuse changes the whole process's allocator for good, so in the pytest process the
+    commands that would switch it on only record the call; tests of the real thing use a child
+    process. `pytest_sessionfinish` checks that nothing got past this."""
+    calls: list[bool] = []
+    monkeypatch.setattr(hardware, "keep_freed_memory", lambda enabled=True: calls.append(enabled) or True)
+    return calls
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hardware._keeping_freed_memory:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nerror: a test switched on memory reuse (keep_freed_memory) inside the pytest process")
 
 
 def style_dir() -> Path | None:

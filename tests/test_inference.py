@@ -172,9 +172,10 @@ def test_cli_export_all_formats_then_stylise_with_them(models, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_cli_benchmark_prints_frames_per_second(models, capsys) -> None:
+def test_cli_benchmark_prints_frames_per_second(models, capsys, allocator_calls) -> None:
     assert main(["stylize", str(models["pt"]), "--benchmark", "--size", "32", "--batch-size", "1"]) == 0
     assert "frames/s" in capsys.readouterr().out
+    assert allocator_calls == [True]  # repeated work: --memory-reuse auto keeps freed memory
 
 
 def test_cli_webcam_without_opencv_or_camera_is_a_clear_error(models, capsys) -> None:
