@@ -206,6 +206,7 @@ def test_an_image_over_the_limit_is_tiled_automatically_and_says_so(models, tmp_
     assert main(["stylize", str(models["onnx"]), str(source), "-o", str(tiled), "--max-memory", "12M"]) == 0
     note = _one_line(capsys)
     assert "wide.png (300x200 px)" in note and "px tiles" in note
+    assert "over the 12.0 MB allowed" in note  # the whole --max-memory, not what the pixels leave of it
     assert Image.open(tiled).size == (300, 200)
     # Per-tile normalisation shifts tones a little, but the picture is the same one.
     difference = np.abs(np.asarray(Image.open(tiled), float) - np.asarray(Image.open(whole), float)).mean()

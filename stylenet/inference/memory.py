@@ -150,12 +150,15 @@ def choose_tile(
     tile: int | str | None = "auto",
     reference: bool = True,
     name: str = "the image",
+    reserved: float = 0,
 ) -> int | None:
     """The tile size for a pass over images of `shape` (N, 3, H, W) within `limit` bytes; None: whole.
 
     `tile` given as a number is kept (the caller asked for it); None always runs whole; "auto"
     runs whole where that fits, else picks the largest tile that does (saying so in one line on
-    stderr) and raises `MemoryLimitError` where not even a `MIN_AUTO_TILE` tile fits.
+    stderr) and raises `MemoryLimitError` where not even a `MIN_AUTO_TILE` tile fits. `reserved`:
+    bytes already spoken for outside `limit` (the decoded image), added back in what the lines say,
+    so that they speak of the whole --max-memory.
     """
     batch, height, width = shape[0], shape[-2], shape[-1]
     if tile is None or isinstance(tile, int):
@@ -175,12 +178,12 @@ def choose_tile(
     if best < MIN_AUTO_TILE:
         least = tiled_bytes(per_pixel, batch, height, width, MIN_AUTO_TILE, reference)
         raise MemoryLimitError(
-            f"{name} ({width}x{height} px) needs about {format_size(least)} even in tiles, over the "
-            f"{format_size(limit)} allowed (--max-memory); shrink it with --size or --scale"
+            f"{name} ({width}x{height} px) needs about {format_size(least + reserved)} even in tiles, over the "
+            f"{format_size(limit + reserved)} allowed (--max-memory); shrink it with --size or --scale"
         )
     print(
-        f"note: {name} ({width}x{height} px) needs about {format_size(whole)} untiled, over the "
-        f"{format_size(limit)} allowed (--max-memory): stylizing it in {best} px tiles",
+        f"note: {name} ({width}x{height} px) needs about {format_size(whole + reserved)} untiled, over the "
+        f"{format_size(limit + reserved)} allowed (--max-memory): stylizing it in {best} px tiles",
         file=sys.stderr,
     )
     return best

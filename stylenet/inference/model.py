@@ -95,12 +95,20 @@ class Stylizer:
         return activation_bytes_per_pixel(model, self.precision, fast=isinstance(self._run, FastRunner))
 
     def plan_tile(
-        self, shape: tuple[int, ...], tile: int | str | None = "auto", limit: int | None = None, name: str = "the image"
+        self,
+        shape: tuple[int, ...],
+        tile: int | str | None = "auto",
+        limit: int | None = None,
+        name: str = "the image",
+        reserved: int = 0,
     ) -> int | None:
-        """The tile size `stylize_tensor` uses for images of `shape` within `limit` bytes (None: whole)."""
+        """The tile size `stylize_tensor` uses for images of `shape` within `limit` bytes (None: whole);
+        `reserved`: bytes of the whole budget already taken outside `limit` (see `choose_tile`)."""
         limit = memory_limit(self.max_memory, self.device) if limit is None else limit
         per_pixel = self.activation_bytes_per_pixel()
-        return choose_tile(per_pixel, shape, limit, tile, reference=self.network is not None, name=name)
+        return choose_tile(
+            per_pixel, shape, limit, tile, reference=self.network is not None, name=name, reserved=reserved
+        )
 
     def stylize_tensor(self, images: torch.Tensor, tile: int | str | None = "auto") -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> float32 of the same shape, tiled where `plan_tile` says so."""

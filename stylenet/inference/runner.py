@@ -74,7 +74,7 @@ def plan_memory(
     # On a GPU the network has the device's memory; on the CPU, what the pixels leave of the limit.
     on_cpu = stylizer.device.type == "cpu"
     room = limit - pixels if on_cpu else memory_limit(settings.max_memory, stylizer.device)
-    tile = stylizer.plan_tile((1, 3, *size), settings.tile or "auto", room, name=name)
+    tile = stylizer.plan_tile((1, 3, *size), settings.tile or "auto", room, name=name, reserved=pixels if on_cpu else 0)
     if tile and tile < max(size):
         return MemoryPlan(tile, 1)
     network = stylizer.activation_bytes_per_pixel() * size[0] * size[1]
@@ -111,6 +111,9 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
     pending: list[tuple[ImageJob, torch.Tensor]] = []
     plan = MemoryPlan(None, settings.batch_size)
 
+    # Counts images done, not read: reading runs ahead of the batch that stylizes them.
+    bar = tqdm(total=len(jobs), desc="stylizing", unit="image", disable=len(jobs) < 2)
+
     def flush() -> None:
         nonlocal written
         if pending:
@@ -118,9 +121,10 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
             for (job, _), out in zip(pending, outputs, strict=True):
                 _save(out, job.target)
                 written += 1
+                bar.update(1)
             pending.clear()
 
-    for job in tqdm(jobs, desc="stylizing", unit="image", disable=len(jobs) < 2):
+    for job in jobs:
         try:
             width, height = image_size(job.source)  # the header only: nothing is decoded before the plan
             size = working_size(height, width, settings)
@@ -130,6 +134,7 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
             message = str(error) if str(error).startswith(str(job.source)) else f"{job.source}: {error}"
             tqdm.write(f"skipped {message}", file=sys.stderr)
             failed += 1
+            bar.update(1)
             continue
         image = resize(image.unsqueeze(0), size)[0]
         if pending and (pending[0][1].shape != image.shape or len(pending) >= job_plan.batch or job_plan != plan):
@@ -137,6 +142,7 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
         plan = job_plan
         pending.append((job, image))
     flush()
+    bar.close()
     return written, failed
 
 
