@@ -70,7 +70,8 @@ def _first(names: list[str]) -> str:
     return f"{len(names)} (e.g. {names[0]})" if names else "0"
 
 
-def _weights_problem(network: TransformerNet, state_dict: dict[Any, Any]) -> str | None:
+def weights_problem(network: TransformerNet, state_dict: dict[Any, Any]) -> str | None:
+    """How `state_dict` fails to fit `network` (missing, unexpected, reshaped weights); None if it fits."""
     expected = {name: tensor.shape for name, tensor in network.state_dict().items()}
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         return "its weights are not a table of named tensors"
@@ -95,7 +96,7 @@ def build_network(path: Path, config: Any, state_dict: Any) -> TransformerNet:
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path}: malformed model file: it holds no weights")
     with torch.device("meta"):  # shapes only: a bogus width must not allocate a huge network
-        problem = _weights_problem(TransformerNet(**config), state_dict)
+        problem = weights_problem(TransformerNet(**config), state_dict)
     if problem:
         raise CheckpointError(f"{path}: its weights do not match the network it declares ({config}): {problem}")
     network = TransformerNet(**config)
@@ -137,7 +138,7 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 # Lightning stores the module's weights under its attribute names; the network is `module.network`.
-_NETWORK_PREFIX = "network."
+NETWORK_PREFIX = "network."
 
 
 def load_lightning_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
@@ -147,7 +148,7 @@ def load_lightning_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[st
     info, state = checkpoint["stylenet"], checkpoint.get("state_dict")
     if not isinstance(info, dict) or not isinstance(state, dict):
         raise CheckpointError(f"{path}: malformed checkpoint: no network description or weights")
-    prefix = _NETWORK_PREFIX
+    prefix = NETWORK_PREFIX
     weights = {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
     network = build_network(path, info.get("model"), weights)
     metadata = {"model": info["model"], "style": info.get("style"), "steps": checkpoint["global_step"]}

@@ -13,6 +13,7 @@ from typing import Any
 import hydra
 import hydra.errors
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -23,7 +24,7 @@ from stylenet.hardware import resolve_precision, resolve_speed
 from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_exportable, export
 from stylenet.styles import load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
-from stylenet.training.module import StyleTransferModule
+from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch
 from stylenet.validation import check_optimizer, check_train_config
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,16 @@ def _make_kept_models_dir(cfg: DictConfig) -> None:
 
 
 def _check_resume(cfg: DictConfig) -> None:
-    """A checkpoint that already reached trainer.max_steps would train nothing and still replace the kept model."""
+    """A checkpoint of another network would fail only inside the fit, after the run has written its folder;
+    one that already reached trainer.max_steps would train nothing and still replace the kept model."""
     if not cfg.ckpt_path:
         return
-    step = read_lightning_checkpoint(cfg.ckpt_path)["global_step"]
+    checkpoint = read_lightning_checkpoint(cfg.ckpt_path)
+    with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
+        mismatch = network_mismatch(checkpoint, _instantiate(cfg.model, "model"))
+    if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
+        raise NetworkMismatchError(mismatch)
+    step = checkpoint["global_step"]
     if step >= cfg.trainer.max_steps:
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} is already at step {step} (trainer.max_steps={cfg.trainer.max_steps}): "

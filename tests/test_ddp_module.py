@@ -70,8 +70,9 @@ def test_no_rank_diverged_no_stop() -> None:
 
 def test_ranks_agree_every_n_steps_not_every_step() -> None:
     module = watching(other_rank_first_bad_step=math.inf, every=4)
-    for batch_idx in range(12):
-        module.on_train_batch_end(None, None, batch_idx)
+    for step in range(1, 13):  # epochs of 3 batches: batch_idx restarts, the global step goes on
+        module.global_step = step
+        module.on_train_batch_end(None, None, (step - 1) % 3)
     assert module.trainer.strategy.reductions == 3
 
 
@@ -100,6 +101,7 @@ def test_resuming_into_another_network_is_one_clear_line(
     with pytest.raises(NetworkMismatchError, match=message) as caught:
         train(cfg)
     assert "\n" not in str(caught.value)
+    assert not (tmp_path / "run").exists()  # refused before the run wrote anything
 
 
 @pytest.mark.slow

@@ -9,13 +9,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from stylenet.checkpoint import NETWORK_PREFIX, weights_problem
 from stylenet.errors import StylenetError
 from stylenet.losses.perceptual import LossTerms, PerceptualLoss
 from stylenet.networks.transformer import TransformerNet
 
 # Lightning checkpoints leave out the frozen loss network: it is rebuilt from the config.
 _LOSS_PREFIX = "loss."
-_NETWORK_PREFIX = "network."
 
 
 class NonFiniteLossError(StylenetError):
@@ -28,9 +28,9 @@ class NetworkMismatchError(StylenetError):
 
 def network_mismatch(checkpoint: dict[str, Any], network: TransformerNet) -> str | None:
     """What differs between the network weights of a Lightning `checkpoint` and `network`; None if nothing."""
-    saved = {k[len(_NETWORK_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(_NETWORK_PREFIX)}
-    expected = network.state_dict()
-    if saved.keys() == expected.keys() and all(saved[k].shape == v.shape for k, v in expected.items()):
+    saved = {k[len(NETWORK_PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORK_PREFIX)}
+    problem = weights_problem(network, saved)
+    if problem is None:
         return None
     trained = checkpoint.get("stylenet", {}).get("model", {})
     settings = [
@@ -40,12 +40,9 @@ def network_mismatch(checkpoint: dict[str, Any], network: TransformerNet) -> str
     ]
     if settings:
         return f"the checkpoint's network was trained with {', '.join(settings)}; use the settings it was trained with"
-    missing, unexpected = expected.keys() - saved.keys(), saved.keys() - expected.keys()
-    reshaped = [k for k in expected.keys() & saved.keys() if saved[k].shape != expected[k].shape]
-    example = sorted(missing or unexpected or reshaped)[0]
     return (
-        f"the checkpoint's network differs from the configured one ({len(missing)} missing, {len(unexpected)} "
-        f"unexpected, {len(reshaped)} reshaped weights, e.g. {example}); use the model.* settings it was trained with"
+        f"the checkpoint's network differs from the configured one ({problem}); "
+        "use the model.* settings it was trained with"
     )
 
 
@@ -142,7 +139,9 @@ class StyleTransferModule(pl.LightningModule):
             )
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if (batch_idx + 1) % self.check_finite_every_n_steps == 0:
+        # The global step (already advanced past this batch), not batch_idx: that restarts every
+        # epoch, and a small folder's epochs would never reach the check. Every rank has the same one.
+        if self.global_step % self.check_finite_every_n_steps == 0:
             self._stop_if_non_finite("train")
 
     def on_train_end(self) -> None:
