@@ -222,3 +222,37 @@ def test_a_video_whose_frames_cannot_fit_is_one_line_and_counted(models, tmp_pat
     status = main(["stylize", str(models["pt"]), str(source), "-o", out, "--max-memory", "64K", "--compile", "off"])
     assert status == 1 and "clip.mp4 (64x48 px)" in _one_line(capsys)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_two_inputs_that_would_write_one_output_are_refused_before_any_work(models, tmp_path: Path, capsys) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (20, 20), (10, 20, 30)).save(tmp_path / folder / "x.png")
+    out = tmp_path / "out"
+    status = main(
+        ["stylize", str(models["pt"]), str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "-o", str(out)]
+    )
+    line = _one_line(capsys)
+    assert status == 2 and "would both be written to" in line and not out.exists()
+    # The same input named twice is not a clash: it is stylized once.
+    assert (
+        main(
+            ["stylize", str(models["pt"]), str(tmp_path / "a" / "x.png"), str(tmp_path / "a" / "x.png"), "-o", str(out)]
+        )
+        == 0
+    )
+    assert (out / "x.png").is_file()
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_the_others_still_go(models, tmp_path: Path, capsys) -> None:
+    photos = tmp_path / "f"
+    (photos / "sub").mkdir(parents=True)
+    Image.new("RGB", (20, 20), (10, 20, 30)).save(photos / "a.png")
+    Image.new("RGB", (20, 20), (30, 20, 10)).save(photos / "sub" / "b.png")
+    out = tmp_path / "out"
+    (out / "f").mkdir(parents=True)
+    (out / "f" / "sub").write_text("a file where the folder would go")
+    status = main(["stylize", str(models["pt"]), str(photos), "-o", str(out), "--batch-size", "1"])
+    line = _one_line(capsys)
+    assert status == 1 and "b.png" in line and "cannot write" in line
+    assert (out / "f" / "a.png").is_file()

@@ -104,6 +104,8 @@ class Stylizer:
     ) -> int | None:
         """The tile size `stylize_tensor` uses for images of `shape` within `limit` bytes (None: whole);
         `reserved`: bytes of the whole budget already taken outside `limit` (see `choose_tile`)."""
+        if tile is None or isinstance(tile, int):  # decided by the caller: no memory to read (every video frame)
+            return tile
         limit = memory_limit(self.max_memory, self.device) if limit is None else limit
         per_pixel = self.activation_bytes_per_pixel()
         return choose_tile(

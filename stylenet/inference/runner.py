@@ -115,12 +115,18 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
     bar = tqdm(total=len(jobs), desc="stylizing", unit="image", disable=len(jobs) < 2)
 
     def flush() -> None:
-        nonlocal written
+        nonlocal written, failed
         if pending:
             outputs = process(stylizer, torch.stack([t for _, t in pending]), settings, plan.tile)
             for (job, _), out in zip(pending, outputs, strict=True):
-                _save(out, job.target)
-                written += 1
+                try:
+                    _save(out, job.target)
+                    written += 1
+                except OSError as error:  # a full disk or an unwritable target: the other outputs still go
+                    tqdm.write(
+                        f"skipped {job.source}: cannot write {job.target} ({error.strerror or error})", file=sys.stderr
+                    )
+                    failed += 1
                 bar.update(1)
             pending.clear()
 

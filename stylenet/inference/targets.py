@@ -42,8 +42,9 @@ def _check_output(inputs: list[Path], output: Path) -> bool:
 def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list[ImageJob], list[str]]:
     """(image jobs, video jobs, one line per input that yields nothing).
 
-    Refuses, before any work, an output that would overwrite an input, and an `output` that is
-    not a folder yet names a file that cannot be written or cannot take every input.
+    Refuses, before any work, an output that would overwrite an input or another input's output,
+    and an `output` that is not a folder yet names a file that cannot be written or cannot take
+    every input.
     """
     single_file = _check_output(inputs, output)
     jobs: list[ImageJob] = []
@@ -58,10 +59,18 @@ def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list
             jobs.append(ImageJob(source, output if single_file else output / source.name))
         else:
             skipped.append(f"skipped {source}: no such file or folder")
+    jobs = list(dict.fromkeys(jobs))  # an input named twice is stylized once
     sources = {job.source.resolve() for job in jobs}
+    written_from: dict[Path, Path] = {}
     for job in jobs:
-        if job.target.resolve() in sources:
+        target = job.target.resolve()
+        if target in sources:
             raise StylenetError(f"output {job.target} would overwrite an input; choose another -o")
+        first = written_from.setdefault(target, job.source)
+        if first.resolve() != job.source.resolve():
+            raise StylenetError(
+                f"{first} and {job.source} would both be written to {job.target}; stylize them into separate -o folders"
+            )
     images = [job for job in jobs if not is_video(job.source)]
     videos = [job for job in jobs if is_video(job.source)]
     return images, videos, skipped
