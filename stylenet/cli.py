@@ -119,6 +119,12 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--vgg-weights", help="override the loss network: caffe, torchvision, random or a path")
     parser.add_argument("--method", default="lbfgs", choices=["lbfgs", "adam"], help="optimiser for the reference")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--memory-reuse",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="keep freed memory for the next optimisation step: faster, at a higher peak; auto: on",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "evaluate":
             from stylenet.evaluate import run as run_evaluate
-            from stylenet.hardware import keep_freed_memory
+            from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 
-            keep_freed_memory()  # the reference optimisation repeats one step hundreds of times
+            # auto: on, as the reference optimisation repeats one step hundreds of times
+            if wants_memory_reuse(args.memory_reuse, repeated_work=True):
+                keep_freed_memory()
             return run_evaluate(args)
         if args.command == "benchmark":
             return run_benchmark(args)
@@ -159,7 +167,7 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
     """(compile, memory reuse) for a `stylize` run; ``auto`` turns both on for repeated work.
 
     Both pay off only over many frames: compiling costs about a minute, and kept memory (later
-    frames reuse the memory of earlier ones) raises the peak (README, memory table), while a
+    frames reuse the memory of earlier ones) raises the peak (docs/performance.md, Memory), while a
     single image's memory is new anyway.
     """
     repeated = has_videos or args.webcam is not None or args.benchmark or n_images >= COMPILE_MIN_IMAGES

@@ -102,9 +102,9 @@ def keep_freed_memory(enabled: bool = True) -> bool:
 
     glibc serves every allocation over 32 MB (a 1080p activation is 66-266 MB) with a fresh mmap
     and unmaps it on free, so each layer's output pays the kernel's page faults and zeroing
-    again. Measured on the 2-core Xeon of the README: copying a 133 MB tensor took 40 ms, 16 ms
+    again. Measured on a 2-core Intel Xeon with AMX: copying a 133 MB tensor took 40 ms, 16 ms
     with this; a compiled bf16 1080p frame 1180 ms, 807 ms. The price is memory: freed blocks
-    stay resident, and fragment, so the peak is higher (README, memory table). Hence it is for
+    stay resident, and fragment, so the peak is higher (docs/performance.md, Memory). Hence it is for
     repeated work (training, video, folders, benchmarks), not one image. `enabled=False`
     undoes an earlier call with glibc's default values; a process that never enabled it is left
     untouched (any mallopt call would switch off glibc's dynamic mmap threshold). Returns False

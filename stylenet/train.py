@@ -59,16 +59,16 @@ def _check_resume(cfg: DictConfig) -> None:
     if not cfg.ckpt_path:
         return
     checkpoint = read_lightning_checkpoint(cfg.ckpt_path)
-    with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
-        mismatch = network_mismatch(checkpoint, _instantiate(cfg.model, "model"))
-    if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
-        raise NetworkMismatchError(mismatch)
     step = checkpoint["global_step"]
     if step >= cfg.trainer.max_steps:
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} is already at step {step} (trainer.max_steps={cfg.trainer.max_steps}): "
             f"nothing to train; to train longer, set trainer.max_steps to more than {step}"
         )
+    with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
+        mismatch = network_mismatch(checkpoint, _instantiate(cfg.model, "model"))
+    if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
+        raise NetworkMismatchError(mismatch)
 
 
 def check_config(cfg: DictConfig) -> None:

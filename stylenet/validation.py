@@ -93,7 +93,7 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
 
 
 def _check_data(data: Mapping[str, Any]) -> None:
-    size = whole_number(data.get("image_size"), "data.image_size")
+    size = whole_number(data.get("image_size"), "data.image_size", minimum=16)  # four halvings and back
     whole_number(data.get("batch_size"), "data.batch_size")
     if "num_workers" in data:
         whole_number(data["num_workers"], "data.num_workers", minimum=0)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skip_policy import needs_extra
 
 from stylenet import load_model
 from stylenet.checkpoint import save_inference_checkpoint
@@ -214,7 +215,7 @@ def test_an_image_over_the_limit_is_tiled_automatically_and_says_so(models, tmp_
 
 
 def test_a_video_whose_frames_cannot_fit_is_one_line_and_counted(models, tmp_path: Path, capsys) -> None:
-    pytest.importorskip("av")
+    pytest.importorskip("av", reason=needs_extra("video"))
     from test_video import make_video
 
     source = make_video(tmp_path / "clip.mp4", width=64, height=48, frames=3)

@@ -14,6 +14,8 @@ from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.inference import memory
 from stylenet.networks.transformer import TransformerNet
 
+GB = 1 << 30
+
 QUICKSTART = Path(__file__).parent / "data" / "quickstart_starry.pt"
 
 # Peak resident memory of one forward pass, above what the process held just before it. A fresh
@@ -98,3 +100,11 @@ def test_the_default_limit_is_half_the_available_memory(monkeypatch: pytest.Monk
     assert memory.memory_limit(1 << 30) == 1 << 30
     monkeypatch.setattr(memory, "available_memory", lambda device="cpu": None)
     assert memory.memory_limit(None) == memory.FALLBACK_LIMIT
+
+
+def test_gpu_memory_cached_by_torch_counts_as_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After one large image, torch keeps its blocks; the next image may use them."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * GB, 80 * GB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 10 * GB)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 * GB)
+    assert memory.available_memory("cuda") == 11 * GB

@@ -41,6 +41,7 @@ BAD = {
     "data.resize=16": "data.resize=16 is smaller than data.image_size=32",
     "data.batch_size=0": "data.batch_size",
     "data.image_size=abc": "data.image_size",
+    "data.image_size=8": "data.image_size must be a whole number >= 16",
     "sample_size=0": "sample_size",
     "checkpoint_every_n_steps=abc": "checkpoint_every_n_steps",
     "style.size=-3": "style.size",

@@ -1,6 +1,6 @@
 """The fast inference path: the network cast to bf16/fp16 in one layout, optionally compiled.
 
-Measured on CPUs with AMX (see the README's speed table), autocast leaves most of the time in
+Measured on CPUs with AMX (docs/performance.md), autocast leaves most of the time in
 dtype and layout conversions around instance norm and reflection padding: casting the weights
 once and keeping activations in one dtype and layout removes them. The copy also runs the
 network's fast layers (`stylenet.networks.fast_ops`: batch-norm kernels for instance norm,
@@ -23,7 +23,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
-    """The activation layout that measured faster on `device` (README, speed tables).
+    """The activation layout that measured faster on `device` (docs/performance.md).
 
     On CPUs oneDNN runs NHWC natively and channels-last wins; on an H200 the fp16 network ran
     slower in channels-last than in NCHW at 1080p (25.4 against 20.7 ms, `stylenet benchmark`).

@@ -3,8 +3,8 @@
 Each computes what the plain layer computes, gradients included (tests/test_fast_ops.py checks
 both in float64; max pooling's gradient differs only at exact ties). `TransformerNet.use_fast_ops`
 and `VGG19Features.use_fast_ops` switch them on, for inference's fast path and training's speed
-options; export and the fp32 reference keep the plain layers. Figures are from the 2-core Xeon
-of the README, bf16, channels-last.
+options; export and the fp32 reference keep the plain layers. Figures are from a 2-core Intel Xeon
+with AMX, bf16, channels-last.
 
 - `instance_norm`: PyTorch's CPU instance norm, and Inductor's decomposition of it, reduce a
   channels-last tensor one group of channels at a time (Welford updates, several passes over
@@ -188,7 +188,7 @@ def reflection_pad(x: Tensor, pad: int) -> Tensor:
 
     Under torch.compile the stock operator's backward (and its forward, which keeps a mask for
     the fused ReLU's backward) ran as per-element index arithmetic: about a fifth of a 256 px bf16
-    training step on the README's CPU. Concatenations differentiate into plain slices and sums.
+    training step on that Xeon. Concatenations differentiate into plain slices and sums.
     Eager, the stock kernels are faster (a 128 px bf16 training step: 289 against 415 ms with
     this and `max_pool2x2`); without gradients the stock forward compiles faster.
     """
@@ -237,7 +237,7 @@ def max_pool2x2(x: Tensor) -> Tensor:
     """`F.max_pool2d(x, 2)`; in compiled code, as the maximum of four strided views.
 
     Under torch.compile the stock operator's forward (with indices) and backward took 145 ms for a
-    batch of four 64-channel 256 px maps in bf16 channels-last on the README's CPU; this takes 22.
+    batch of four 64-channel 256 px maps in bf16 channels-last on that Xeon; this takes 22.
     At exact ties the gradient is shared by the tied maxima instead of going to the first one:
     both are gradients of the same loss (the loss value is the same either way). Eager, the stock
     operator is faster, and is used.
