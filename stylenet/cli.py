@@ -216,6 +216,12 @@ def _stylize(args: argparse.Namespace) -> int:
     if reuse:
         keep_freed_memory()
     stylizer = load_model(args.model, device=args.device, precision=args.precision, compile=compile)
+    if max_memory is None and stylizer.device.type == "cpu":
+        from stylenet.inference.memory import memory_limit
+
+        # Read once, now: with memory reuse the heap keeps what earlier images freed, which the
+        # kernel's free count would no longer show, and later images would be tiled for nothing.
+        max_memory = memory_limit(None, "cpu")
     stylizer.max_memory = max_memory
     if stylizer.backend == "compiled":
         print("note: compiling the network on its first batch (tens of seconds, cached on disk)", file=sys.stderr)

@@ -257,3 +257,13 @@ def test_an_output_that_cannot_be_written_is_one_line_and_the_others_still_go(mo
     line = _one_line(capsys)
     assert status == 1 and "b.png" in line and "cannot write" in line
     assert (out / "f" / "a.png").is_file()
+
+
+def test_the_default_memory_limit_is_read_once_per_run(models, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Read per image, the free memory would shrink by what memory reuse keeps, and tile later images."""
+    reads: list[int] = []
+    monkeypatch.setattr(memory, "available_memory", lambda device="cpu": reads.append(1) or 24 * GB)
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (24, 16), (10, 20, 30)).save(tmp_path / f"{name}.png")
+    assert main(["stylize", str(models["pt"]), str(tmp_path), "-o", str(tmp_path / "out"), "--batch-size", "1"]) == 0
+    assert len(reads) == 1
