@@ -157,3 +157,24 @@ def test_shuffle_buffer_below_one_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="shuffle_buffer"):
         PhotoDataModule(source="hub", name="anything", shuffle_buffer=0)
+
+
+def test_a_stream_hashes_only_records_as_long_as_a_held_out_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import datasets
+
+    from stylenet.data import hub
+
+    short, long = id_png(1), id_png(2) + b"\0" * 64  # PNG readers ignore bytes after the end chunk
+    rows = [{"bytes": short, "path": None}, {"bytes": long, "path": None}] * 3
+    stream = datasets.Dataset.from_dict({"image": rows}).to_iterable_dataset()
+    hashed: list[int] = []
+    sha1 = hashlib.sha1
+    monkeypatch.setattr(hub.hashlib, "sha1", lambda data: hashed.append(len(data)) or sha1(data))
+    held_out = hub.record_key({"image": {"bytes": long, "path": None}})
+    hashed.clear()
+    photos = StreamedPhotos(stream, lambda image: image, 1, seed=0, buffer_size=4, exclude=frozenset({held_out}))
+    photos.passes = 1
+    assert len(list(photos)) == 3  # the three short records; the long ones are held out
+    assert hashed == [len(long)] * 3

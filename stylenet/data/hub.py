@@ -29,12 +29,22 @@ def hub_dataset(name: str, split: str, streaming: bool, image_column: str):
     return dataset.cast_column("image", datasets.Image(decode=False))
 
 
-def record_key(record: dict[str, Any]) -> str:
-    """Identifies an undecoded record by its bytes (or path), whichever shard or worker reads it."""
+def _byte_length(record: dict[str, Any]) -> int | None:
     image = record["image"]
-    if isinstance(image, dict) and image.get("bytes"):
-        return hashlib.sha1(image["bytes"]).hexdigest()
-    return str(image["path"] if isinstance(image, dict) else image)
+    return len(image["bytes"]) if isinstance(image, dict) and image.get("bytes") else None
+
+
+def record_key(record: dict[str, Any]) -> tuple[int | None, str]:
+    """Identifies an undecoded record by its bytes (or path), whichever shard or worker reads it.
+
+    The byte length comes first so that a stream can pass over records of other lengths without
+    hashing them (`StreamedPhotos`).
+    """
+    image = record["image"]
+    length = _byte_length(record)
+    if length is not None:
+        return length, hashlib.sha1(image["bytes"]).hexdigest()
+    return None, str(image["path"] if isinstance(image, dict) else image)
 
 
 class StreamedPhotos(IterableDataset):
@@ -57,7 +67,7 @@ class StreamedPhotos(IterableDataset):
         min_size: int,
         seed: int,
         buffer_size: int,
-        exclude: frozenset[str] = frozenset(),
+        exclude: frozenset[tuple[int | None, str]] = frozenset(),
     ):
         super().__init__()
         self.dataset = dataset
@@ -65,6 +75,7 @@ class StreamedPhotos(IterableDataset):
         self.min_size = min_size
         self.seed, self.buffer_size = seed, buffer_size
         self.exclude = exclude
+        self._excluded_lengths = {length for length, _ in exclude}
         self.rank, self.world = 0, 1
         self.passes: int | None = None  # None: repeat for ever
 
@@ -84,7 +95,8 @@ class StreamedPhotos(IterableDataset):
         while self.passes is None or index < self.passes:
             records = usable = 0
             for record in self._pass(index):
-                if self.exclude and record_key(record) in self.exclude:
+                # Held-out records only: a record of another byte length cannot be one, and is not hashed.
+                if _byte_length(record) in self._excluded_lengths and record_key(record) in self.exclude:
                     continue
                 records += 1
                 try:
