@@ -24,7 +24,7 @@ echo "== stylenet stylize (folder, ONNX Runtime, --size 512)"
 stylenet stylize "$work/models/$stem.onnx" "$photos" -o "$work/folder" --size 512
 echo "== stylenet stylize (video, 640x360, 96 frames: the defaults, compiled for video)"
 python "$(dirname "$0")/make_demo_video.py" "$work/clip.mp4" --seconds 4 --fps 24
-stylenet stylize "$model" "$work/clip.mp4" -o "$work/clip_stylised.mp4"
+stylenet stylize "$model" "$work/clip.mp4" -o "$work/clip_stylized.mp4"
 echo "== stylenet stylize (the same video through torch.export)"
 stylenet stylize "$work/models/$stem.pt2" "$work/clip.mp4" -o "$work/clip_pt2.mp4"
 echo "== stylenet stylize --benchmark"

@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         type=Path,
-        default=Path("stylised"),
-        help="output folder, or a file name for a single input (default: stylised/)",
+        default=Path("stylized"),
+        help="output folder, or a file name for a single input (default: stylized/)",
     )
     size = stylize.add_mutually_exclusive_group()
     size.add_argument(

@@ -140,7 +140,7 @@ def test_help_shows_defaults_and_what_omitting_size_means(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["stylize", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "default: stylised/" in text and "default: each image at its own size" in text
+    assert "default: stylized/" in text and "default: each image at its own size" in text
     assert "default: half the available RAM" in text and "default: None" not in text
     with pytest.raises(SystemExit):
         main(["export", "--help"])

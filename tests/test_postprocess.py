@@ -13,7 +13,7 @@ def _chelsea(height: int = 60, width: int = 90) -> torch.Tensor:
 
 
 def _blue_tinted(images: torch.Tensor) -> torch.Tensor:
-    """A stand-in for a stylised image: darker, contrastier and strongly blue."""
+    """A stand-in for a stylized image: darker, contrastier and strongly blue."""
     tint = torch.tensor([0.5, 0.7, 1.0]).view(1, 3, 1, 1)
     return (images * tint * 1.2 + torch.tensor([0.0, 0.05, 0.25]).view(1, 3, 1, 1)).clamp(0, 1)
 
@@ -27,26 +27,26 @@ def test_yiq_has_the_ntsc_luma_and_neutral_chroma_for_greys() -> None:
     assert torch.allclose(yiq_to_rgb(yiq), rgb, atol=1e-6)
 
 
-def test_preserve_color_keeps_content_chroma_and_stylised_luma_on_a_photo() -> None:
+def test_preserve_color_keeps_content_chroma_and_stylized_luma_on_a_photo() -> None:
     content = _chelsea()
-    stylised = _blue_tinted(content)
-    out = preserve_color(content, stylised)
+    stylized = _blue_tinted(content)
+    out = preserve_color(content, stylized)
     assert out.shape == content.shape and out.dtype == content.dtype
     assert out.min() >= 0 and out.max() <= 1
 
     # Pixels where no channel was clamped: there the YIQ recombination must hold exactly.
     unclamped = ((out > 0) & (out < 1)).all(dim=1, keepdim=True)  # (1, 1, H, W)
     assert unclamped.float().mean() > 0.9
-    yiq_out, yiq_content, yiq_stylised = rgb_to_yiq(out), rgb_to_yiq(content), rgb_to_yiq(stylised)
+    yiq_out, yiq_content, yiq_stylized = rgb_to_yiq(out), rgb_to_yiq(content), rgb_to_yiq(stylized)
     chroma_err = (yiq_out[:, 1:] - yiq_content[:, 1:]).abs()  # (1, 2, H, W)
-    luma_err = (yiq_out[:, :1] - yiq_stylised[:, :1]).abs()  # (1, 1, H, W)
+    luma_err = (yiq_out[:, :1] - yiq_stylized[:, :1]).abs()  # (1, 1, H, W)
     assert chroma_err.masked_select(unclamped).max() < 0.02
     assert luma_err.masked_select(unclamped).max() < 1e-5
     # Even counting clamped pixels, the colour is the content's, not the blue tint's.
     assert chroma_err.mean() < 0.01
-    assert (yiq_stylised[:, 1:] - yiq_content[:, 1:]).abs().mean() > 0.05
+    assert (yiq_stylized[:, 1:] - yiq_content[:, 1:]).abs().mean() > 0.05
     blueness = lambda x: (x[:, 2] - x[:, 0]).mean()  # noqa: E731
-    assert abs(blueness(out) - blueness(content)) < 0.02 < blueness(stylised) - blueness(content)
+    assert abs(blueness(out) - blueness(content)) < 0.02 < blueness(stylized) - blueness(content)
 
 
 def test_preserve_color_is_the_identity_for_equal_images() -> None:
@@ -59,10 +59,10 @@ def test_preserve_color_is_the_identity_for_equal_images() -> None:
 
 def test_preserve_color_does_not_modify_its_inputs() -> None:
     content = _chelsea(20, 30)
-    stylised = _blue_tinted(content)
-    before = content.clone(), stylised.clone()
-    preserve_color(content, stylised)
-    assert torch.equal(content, before[0]) and torch.equal(stylised, before[1])
+    stylized = _blue_tinted(content)
+    before = content.clone(), stylized.clone()
+    preserve_color(content, stylized)
+    assert torch.equal(content, before[0]) and torch.equal(stylized, before[1])
 
 
 def test_preserve_color_refuses_different_sizes() -> None:
@@ -74,16 +74,16 @@ def test_preserve_color_refuses_different_sizes() -> None:
 
 def test_blend_ends_are_exact_and_middle_is_the_mean() -> None:
     torch.manual_seed(0)
-    content, stylised = torch.rand(2, 3, 11, 13), torch.rand(2, 3, 11, 13)
-    before = content.clone(), stylised.clone()
-    assert torch.equal(blend(content, stylised, 0.0), content)
-    assert torch.equal(blend(content, stylised, 0), content)
-    assert torch.equal(blend(content, stylised, 1.0), stylised)
-    assert torch.allclose(blend(content, stylised, 0.5), (content + stylised) / 2, atol=1e-7)
-    quarter = blend(content, stylised, 0.25)
-    assert torch.allclose(quarter, 0.75 * content + 0.25 * stylised, atol=1e-6)
-    assert blend(content, stylised, 0.0) is not content  # a new tensor, not an alias of the input
-    assert torch.equal(content, before[0]) and torch.equal(stylised, before[1])
+    content, stylized = torch.rand(2, 3, 11, 13), torch.rand(2, 3, 11, 13)
+    before = content.clone(), stylized.clone()
+    assert torch.equal(blend(content, stylized, 0.0), content)
+    assert torch.equal(blend(content, stylized, 0), content)
+    assert torch.equal(blend(content, stylized, 1.0), stylized)
+    assert torch.allclose(blend(content, stylized, 0.5), (content + stylized) / 2, atol=1e-7)
+    quarter = blend(content, stylized, 0.25)
+    assert torch.allclose(quarter, 0.75 * content + 0.25 * stylized, atol=1e-6)
+    assert blend(content, stylized, 0.0) is not content  # a new tensor, not an alias of the input
+    assert torch.equal(content, before[0]) and torch.equal(stylized, before[1])
 
 
 @pytest.mark.parametrize("strength", [-0.1, 1.01, float("nan"), float("inf")])

@@ -45,7 +45,7 @@ def test_train_writes_checkpoints_logs_samples_and_a_model(tiny_cfg, tmp_path: P
         for name in ("content_loss", "style_loss", "tv_loss", "total_loss"):
             assert f"{stage}/{name}" in tags["scalars"]
     assert "train/images_per_sec" in tags["scalars"] and any(t.startswith("lr-") for t in tags["scalars"])
-    assert "val/stylised" in tags["images"]
+    assert "val/stylized" in tags["images"]
     assert any(t.startswith("config") for t in tags["text"])
     assert "_hparams_/session_start_info" in tags["hparams"]
 

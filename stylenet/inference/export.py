@@ -77,7 +77,7 @@ def export_onnx(network: TransformerNet, metadata: dict[str, Any], path: str | P
         raise ExportError('ONNX export needs onnx and onnxscript: pip install "stylenet[export]"') from error
     program = _exported_program(network)
     onnx_program = torch.onnx.export(
-        program, input_names=["image"], output_names=["stylised"], dynamo=True, verbose=False
+        program, input_names=["image"], output_names=["stylized"], dynamo=True, verbose=False
     )
     model = onnx_program.model_proto
     entry = model.metadata_props.add()

@@ -16,7 +16,7 @@ class SampleImages(pl.Callback):
     """Stylises fixed validation photos every `every_n_steps` and at the end of training.
 
     The grid (top row: photos, bottom row: stylised) goes to TensorBoard as
-    ``val/stylised`` and to ``<run dir>/samples/``; the final one is also ``sample.png``.
+    ``val/stylized`` and to ``<run dir>/samples/``; the final one is also ``sample.png``.
     """
 
     def __init__(self, photos: torch.Tensor, out_dir: str | Path, every_n_steps: int):
@@ -31,12 +31,12 @@ class SampleImages(pl.Callback):
         was_training = network.training
         network.eval()
         with torch.no_grad():
-            stylised = network(self.photos.to(pl_module.device)).float().cpu()
+            stylized = network(self.photos.to(pl_module.device)).float().cpu()
         network.train(was_training)
-        grid = make_grid(torch.cat([self.photos, stylised]), nrow=len(self.photos), padding=2)
+        grid = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=2)
         step = trainer.global_step
         if trainer.logger is not None:
-            trainer.logger.experiment.add_image("val/stylised", grid, step)
+            trainer.logger.experiment.add_image("val/stylized", grid, step)
         samples = self.out_dir / "samples"
         samples.mkdir(parents=True, exist_ok=True)
         save_image(grid, samples / f"step_{step:06d}.png")
