@@ -1,6 +1,7 @@
 """Train a style-transfer network: python train.py style=starry [experiment=quickstart] [key=value ...]"""
 
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -43,9 +44,21 @@ def _remove_run_dir(run_dir: Path) -> None:
         parent.rmdir()
 
 
+def _selected_styles(overrides: list[str]) -> list[str] | None:
+    """The names of `style=[a,b,...]`, Hydra's multiple selection, which it merges into one `style` node."""
+    for override in overrides:
+        match = re.fullmatch(r"style=\[(.*)\]", override.strip())
+        if match:
+            return [name.strip().strip("'\"") for name in match.group(1).split(",") if name.strip()]
+    return None
+
+
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
+    names = _selected_styles(list(hydra_cfg.overrides.task))
+    if names is not None:
+        cfg.styles = names
     run_dir = Path(hydra_cfg.runtime.output_dir)
     log_file = run_dir / f"{hydra_cfg.job.name}.log"
     # A new run dir (Hydra made it just now: its log is still empty), not one an earlier run wrote to.

@@ -83,8 +83,22 @@ def weights_problem(network: TransformerNet, state_dict: dict[Any, Any]) -> str 
     return f"{_first(missing)} missing, {_first(unexpected)} unexpected, {_first(reshaped)} of another shape"
 
 
+def style_metadata(styles: list[dict[str, Any]]) -> dict[str, Any]:
+    """How a model file describes its styles: "style" for one (as always), "styles" for several, in row order."""
+    return {"style": dict(styles[0])} if len(styles) == 1 else {"styles": [dict(s) for s in styles]}
+
+
+def styles_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """The styles a model's metadata describes, in row order (one entry for a single-style model)."""
+    if metadata.get("styles"):
+        return list(metadata["styles"])
+    return [metadata["style"]] if metadata.get("style") else []
+
+
 def build_network(path: Path, config: Any, state_dict: Any) -> TransformerNet:
     """The network a model file declares, with its weights; one `CheckpointError` line for any mismatch."""
+    if isinstance(config, dict) and "num_styles" not in config:  # written before networks held several styles
+        config = {**config, "num_styles": 1}
     if not isinstance(config, dict) or set(config) != set(NETWORK_KEYS):
         raise CheckpointError(
             f"{path}: malformed model file: its network description must have exactly {', '.join(NETWORK_KEYS)}"
@@ -104,10 +118,18 @@ def build_network(path: Path, config: Any, state_dict: Any) -> TransformerNet:
     return network.eval()
 
 
-def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
+def _check_metadata(path: Path, metadata: dict[str, Any], num_styles: int = 1) -> None:
     style = metadata.get("style")
     if style is not None and not (isinstance(style, dict) and isinstance(style.get("name"), str)):
         raise CheckpointError(f"{path}: malformed model file: its style must be a table with a name")
+    styles = metadata.get("styles")
+    if styles is not None or num_styles > 1:
+        names = [s.get("name") if isinstance(s, dict) else None for s in styles or []]
+        if len(names) != num_styles or not all(isinstance(n, str) and n for n in names) or len(set(names)) < len(names):
+            raise CheckpointError(
+                f"{path}: malformed model file: its network holds {num_styles} styles, so it must list as many "
+                "distinct style names"
+            )
     steps = metadata.get("steps")
     if steps is not None and not (isinstance(steps, int) and steps >= 0):
         raise CheckpointError(f"{path}: malformed model file: its steps must be a whole number, not {steps!r}")
@@ -121,7 +143,7 @@ def load_inference_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[st
         raise CheckpointError(f"{path}: not a stylenet inference checkpoint (expected format {FORMAT})")
     network = build_network(path, payload.get("model"), payload.get("state_dict"))
     metadata = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
-    _check_metadata(path, metadata)
+    _check_metadata(path, metadata, network.num_styles)
     return network, metadata
 
 
@@ -151,6 +173,7 @@ def load_lightning_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[st
     prefix = NETWORK_PREFIX
     weights = {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
     network = build_network(path, info.get("model"), weights)
-    metadata = {"model": info["model"], "style": info.get("style"), "steps": checkpoint["global_step"]}
-    _check_metadata(path, metadata)
+    metadata = {"model": network.config.to_dict(), "steps": checkpoint["global_step"]}
+    metadata |= {key: info[key] for key in ("style", "styles") if info.get(key) is not None}
+    _check_metadata(path, metadata, network.num_styles)
     return network, metadata

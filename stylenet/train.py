@@ -18,11 +18,21 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from stylenet.checkpoint import move_aside, read_lightning_checkpoint, save_inference_checkpoint
+from stylenet.checkpoint import (
+    move_aside,
+    read_lightning_checkpoint,
+    save_inference_checkpoint,
+    style_metadata,
+    styles_of,
+)
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.hardware import resolve_precision, resolve_speed
 from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_exportable, export
-from stylenet.styles import load_style_image
+from stylenet.inference.model import load_network
+from stylenet.networks.style_rows import append_style, bake_style, norm_parameters
+from stylenet.networks.transformer import TransformerNet
+from stylenet.style_list import WEIGHT_KEYS, selected_styles
+from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch
 from stylenet.validation import check_optimizer, check_train_config
@@ -33,8 +43,12 @@ log = logging.getLogger(__name__)
 def _check_paths(cfg: DictConfig) -> None:
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint (runs keep theirs in <run dir>/checkpoints)")
-    if OmegaConf.is_missing(cfg.style, "image"):
+    if not cfg.get("styles") and OmegaConf.is_missing(cfg.style, "image"):
         raise ConfigError("style=custom needs style.image=/path/to/painting.jpg")
+    for style in selected_styles(cfg):  # every painting found now, not after the first ones have loaded
+        find_style_image(style["image"])
+    if cfg.get("init"):
+        _check_init(cfg)
     unknown = set(cfg.export.formats) - set(FORMATS)
     if unknown:
         raise ConfigError(f"export.formats: unknown {sorted(unknown)}; use any of {list(FORMATS)}")
@@ -43,6 +57,14 @@ def _check_paths(cfg: DictConfig) -> None:
             check_exportable(cfg.model.get("upsample", "nearest"))
         except ExportError as error:
             raise ConfigError(f"export.formats={list(cfg.export.formats)}: {error}; or set export.formats=[]") from None
+
+
+def _check_init(cfg: DictConfig) -> None:
+    """A model to add a style to: readable, and not holding that style already."""
+    _, metadata = load_network(cfg.init)
+    names = [style["name"] for style in styles_of(metadata)]
+    if cfg.style.name in names:
+        raise ConfigError(f"init={cfg.init} already holds a style named {cfg.style.name!r}; set style.name=NEW_NAME")
 
 
 def _make_kept_models_dir(cfg: DictConfig) -> None:
@@ -66,7 +88,12 @@ def _check_resume(cfg: DictConfig) -> None:
             f"nothing to train; to train longer, set trainer.max_steps to more than {step}"
         )
     with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
-        mismatch = network_mismatch(checkpoint, _instantiate(cfg.model, "model"))
+        if cfg.get("init"):  # the run trains a single-style copy of the init model's network
+            config = {**load_network(cfg.init)[0].config.to_dict(), "num_styles": 1}
+            network = TransformerNet(**config)
+        else:
+            network = _instantiate(cfg.model, "model", num_styles=len(selected_styles(cfg)))
+        mismatch = network_mismatch(checkpoint, network)
     if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
         raise NetworkMismatchError(mismatch)
 
@@ -149,20 +176,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
 
     # Everything that can fail on bad input is built before the trainer starts.
-    style_image = load_style_image(cfg.style.image, cfg.style.size)
+    styles = selected_styles(cfg)
+    style_images = [load_style_image(style["image"], style["size"]) for style in styles]
     datamodule = _instantiate(cfg.data, "data")
     datamodule.setup("fit")
-    network = _instantiate(cfg.model, "model")
-    loss = _instantiate(cfg.loss, "loss", style_image=style_image)
-    style = {"name": cfg.style.name, "image": str(cfg.style.image), "size": cfg.style.size}
+    base, base_styles = _init_model(cfg)
+    network = _instantiate(cfg.model, "model", num_styles=len(styles)) if base is None else _norms_only(base)
+    if len(styles) == 1:
+        loss = _instantiate(cfg.loss, "loss", style_image=style_images[0])
+    else:  # each style its own weights
+        weights = {key: [style[key] for style in styles] for key in WEIGHT_KEYS}
+        loss = _instantiate(cfg.loss, "loss", style_image=style_images, **weights)
+    described = [{**style, "image": str(style["image"])} for style in styles]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     channels_last, compile = resolve_speed(cfg.channels_last, cfg.compile, precision)
     module = StyleTransferModule(
-        network, loss, hydra.utils.instantiate(cfg.optimizer), style, channels_last=channels_last, compile=compile
+        network,
+        loss,
+        hydra.utils.instantiate(cfg.optimizer),
+        described if len(described) > 1 else described[0],
+        channels_last=channels_last,
+        compile=compile,
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)
-    samples = SampleImages(datamodule.val_batch(cfg.sample_size), output_dir, cfg.sample_every_n_steps)
+    samples = SampleImages(
+        datamodule.val_batch(cfg.sample_size), output_dir, cfg.sample_every_n_steps, [s["name"] for s in described]
+    )
     checkpoints = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
         filename="step_{step:06d}",
@@ -202,15 +242,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         log.info("trained to step %d in %.1f min", trainer.global_step, fit_seconds / 60)
         logger.log_hyperparams(_flat_hparams(cfg), metrics=val)
-        metadata = {"style": style, "steps": trainer.global_step, "val": val, "loss": _loss_summary(cfg)}
-        run_model = save_inference_checkpoint(output_dir / f"{cfg.style.name}.pt", network, metadata)
-        kept_model = save_inference_checkpoint(
-            Path(cfg.paths.kept_models_dir) / f"{cfg.style.name}.pt", network, metadata
-        )
+        final = network if base is None else append_style(base, network.cpu())
+        all_styles = base_styles + described
+        metadata = {
+            **style_metadata(all_styles),
+            "steps": trainer.global_step,
+            "val": val,
+            "loss": _loss_summary(cfg),
+        }
+        name = "+".join(style["name"] for style in all_styles)
+        run_model = save_inference_checkpoint(output_dir / f"{name}.pt", final, metadata)
+        kept_model = save_inference_checkpoint(Path(cfg.paths.kept_models_dir) / f"{name}.pt", final, metadata)
         result["exported"] = []
         for fmt in cfg.export.formats:
             move_aside(kept_model.with_suffix(SUFFIXES[fmt]))  # kept like the .pt: never written over
-            result["exported"].append(export(network, metadata, kept_model.with_suffix(SUFFIXES[fmt]), fmt))
+            result["exported"].append(export(final, metadata, kept_model.with_suffix(SUFFIXES[fmt]), fmt))
         result |= {
             "model": kept_model,
             "run_model": run_model,
@@ -222,6 +268,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("TensorBoard: tensorboard --logdir %s", output_dir)
     logger.finalize("success")
     return result
+
+
+def _init_model(cfg: DictConfig) -> tuple[TransformerNet | None, list[dict[str, Any]]]:
+    """The trained model `init=` names (None without it) and the styles it holds."""
+    if not cfg.get("init"):
+        return None, []
+    base, metadata = load_network(cfg.init)
+    log.info("adding style %r to %s: only the instance norms train", cfg.style.name, cfg.init)
+    return base, styles_of(metadata)
+
+
+def _norms_only(base: TransformerNet) -> TransformerNet:
+    """A single-style copy of `base` starting from the mean of its styles, with everything but the norms frozen.
+
+    Dumoulin et al. 2017: a new style needs only its own scale and shift, the rest being shared."""
+    network = bake_style(base, torch.full((base.num_styles,), 1.0 / base.num_styles)).train()
+    network.requires_grad_(False)
+    for parameter in norm_parameters(network):
+        parameter.requires_grad_(True)
+    return network
 
 
 def _loss_summary(cfg: DictConfig) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import torch
 from stylenet.errors import ConfigError
 
 NETWORK_CHOICES = {"upsample": ("nearest", "transposed"), "norm": ("instance", "batch", "none")}
-NETWORK_KEYS = ("width", "num_residual_blocks", "upsample", "norm")
+NETWORK_KEYS = ("width", "num_residual_blocks", "upsample", "norm", "num_styles")
 
 
 def _is_number(value: Any) -> bool:
@@ -56,6 +56,10 @@ def check_network_config(values: Mapping[str, Any], prefix: str = "model.") -> N
         positive_number(values["width"], f"{prefix}width")
     if "num_residual_blocks" in values:
         whole_number(values["num_residual_blocks"], f"{prefix}num_residual_blocks", minimum=0)
+    if "num_styles" in values:
+        whole_number(values["num_styles"], f"{prefix}num_styles")
+        if values["num_styles"] > 1 and values.get("norm", "instance") != "instance":
+            raise ConfigError(f"{prefix}norm must be instance in a network of several styles, not {values['norm']!r}")
     for key, choices in NETWORK_CHOICES.items():
         if key in values:
             one_of(values[key], f"{prefix}{key}", choices)

@@ -9,10 +9,14 @@ Normalisation (documented because loss weights only mean something relative to i
 Content and style terms are thus relative errors, independent of the activation scale of the
 VGG weights in use (Caffe's activations are ~255x torchvision's), so one set of
 `content_weight` / `style_weight` works for every `loss.vgg_weights`.
+
+Several styles (a network with conditional instance norm): each style has its own Gram
+targets and weights, and each image of a batch is scored against the style it was stylised in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,46 +53,70 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 
 def _relative_squared_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||x - target||^2 / ||target||^2 per sample, averaged over the batch."""
+    """||x - target||^2 / ||target||^2 per sample: (B,)."""
     dims = tuple(range(1, x.dim()))
-    return ((x - target).pow(2).sum(dims) / (target.pow(2).sum(dims) + _EPS)).mean()
+    return (x - target).pow(2).sum(dims) / (target.pow(2).sum(dims) + _EPS)
+
+
+def _per_image_total_variation(images: torch.Tensor) -> torch.Tensor:
+    """`total_variation` of each image: (B,)."""
+    dh = (images[..., 1:, :] - images[..., :-1, :]).pow(2).mean((1, 2, 3))
+    dw = (images[..., :, 1:] - images[..., :, :-1]).pow(2).mean((1, 2, 3))
+    return dh + dw
+
+
+def _as_list(value: float | Sequence[float], count: int, name: str) -> list[float]:
+    values = [float(value)] * count if isinstance(value, (int, float)) else [float(v) for v in value]
+    if len(values) != count:
+        raise ConfigError(f"loss.{name} has {len(values)} values for {count} styles")
+    return values
 
 
 class PerceptualLoss(nn.Module):
-    """Johnson's training objective for one style image.
+    """Johnson's training objective for one style image, or for several (one per network style).
 
-    The style image's Gram matrices are computed once, here, and kept as buffers; each step
+    The style images' Gram matrices are computed once, here, and kept as buffers; each step
     then runs VGG once on the content batch (without gradients) and once on the output.
+    Weights are one number for all styles or one per style.
     """
 
     def __init__(
         self,
         vgg: VGG19Features,
-        style_image: torch.Tensor,
+        style_image: torch.Tensor | Sequence[torch.Tensor],
         content_layers: list[str],
         style_layers: dict[str, float],
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float,
+        content_weight: float | Sequence[float],
+        style_weight: float | Sequence[float],
+        tv_weight: float | Sequence[float],
     ):
         super().__init__()
+        images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
         self.vgg = vgg
         self.content_layers = list(content_layers)
         self.style_layers = dict(style_layers)
-        self.content_weight = content_weight
-        self.style_weight = style_weight
-        self.tv_weight = tv_weight
+        self.num_styles = len(images)
+        weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        for term, value in weights.items():
+            values = _as_list(value, self.num_styles, f"{term}_weight")
+            self.register_buffer(f"{term}_weights", torch.tensor(values), persistent=False)  # (S,)
+        grams: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
         with torch.no_grad():
-            features = vgg(style_image, list(self.style_layers))
-        for name, feature in features.items():
-            # Not persistent: targets are rebuilt from the style image, never read from checkpoints.
-            self.register_buffer(f"gram_{name}", gram_matrix(feature.float()), persistent=False)  # (1, C, C)
+            for image in images:  # one at a time: each painting has its own size
+                for name, feature in vgg(image, list(self.style_layers)).items():
+                    grams[name].append(gram_matrix(feature.float()))  # (1, C, C)
+        for name, per_style in grams.items():
+            # Not persistent: targets are rebuilt from the style images, never read from checkpoints.
+            self.register_buffer(f"gram_{name}", torch.cat(per_style), persistent=False)  # (S, C, C)
 
     def style_target(self, layer: str) -> torch.Tensor:
         return getattr(self, f"gram_{layer}")
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor) -> LossTerms:
-        """Loss of stylised `output` for `content`, both (B, 3, H, W) in [0, 1]."""
+    def forward(self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
+        """Loss of stylised `output` for `content`, both (B, 3, H, W) in [0, 1]; `styles` (B,) says which style
+        each output was stylised in (default: the first), and the batch's terms are means over its images."""
+        if styles is None:
+            styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
         with torch.no_grad():
             content_features = self.vgg(content, self.content_layers)
         output_features = self.vgg(output, self.content_layers + list(self.style_layers))
@@ -97,24 +125,25 @@ class PerceptualLoss(nn.Module):
             for name in self.content_layers
         ) / len(self.content_layers)
         style_loss = sum(
-            weight * _relative_squared_error(gram_matrix(output_features[name].float()), self.style_target(name))
+            weight
+            * _relative_squared_error(gram_matrix(output_features[name].float()), self.style_target(name)[styles])
             for name, weight in self.style_layers.items()
         )
         return LossTerms(
-            content=self.content_weight * content_loss,
-            style=self.style_weight * style_loss,
-            tv=self.tv_weight * total_variation(output.float()),
+            content=(self.content_weights[styles] * content_loss).mean(),
+            style=(self.style_weights[styles] * style_loss).mean(),
+            tv=(self.tv_weights[styles] * _per_image_total_variation(output.float())).mean(),
         )
 
 
 def build_perceptual_loss(
-    style_image: torch.Tensor,
+    style_image: torch.Tensor | Sequence[torch.Tensor],
     vgg_weights: str,
     content_layers: list[str],
     style_layers: list[str],
-    content_weight: float,
-    style_weight: float,
-    tv_weight: float,
+    content_weight: float | Sequence[float],
+    style_weight: float | Sequence[float],
+    tv_weight: float | Sequence[float],
     style_layer_weights: list[float] | None = None,
 ) -> PerceptualLoss:
     """A `PerceptualLoss` on a VGG19 truncated after the deepest of the layers named."""

@@ -4,6 +4,9 @@
 c9s1-32, d64, d128, R128 x5, u64, u32, c9s1-3, with instance norm after every convolution
 but the last (Ulyanov et al. 2016, arXiv 1607.08022) and reflection padding everywhere.
 
+With `num_styles` > 1 the instance norms become conditional (`ConditionalInstanceNorm`): one
+network holds several styles, and `forward(x, style)` takes the weight of each.
+
 This module is self-contained on purpose: inference and export import it without any
 training code.
 """
@@ -27,6 +30,7 @@ class TransformerConfig:
     num_residual_blocks: int = 5
     upsample: str = "nearest"  # "nearest" (resize then conv) or "transposed"
     norm: str = "instance"  # "instance", "batch" or "none"
+    num_styles: int = 1  # > 1: conditional instance norm, one row of scale and shift per style
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +47,47 @@ class InstanceNorm(nn.InstanceNorm2d):
         return super().forward(x)
 
 
-def _norm_layer(kind: str, channels: int) -> nn.Module:
+class ConditionalInstanceNorm(nn.Module):
+    """Instance norm whose scale and shift are a table with one row per style.
+
+    Dumoulin, Shlens & Kudlur 2017, "A Learned Representation for Artistic Style" (arXiv
+    1610.07629): everything else in the network is shared. `style` weighs the rows: a one-hot
+    vector picks a style, any convex combination blends them (scale and shift mix linearly).
+    """
+
+    fast = False
+
+    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_styles, channels))  # (S, C)
+        self.bias = nn.Parameter(torch.zeros(num_styles, channels))  # (S, C)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """`style`: (S,) weights for the whole batch, or (B, S) one set per image."""
+        style = style.to(self.weight.dtype)
+        weight, bias = style @ self.weight, style @ self.bias  # (C,) or (B, C)
+        if weight.dim() == 1:  # one style or blend for all: exactly a plain instance norm
+            return _instance_norm(x, weight, bias, self.eps, self.fast)
+        ones = torch.ones_like(weight[0])
+        normalised = _instance_norm(x, ones, torch.zeros_like(ones), self.eps, self.fast)
+        return normalised * weight[:, :, None, None] + bias[:, :, None, None]
+
+
+def _instance_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, fast: bool) -> torch.Tensor:
+    if fast and x.dim() == 4:
+        return fast_ops.instance_norm(x, weight, bias, eps)
+    return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+
+
+def normalize(norm: nn.Module, x: torch.Tensor, style: torch.Tensor | None) -> torch.Tensor:
+    """`norm(x)`, handing the style weights to the norms that take them."""
+    return norm(x, style) if isinstance(norm, ConditionalInstanceNorm) else norm(x)
+
+
+def _norm_layer(kind: str, channels: int, num_styles: int = 1) -> nn.Module:
+    if kind == "instance" and num_styles > 1:
+        return ConditionalInstanceNorm(channels, num_styles)
     if kind == "instance":
         return InstanceNorm(channels, affine=True)
     if kind == "batch":
@@ -73,27 +117,32 @@ class ConvLayer(nn.Sequential):
 
 
 class ConvNormReLU(nn.Sequential):
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm: str):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm: str, num_styles: int = 1):
         super().__init__(
             ConvLayer(in_ch, out_ch, kernel_size, stride),
-            _norm_layer(norm, out_ch),
+            _norm_layer(norm, out_ch, num_styles),
             nn.ReLU(inplace=True),
         )
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        conv, norm, relu = self
+        return relu(normalize(norm, conv(x), style))
 
 
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with an identity shortcut (He et al. 2016, as used by Johnson)."""
 
-    def __init__(self, channels: int, norm: str):
+    def __init__(self, channels: int, norm: str, num_styles: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            ConvNormReLU(channels, channels, 3, 1, norm),
+            ConvNormReLU(channels, channels, 3, 1, norm, num_styles),
             ConvLayer(channels, channels, 3),
-            _norm_layer(norm, channels),
+            _norm_layer(norm, channels, num_styles),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        first, conv, norm = self.body
+        return x + normalize(norm, conv(first(x, style)), style)
 
 
 class UpsampleBlock(nn.Module):
@@ -105,7 +154,7 @@ class UpsampleBlock(nn.Module):
     with no data-dependent padding, so exported models take any H x W.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, mode: str, norm: str):
+    def __init__(self, in_ch: int, out_ch: int, mode: str, norm: str, num_styles: int = 1):
         super().__init__()
         if mode == "nearest":
             self.conv: nn.Module = ConvLayer(in_ch, out_ch, 3)
@@ -114,11 +163,11 @@ class UpsampleBlock(nn.Module):
         else:
             raise ValueError(f"model.upsample must be nearest or transposed, not {mode!r}")
         self.mode = mode
-        self.norm = _norm_layer(norm, out_ch)
+        self.norm = _norm_layer(norm, out_ch, num_styles)
         self.relu = nn.ReLU(inplace=True)
         self.fast = False
 
-    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "nearest" and self.fast:
             conv = self.conv[1]
             x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
@@ -126,7 +175,7 @@ class UpsampleBlock(nn.Module):
             x = self.conv(F.interpolate(x, size=size, mode="nearest"))
         else:  # twice the input: one row/column too many where the encoder rounded up
             x = self.conv(x)[..., : size[0], : size[1]]
-        return self.relu(self.norm(x))
+        return self.relu(normalize(self.norm, x, style))
 
 
 class TransformerNet(nn.Module):
@@ -134,42 +183,60 @@ class TransformerNet(nn.Module):
 
     Any H, W >= 8 works, odd sizes included. In eval mode the output is clamped to [0, 1];
     in training mode it is left free so that the loss gradient never vanishes at the bounds.
+    A network of several styles also takes their weights: `network(x, style)`.
     """
 
     def __init__(
-        self, width: float = 1.0, num_residual_blocks: int = 5, upsample: str = "nearest", norm: str = "instance"
+        self,
+        width: float = 1.0,
+        num_residual_blocks: int = 5,
+        upsample: str = "nearest",
+        norm: str = "instance",
+        num_styles: int = 1,
     ):
         super().__init__()
-        self.config = config = TransformerConfig(width, num_residual_blocks, upsample, norm)
+        self.config = config = TransformerConfig(width, num_residual_blocks, upsample, norm, num_styles)
         if width <= 0 or num_residual_blocks < 0:
             raise ValueError("model.width must be > 0 and model.num_residual_blocks >= 0")
+        if num_styles < 1 or (num_styles > 1 and norm != "instance"):
+            raise ValueError("several styles need model.norm=instance (their scale and shift live in its rows)")
         c1, c2, c3 = (max(1, round(c * config.width)) for c in (32, 64, 128))
-        norm = config.norm
+        norm, n = config.norm, num_styles
         self.encoder = nn.Sequential(
-            ConvNormReLU(3, c1, 9, 1, norm),
-            ConvNormReLU(c1, c2, 3, 2, norm),
-            ConvNormReLU(c2, c3, 3, 2, norm),
+            ConvNormReLU(3, c1, 9, 1, norm, n),
+            ConvNormReLU(c1, c2, 3, 2, norm, n),
+            ConvNormReLU(c2, c3, 3, 2, norm, n),
         )
-        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm) for _ in range(config.num_residual_blocks)))
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, n) for _ in range(config.num_residual_blocks)))
         self.upsample = nn.ModuleList(
-            [UpsampleBlock(c3, c2, config.upsample, norm), UpsampleBlock(c2, c1, config.upsample, norm)]
+            [UpsampleBlock(c3, c2, config.upsample, norm, n), UpsampleBlock(c2, c1, config.upsample, norm, n)]
         )
         self.output = ConvLayer(c1, 3, 9)
+
+    @property
+    def num_styles(self) -> int:
+        return self.config.num_styles
 
     def use_fast_ops(self, enabled: bool = True) -> TransformerNet:
         """Switches instance norms, padding and nearest upsampling to `fast_ops` (same result, faster, no export)."""
         for module in self.modules():
-            if isinstance(module, (InstanceNorm, ReflectionPad, UpsampleBlock)):
+            if isinstance(module, (InstanceNorm, ConditionalInstanceNorm, ReflectionPad, UpsampleBlock)):
                 module.fast = enabled
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """`style`: for a network of S > 1 styles, their weights, (S,) for the batch or (B, S) per image."""
+        if self.num_styles > 1 and style is None:
+            raise ValueError(f"this network holds {self.num_styles} styles: pass their weights, (S,) or (B, S)")
         # Only the encoder's sizes are kept, not its activations: at 1080p the full-size one alone
         # is 133 MB in bf16, and holding it to the end raised peak memory by that much.
-        y = self.encoder[0](x)  # (B, c1, H, W)
+        y = self.encoder[0](x, style)  # (B, c1, H, W)
         full = y.shape[-2:]
-        y = self.encoder[1](y)  # (B, c2, ceil(H/2), ceil(W/2))
+        y = self.encoder[1](y, style)  # (B, c2, ceil(H/2), ceil(W/2))
         half = y.shape[-2:]
-        y = self.residuals(self.encoder[2](y))  # (B, c3, ceil(H/4), ceil(W/4))
-        y = self.output(self.upsample[1](self.upsample[0](y, half), full))  # (B, 3, H, W)
+        y = self.encoder[2](y, style)  # (B, c3, ceil(H/4), ceil(W/4))
+        for block in self.residuals:
+            y = block(y, style)
+        y = self.upsample[1](self.upsample[0](y, half, style), full, style)
+        y = self.output(y)  # (B, 3, H, W)
         return y if self.training else y.clamp(0.0, 1.0)

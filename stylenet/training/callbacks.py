@@ -15,15 +15,24 @@ from torchvision.utils import make_grid, save_image
 class SampleImages(pl.Callback):
     """Stylises fixed validation photos every `every_n_steps` and at the end of training.
 
-    The grid (top row: photos, bottom row: stylised) goes to TensorBoard as
-    ``val/stylized`` and to ``<run dir>/samples/``; the final one is also ``sample.png``.
+    The grid (top row: photos, then a row per style) goes to ``<run dir>/samples/`` (the final
+    one also to ``sample.png``) and to TensorBoard: ``val/stylized`` for a single-style network,
+    ``val/stylized/<style>`` (photos above that style) for each style of a network of several.
     """
 
-    def __init__(self, photos: torch.Tensor, out_dir: str | Path, every_n_steps: int):
+    def __init__(self, photos: torch.Tensor, out_dir: str | Path, every_n_steps: int, styles: list[str] | None = None):
         self.photos = photos  # (V, 3, S, S)
         self.out_dir = Path(out_dir)
         self.every_n_steps = every_n_steps
+        self.styles = styles or []
         self.final_path = self.out_dir / "sample.png"
+
+    def _stylize(self, network: torch.nn.Module, device: torch.device) -> list[torch.Tensor]:
+        """(V, 3, S, S) per style of `network`."""
+        photos = self.photos.to(device)
+        if network.num_styles == 1:
+            return [network(photos).float().cpu()]
+        return [network(photos, row).float().cpu() for row in torch.eye(network.num_styles, device=device)]
 
     @rank_zero_only
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule, final: bool) -> None:
@@ -31,12 +40,17 @@ class SampleImages(pl.Callback):
         was_training = network.training
         network.eval()
         with torch.no_grad():
-            stylized = network(self.photos.to(pl_module.device)).float().cpu()
+            per_style = self._stylize(network, pl_module.device)
         network.train(was_training)
-        grid = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=2)
+        grid = make_grid(torch.cat([self.photos, *per_style]), nrow=len(self.photos), padding=2)
         step = trainer.global_step
-        if trainer.logger is not None:
+        if trainer.logger is not None and len(per_style) == 1:
             trainer.logger.experiment.add_image("val/stylized", grid, step)
+        elif trainer.logger is not None:
+            names = self.styles if len(self.styles) == len(per_style) else [str(i) for i in range(len(per_style))]
+            for name, stylized in zip(names, per_style, strict=True):
+                pair = make_grid(torch.cat([self.photos, stylized]), nrow=len(self.photos), padding=2)
+                trainer.logger.experiment.add_image(f"val/stylized/{name}", pair, step)
         samples = self.out_dir / "samples"
         samples.mkdir(parents=True, exist_ok=True)
         save_image(grid, samples / f"step_{step:06d}.png")

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
-from stylenet.checkpoint import NETWORK_PREFIX, weights_problem
+from stylenet.checkpoint import NETWORK_PREFIX, style_metadata, weights_problem
 from stylenet.errors import StylenetError
 from stylenet.losses.perceptual import LossTerms, PerceptualLoss
 from stylenet.networks.transformer import TransformerNet
@@ -52,12 +53,16 @@ class StyleTransferModule(pl.LightningModule):
         network: TransformerNet,
         loss: PerceptualLoss,
         optimizer: Callable[..., torch.optim.Optimizer],
-        style: dict[str, Any],
+        style: dict[str, Any] | list[dict[str, Any]],
         channels_last: bool = False,
         compile: bool = False,
         check_finite_every_n_steps: int = 50,
     ):
-        """`channels_last` keeps images, network and VGG in NHWC, the layout oneDNN's bf16 kernels and
+        """`style`: what describes the style (name, image, size), or a list of them, one per row of a
+        network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
+        et al. 2017), so a batch mixes styles; each validation photo is scored in every style.
+
+        `channels_last` keeps images, network and VGG in NHWC, the layout oneDNN's bf16 kernels and
         Tensor Cores run natively; `compile` runs the training loss (network and VGG, forward and
         backward) through torch.compile. Either also switches the network and VGG to their fast
         layers (`use_fast_ops`). All change speed only: the loss definition is the same.
@@ -70,6 +75,9 @@ class StyleTransferModule(pl.LightningModule):
         self.loss = loss
         self.optimizer_factory = optimizer
         self.strict_loading = False  # checkpoints hold no loss-network weights; on_load_checkpoint checks the network
+        self.styles = list(style) if isinstance(style, list) else [style]
+        if len(self.styles) != network.num_styles:
+            raise ValueError(f"{len(self.styles)} style(s) described for a network of {network.num_styles}")
         self.example_input_array = torch.zeros(1, 3, 256, 256)
         self.skipped_images = 0
         self.check_finite_every_n_steps = check_finite_every_n_steps
@@ -87,11 +95,18 @@ class StyleTransferModule(pl.LightningModule):
         # always full (unusable photos are replaced), only an epoch's last one compiling once more.
         self.train_loss = torch.compile(self._loss_terms, dynamic=False) if compile else self._loss_terms
 
-    def _loss_terms(self, images: torch.Tensor) -> LossTerms:
-        return self.loss(self.network(images), images)
+    def _loss_terms(self, images: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
+        """`styles` (B,): the style of each image, for a network of several (None for one)."""
+        if styles is None:
+            return self.loss(self.network(images), images)
+        weights = F.one_hot(styles, self.network.num_styles).float()  # (B, S)
+        return self.loss(self.network(images, weights), images, styles)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.network(images)
+    def forward(self, images: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """`style`: the styles' weights for a network of several, (S,) or (B, S); default: the first style."""
+        if style is None and self.network.num_styles > 1:
+            style = F.one_hot(torch.tensor(0, device=images.device), self.network.num_styles).float()
+        return self.network(images, style)
 
     def _common_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         images = batch["images"]  # (B, 3, S, S) in [0, 1]; never empty, unusable photos are replaced
@@ -100,14 +115,36 @@ class StyleTransferModule(pl.LightningModule):
             self.log("data/skipped_images", float(self.skipped_images), reduce_fx="max")
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        terms = self.train_loss(images) if stage == "train" else self._loss_terms(images)
+        num_styles = self.network.num_styles
+        if stage == "train":
+            styles = torch.randint(num_styles, (len(images),), device=images.device) if num_styles > 1 else None
+            terms = self.train_loss(images, styles)
+            self._log_terms(terms, stage, len(images))
+        elif num_styles == 1:
+            terms = self._loss_terms(images)
+            self._log_terms(terms, stage, len(images))
+        else:  # every photo in every style: per-style curves, and their mean as the run's figure
+            per_style = [
+                self._loss_terms(images, torch.full((len(images),), i, device=images.device)) for i in range(num_styles)
+            ]
+            for style, style_terms in zip(self.styles, per_style, strict=True):
+                self._log_terms(style_terms, f"{stage}/{style['name']}", len(images), prog_bar=False)
+            terms = LossTerms(*(sum(getattr(t, k) for t in per_style) / num_styles for k in ("content", "style", "tv")))
+            self._log_terms(terms, stage, len(images))
         self._watch_finite(terms.total, stage)
-        metrics = {f"{stage}/{name}": value for name, value in terms.as_dict().items()}
-        on_step = stage == "train"
-        self.log_dict(
-            metrics, batch_size=len(images), prog_bar=True, on_step=on_step, on_epoch=not on_step, sync_dist=not on_step
-        )
         return terms.total
+
+    def _log_terms(self, terms: LossTerms, prefix: str, batch_size: int, prog_bar: bool = True) -> None:
+        metrics = {f"{prefix}/{name}": value for name, value in terms.as_dict().items()}
+        on_step = prefix == "train"
+        self.log_dict(
+            metrics,
+            batch_size=batch_size,
+            prog_bar=prog_bar,
+            on_step=on_step,
+            on_epoch=not on_step,
+            sync_dist=not on_step,
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._common_step(batch, "train")
@@ -152,7 +189,8 @@ class StyleTransferModule(pl.LightningModule):
         self._first_non_finite.pop("val", None)  # each validation is judged on its own
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.network.parameters())
+        # Only what may train: adding a style to a trained model freezes all but the norms.
+        return self.optimizer_factory([p for p in self.network.parameters() if p.requires_grad])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Loading cannot be strict (no loss network in checkpoints), so a network that does not
@@ -165,4 +203,4 @@ class StyleTransferModule(pl.LightningModule):
         self._stop_if_non_finite("train")  # never write a diverged network over the last good one
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(_LOSS_PREFIX)}
         # Enough for inference code to rebuild the network from a .ckpt without Lightning.
-        checkpoint["stylenet"] = {"model": self.network.config.to_dict(), "style": dict(self.hparams.style)}
+        checkpoint["stylenet"] = {"model": self.network.config.to_dict(), **style_metadata(self.styles)}

@@ -1,0 +1,71 @@
+"""Which styles a run trains, each with its own painting, size and loss weights.
+
+One style: `style=starry` as always. Several, in one network (conditional instance norm):
+`style=[starry,wave]` on the command line (train.py turns Hydra's multiple selection into
+`styles`), or `styles: [starry, wave]` in an experiment file. Hydra merges the files of a
+multiple selection into one `style` node, so each style is read again from its own file here;
+a `style.*` value set by an override or an experiment (one that differs from the style file it
+came from) applies to every style, as do loss weights set directly as `loss.*_weight`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from stylenet.config_files import style_config
+from stylenet.errors import ConfigError
+
+WEIGHT_KEYS = ("content_weight", "style_weight", "tv_weight")
+# Keys that name one painting: set for all styles at once they would make every style the same.
+_ONE_PAINTING_KEYS = ("name", "image")
+
+
+def _style_file(name: str) -> DictConfig:
+    path = style_config(name)
+    if path is None:
+        raise ConfigError(f"styles: no style named {name!r} (a style is a file configs/style/NAME.yaml)")
+    return OmegaConf.load(path)
+
+
+def _overrides(cfg: DictConfig) -> dict[str, Any]:
+    """`style.*` values that differ from the selected style's own file: set on the command line or by an experiment."""
+    own = _style_file(cfg.style.name) if style_config(cfg.style.name) else OmegaConf.create({})
+    chosen = OmegaConf.to_container(cfg.style, resolve=False)
+    return {k: v for k, v in chosen.items() if k not in own or own[k] != v}
+
+
+def selected_styles(cfg: DictConfig) -> list[dict[str, Any]]:
+    """The run's styles as dicts of name, image, size and the three loss weights, in training order."""
+    names = cfg.get("styles")
+    if not names:
+        return [_one_style(cfg.style, cfg)]
+    names = list(names)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"styles={names}: a style is listed twice")
+    if cfg.get("init"):
+        raise ConfigError("init= adds one style to a trained model: select one style (style=NAME), not a list")
+    overrides = _overrides(cfg)
+    shared = sorted(set(overrides) & set(_ONE_PAINTING_KEYS))
+    if shared and len(names) > 1:
+        raise ConfigError(
+            f"style.{shared[0]} names one painting; in a run of several styles each comes from its own "
+            "configs/style/NAME.yaml (add a file for a new painting)"
+        )
+    return [_one_style(OmegaConf.merge(_style_file(name), overrides), cfg) for name in names]
+
+
+def _one_style(node: DictConfig, cfg: DictConfig) -> dict[str, Any]:
+    try:
+        style = {key: node[key] for key in ("name", "image", "size")}
+    except MissingMandatoryValue:
+        raise ConfigError(
+            f"style {node.get('name', '?')!r} needs an image: style.image=/path/to/painting.jpg"
+        ) from None
+    for key in WEIGHT_KEYS:
+        # A loss weight set directly (not the interpolation of the style's) applies to every style.
+        direct = key in cfg.loss and not OmegaConf.is_interpolation(cfg.loss, key)
+        style[key] = cfg.loss[key] if direct else node[key]
+    return style

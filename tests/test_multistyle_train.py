@@ -1,0 +1,125 @@
+"""Training several styles in one network, and adding a style to a trained model (init=)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, tiny_overrides
+from PIL import Image
+from tensorboard.backend.event_processing import event_file_loader
+
+from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
+from stylenet.errors import ConfigError
+from stylenet.networks.style_rows import bake_style
+from stylenet.train import train
+
+
+@pytest.fixture
+def paintings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two generated paintings with style configs `stripes` and `dots` in ./configs/style of a temporary cwd."""
+    folder = tmp_path / "configs" / "style"
+    folder.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    for name, period in (("stripes", 6), ("dots", 3)):
+        pixels = (torch.rand(48, 48, 3, generator=generator) * 80).to(torch.uint8).numpy()
+        pixels[::period, :, 0] = 250  # a distinct texture each, so the two Gram targets differ
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+        (folder / f"{name}.yaml").write_text(
+            f"name: {name}\nimage: {tmp_path / f'{name}.png'}\nsize: 48\n"
+            f"content_weight: 1.0\nstyle_weight: {3.0 if name == 'dots' else 10.0}\ntv_weight: 1.0\n"
+        )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _scalar_tags(run: Path) -> set[str]:
+    tags = set()
+    for events in (run / "tensorboard").glob("events.*"):
+        for event in event_file_loader.EventFileLoader(str(events)).Load():
+            tags |= {value.tag for value in event.summary.value}
+    return tags
+
+
+def test_two_styles_train_in_one_network_and_the_model_lists_them(paintings: Path) -> None:
+    cfg = compose_config([*tiny_overrides(paintings), "styles=[stripes,dots]"])
+    result = train(cfg)
+    network, metadata = load_inference_checkpoint(result["model"])
+    assert result["model"].name == "stripes+dots.pt"
+    assert network.num_styles == 2 and [s["name"] for s in metadata["styles"]] == ["stripes", "dots"]
+    # each style keeps the weights of its own config
+    assert [s["style_weight"] for s in metadata["styles"]] == [10.0, 3.0]
+    tags = _scalar_tags(paintings / "run")
+    for name in ("stripes", "dots"):
+        assert f"val/{name}/total_loss" in tags and f"val/stylized/{name}" in tags
+    assert {"val/total_loss", "train/total_loss"} <= tags
+    lightning, lightning_metadata = load_lightning_checkpoint(paintings / "run" / "checkpoints" / "last.ckpt")
+    assert [s["name"] for s in lightning_metadata["styles"]] == ["stripes", "dots"]
+    # the two rows were trained apart: the styles give different pictures
+    photo = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        outputs = [network(photo, row) for row in torch.eye(2)]
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-3
+
+
+def test_an_override_of_a_style_setting_applies_to_every_style(paintings: Path) -> None:
+    cfg = compose_config([*tiny_overrides(paintings), "styles=[stripes,dots]", "style.style_weight=7"])
+    _, metadata = load_inference_checkpoint(train(cfg)["model"])
+    assert [s["style_weight"] for s in metadata["styles"]] == [7.0, 7.0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["styles=[stripes,nowhere]"], "no style named 'nowhere'"),
+        (["styles=[stripes,stripes]"], "listed twice"),
+        (["styles=[stripes,dots]", "style.image=x.png"], "style.image names one painting"),
+    ],
+)
+def test_a_bad_style_list_is_one_line_before_any_work(paintings: Path, extra: list[str], message: str) -> None:
+    cfg = compose_config([*tiny_overrides(paintings), *extra])
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (paintings / "run").exists()
+
+
+def test_a_style_list_naming_a_missing_painting_is_refused_before_any_work(paintings: Path) -> None:
+    (paintings / "dots.png").unlink()
+    cfg = compose_config([*tiny_overrides(paintings), "styles=[stripes,dots]"])
+    with pytest.raises(ConfigError, match="dots.png"):
+        train(cfg)
+    assert not (paintings / "run").exists()
+
+
+@pytest.mark.parametrize("base_styles", [["stripes"], ["stripes", "dots"]])
+def test_init_adds_a_style_training_only_the_norms(paintings: Path, base_styles: list[str]) -> None:
+    base_cfg = compose_config([*tiny_overrides(paintings / "base"), f"styles=[{','.join(base_styles)}]"])
+    base_path = train(base_cfg)["model"]
+    base, _ = load_inference_checkpoint(base_path)
+
+    new = paintings / "new.png"
+    Image.fromarray((torch.rand(40, 40, 3) * 255).to(torch.uint8).numpy()).save(new)
+    overrides = ["style=custom", f"style.image={new}", "style.name=noise", f"init={base_path}"]
+    result = train(compose_config([*tiny_overrides(paintings / "add"), *overrides]))
+    grown, metadata = load_inference_checkpoint(result["model"])
+
+    assert [s["name"] for s in metadata["styles"]] == [*base_styles, "noise"]
+    assert grown.num_styles == len(base_styles) + 1
+    photo = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():  # the old styles are exactly as they were
+        for i in range(base.num_styles):
+            old = base(photo) if base.num_styles == 1 else base(photo, torch.eye(base.num_styles)[i])
+            assert torch.equal(grown(photo, torch.eye(grown.num_styles)[i]), old)
+    for key, value in bake_style(grown, torch.eye(grown.num_styles)[-1]).state_dict().items():
+        if value.dim() == 4:  # every convolution is the base's
+            assert torch.equal(value, base.state_dict()[key]), key
+
+
+def test_init_refuses_a_style_the_model_already_holds(paintings: Path) -> None:
+    base_path = train(compose_config([*tiny_overrides(paintings / "base"), "styles=[stripes,dots]"]))["model"]
+    cfg = compose_config([*tiny_overrides(paintings / "add"), "style=custom", "style.image=x", "style.name=dots"])
+    cfg.init = str(base_path)
+    (paintings / "x").write_bytes(b"")
+    with pytest.raises(ConfigError, match="already holds a style named 'dots'"):
+        train(cfg)
