@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, load_lightning_checkpoint
+from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, load_lightning_checkpoint, styles_of
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
 from stylenet.imageio import open_rgb, to_array, to_rgb, to_tensor
@@ -25,7 +25,9 @@ from stylenet.inference.fast import DTYPES, FastRunner
 from stylenet.inference.global_norm import whole_image_statistics
 from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_limit, parse_size
 from stylenet.inference.metadata import METADATA_KEY, parse
+from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
 from stylenet.inference.tiling import stylize_tiled
+from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import TransformerNet
 
 PRECISIONS = DTYPES
@@ -48,7 +50,14 @@ class Stylizer:
     Pillow images, uint8 numpy arrays (H, W, 3) and image paths come back as Pillow images (paths)
     or of their own kind. Where the activations of a whole image would not fit in `max_memory`
     bytes (default: a share of the free memory, `memory.memory_limit`), it tiles on its own.
+
+    A model holding several styles lists them in `styles` and runs its first unless told:
+    `stylizer(x, style="wave")`, `style="starry=0.7,wave=0.3"` or `style={"starry": 0.7, "wave": 0.3}`;
+    `stylizer.with_style(...)` is the same model bound to that choice (for video, tiling...).
     """
+
+    # Set by `load_model` for a model of several styles: a Stylizer for given weights (S,).
+    _restyle: Callable[[torch.Tensor], Stylizer] | None = None
 
     def __init__(
         self,
@@ -67,6 +76,28 @@ class Stylizer:
         self.precision = precision
         self._backend = backend
         self.max_memory = max_memory
+        self.styles: list[str] = [s["name"] for s in styles_of(metadata) if isinstance(s.get("name"), str)]
+        self.style_weights = style_weights(None, self.styles)  # (S,): the choice this stylizer runs
+        self._by_style: dict[tuple[float, ...], Stylizer] = {}
+
+    @property
+    def style(self) -> str | None:
+        """The style or blend this stylizer runs, e.g. "wave" or "starry=0.7,wave=0.3"."""
+        return choice_of(self.style_weights, self.styles) if self.styles else None
+
+    def with_style(self, choice: StyleChoice) -> Stylizer:
+        """This model running `choice` (a name, "a=0.7,b=0.3" or {name: weight}); one ConfigError line for
+        an unknown name or bad weights. Blending costs nothing per image: the blend becomes the weights."""
+        weights = style_weights(choice, self.styles)
+        key = tuple(round(float(w), 6) for w in weights)
+        if self._restyle is None or key == tuple(round(float(w), 6) for w in self.style_weights):
+            return self
+        if key not in self._by_style:
+            restyled = self._restyle(weights)
+            restyled._restyle, restyled._by_style, restyled.styles = self._restyle, self._by_style, self.styles
+            restyled.style_weights = weights
+            self._by_style[key] = restyled
+        return self._by_style[key]
 
     @property
     def backend(self) -> str:
@@ -75,8 +106,11 @@ class Stylizer:
             return "eager-fast"
         return self._backend
 
-    def __call__(self, images: Any, tile: int | str | None = "auto") -> Any:
-        """`tile`: "auto" (tiles only where memory requires), None (never), or a tile size in px."""
+    def __call__(self, images: Any, tile: int | str | None = "auto", style: StyleChoice = None) -> Any:
+        """`tile`: "auto" (tiles only where memory requires), None (never), or a tile size in px;
+        `style`: for a model of several styles, which one or which blend (default: this stylizer's)."""
+        if style is not None:
+            return self.with_style(style)(images, tile)
         if isinstance(images, torch.Tensor):
             batch = check_tensor(images)
             out = self.stylize_tensor(batch if images.dim() == 4 else batch.unsqueeze(0), tile)
@@ -85,8 +119,10 @@ class Stylizer:
         out = to_array(self.stylize_tensor(to_tensor(picture).unsqueeze(0), tile)[0])
         return out if isinstance(images, np.ndarray) else Image.fromarray(out)
 
-    def stylize_image(self, image: Any, tile: int | str | None = "auto") -> Image.Image:
+    def stylize_image(self, image: Any, tile: int | str | None = "auto", style: StyleChoice = None) -> Image.Image:
         """A Pillow image, an image path or a uint8 (H, W, 3) array -> the stylized Pillow image."""
+        if style is not None:
+            return self.with_style(style).stylize_image(image, tile)
         out = to_array(self.stylize_tensor(to_tensor(as_picture(image)).unsqueeze(0), tile)[0])
         return Image.fromarray(out)
 
@@ -141,7 +177,11 @@ class Stylizer:
         if isinstance(self._run, FastRunner):
             runner = self._run.uncompiled()
             backend = "eager-fast"
-            return Stylizer(runner, self.metadata, self.device, self.precision, backend, runner.module, self.max_memory)
+            eager = Stylizer(
+                runner, self.metadata, self.device, self.precision, backend, runner.module, self.max_memory
+            )
+            eager.style_weights = self.style_weights
+            return eager
         return self
 
 
@@ -207,7 +247,14 @@ def _load_pt2(path: Path, device: torch.device, precision: str):
     if not text:
         raise CheckpointError(f"{path}: a torch.export program, but not one exported by stylenet")
     module = program.module().to(device)
-    return _torch_runner(module, device, precision), parse(text)
+    metadata = parse(text)
+    if _num_styles(metadata) == 1:
+        return _torch_runner(module, device, precision), metadata
+
+    def run_with(weights: torch.Tensor):  # the style weights are the program's second input
+        return _torch_runner(lambda images: module(images, weights.to(images.device)), device, precision)
+
+    return run_with, metadata
 
 
 def _load_onnx(path: Path, device: torch.device, precision: str):
@@ -226,12 +273,18 @@ def _load_onnx(path: Path, device: torch.device, precision: str):
     if text is None:
         raise CheckpointError(f"{path}: an ONNX model, but not one exported by stylenet")
     input_name = session.get_inputs()[0].name
+    metadata = parse(text)
 
-    def run(images: torch.Tensor) -> torch.Tensor:
-        (out,) = session.run(None, {input_name: images.cpu().numpy()})
-        return torch.from_numpy(out)
+    def run_with(weights: torch.Tensor | None):
+        extra = {} if weights is None else {session.get_inputs()[1].name: weights.numpy()}
 
-    return run, parse(text)
+        def run(images: torch.Tensor) -> torch.Tensor:
+            (out,) = session.run(None, {input_name: images.cpu().numpy(), **extra})
+            return torch.from_numpy(out)
+
+        return run
+
+    return (run_with(None) if _num_styles(metadata) == 1 else run_with), metadata
 
 
 def load_model(
@@ -265,19 +318,51 @@ def load_model(
     suffix = path.suffix.lower()
     if precision == "auto":
         precision = native_precision(target.type) if suffix in (".pt", ".ckpt") else "fp32"
-    if suffix == ".onnx":
-        run, metadata = _load_onnx(path, target, precision)
-        return Stylizer(run, metadata, target, precision, "onnxruntime", max_memory=max_memory)
-    if suffix == ".pt2":
-        run, metadata = _load_pt2(path, target, precision)
-        return Stylizer(run, metadata, target, precision, "torch.export", max_memory=max_memory)
+    if suffix in (".onnx", ".pt2"):
+        loader, backend = (_load_onnx, "onnxruntime") if suffix == ".onnx" else (_load_pt2, "torch.export")
+        run, metadata = loader(path, target, precision)
+        if _num_styles(metadata) == 1:
+            return Stylizer(run, metadata, target, precision, backend, max_memory=max_memory)
+        return _several_styles(
+            metadata,
+            lambda weights: Stylizer(run(weights), metadata, target, precision, backend, max_memory=max_memory),
+        )
     if suffix == ".ckpt":
         network, metadata = load_lightning_checkpoint(path)
     elif suffix == ".pt":
         network, metadata = load_inference_checkpoint(path)
     else:
         raise CheckpointError(f"{path}: unknown model type; expected one of {', '.join(MODEL_SUFFIXES)}")
-    network = network.to(target)
+    if network.num_styles == 1:
+        return _network_stylizer(network.to(target), metadata, target, precision, compile, max_memory)
+    # Each choice runs as a single-style network with the chosen rows baked in: as fast as one.
+    return _several_styles(
+        metadata,
+        lambda weights: _network_stylizer(
+            bake_style(network, weights).eval().to(target), metadata, target, precision, compile, max_memory
+        ),
+    )
+
+
+def _num_styles(metadata: dict[str, Any]) -> int:
+    return int((metadata.get("model") or {}).get("num_styles", 1))
+
+
+def _several_styles(metadata: dict[str, Any], restyle: Callable[[torch.Tensor], Stylizer]) -> Stylizer:
+    """A stylizer of a model's first style that `with_style` re-binds through `restyle(weights)`."""
+    first = restyle(style_weights(None, [s["name"] for s in styles_of(metadata)]))
+    first._restyle = restyle
+    return first
+
+
+def _network_stylizer(
+    network: TransformerNet,
+    metadata: dict[str, Any],
+    target: torch.device,
+    precision: str,
+    compile: bool,
+    max_memory: int | None,
+) -> Stylizer:
     if precision == "fp32" and not compile:  # the reference path: plain eager fp32
         run = _torch_runner(network, target, precision)
         return Stylizer(run, metadata, target, precision, "eager", network, max_memory)
