@@ -10,8 +10,10 @@ from conftest import compose_config, tiny_overrides
 from PIL import Image
 from tensorboard.backend.event_processing import event_file_loader
 
+from stylenet.blend_path import blend_path, is_monotone, style_loss
 from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
 from stylenet.errors import ConfigError
+from stylenet.inference.model import load_model
 from stylenet.networks.style_rows import bake_style
 from stylenet.train import train
 
@@ -123,3 +125,15 @@ def test_init_refuses_a_style_the_model_already_holds(paintings: Path) -> None:
     (paintings / "x").write_bytes(b"")
     with pytest.raises(ConfigError, match="already holds a style named 'dots'"):
         train(cfg)
+
+
+def test_the_blend_path_runs_from_one_style_to_the_other(paintings: Path) -> None:
+    model = train(compose_config([*tiny_overrides(paintings), "styles=[stripes,dots]"]))["model"]
+    stylizer = load_model(model, precision="fp32")
+    photos = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    rows = blend_path(stylizer, photos, "stripes", "dots", points=3, vgg_weights="random")
+    assert [row["w"] for row in rows] == [0.0, 0.5, 1.0]
+    loss = style_loss(stylizer, "dots", vgg_weights="random")
+    with torch.no_grad():  # the last point is the pure second style, scored with its own painting
+        assert rows[-1]["style_loss_dots"] == pytest.approx(float(loss(stylizer(photos, style="dots"), photos).style))
+    assert is_monotone([1, 2, 2, 3], rising=True) and not is_monotone([1, 3, 2], rising=True)

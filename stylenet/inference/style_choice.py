@@ -44,6 +44,8 @@ def style_weights(choice: StyleChoice, names: Sequence[str]) -> torch.Tensor:
     `choice`: None (the first style), a name, "a=0.7,b=0.3", or a mapping {name: weight}."""
     if choice is None:
         return torch.eye(max(1, len(names)))[0]
+    if isinstance(choice, str) and choice in names:  # a style's own name, even one like "a=0.3,b=0.7" (a baked blend)
+        return torch.eye(len(names))[list(names).index(choice)]
     weights = _parse_text(choice) if isinstance(choice, str) else {str(k): v for k, v in dict(choice).items()}
     unknown = [name for name in weights if name not in names]
     if unknown:
