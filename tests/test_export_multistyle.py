@@ -11,7 +11,7 @@ from stylenet import load_model
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.errors import ConfigError
-from stylenet.inference.export import export
+from stylenet.inference.export import ExportError, export
 from stylenet.inference.style_choice import style_weights
 from stylenet.networks.transformer import TransformerNet
 
@@ -139,6 +139,12 @@ def test_a_bad_choice_is_refused_before_any_file(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         export(network, METADATA, tmp_path / "out", fmt, style=choice)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_network_of_several_styles_needs_their_names(network: TransformerNet, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="holds 3 styles but its metadata names 1"):
+        export(network, {"style": {"name": "a"}}, tmp_path / "out", "pt2")
     assert not (tmp_path / "out").exists()
 
 
