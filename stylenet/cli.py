@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint", type=Path, help="a .pt inference checkpoint or a Lightning .ckpt")
     export.add_argument("--format", default="all", choices=["onnx", "pt2", "all"], help="all: both onnx and pt2")
     export.add_argument("-o", "--output", type=Path, default=None, help="file or folder (default: beside the input)")
+    export.add_argument(
+        "--style",
+        help="for a model of several styles, bake in one style or blend, e.g. wave or starry=0.7,wave=0.3 "
+        "(default: every style, chosen by the exported model's second input)",
+    )
 
     stylize = commands.add_parser("stylize", help="stylize images, folders or videos")
     stylize.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
@@ -149,17 +154,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from stylenet.inference.export import FORMATS, export
+    from stylenet.inference.export import FORMATS, choose_style, export, file_stem
     from stylenet.inference.model import load_network
 
     network, metadata = load_network(args.checkpoint)
+    baked, baked_metadata = choose_style(network, metadata, args.style)  # a bad choice stops here, before any file
+    # A baked choice is named after itself: "wave.onnx" beside "starry+wave.pt", not over its export.
+    stem = file_stem(baked_metadata) if baked is not network else args.checkpoint.stem
     out = args.output or args.checkpoint.parent
     formats = FORMATS if args.format == "all" else (args.format,)
     if len(formats) > 1 and out.suffix:
         out = out.parent  # one file name cannot hold two formats
     for fmt in formats:
-        target = out if out.suffix else out / f"{args.checkpoint.stem}.{fmt}"
-        print(f"wrote {export(network, metadata, target, fmt)}")
+        target = out if out.suffix else out / f"{stem}.{fmt}"
+        print(f"wrote {export(baked, baked_metadata, target, fmt)}")
     return 0
 
 

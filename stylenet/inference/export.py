@@ -1,7 +1,9 @@
 """Exporting the bare transformation network as a single-pass model: ONNX or torch.export (.pt2).
 
 Both take any batch size and any H x W >= 8 (odd sizes included), carry the model's
-metadata, and need no stylenet code to run.
+metadata, and need no stylenet code to run. A network of several styles exports with the
+style weights as a second input (float32, shape (S,)), so one file runs every style and blend;
+`style=` bakes one choice in instead, giving a plain single-style model.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from typing import Any
 
 import torch
 
+from stylenet.checkpoint import styles_of
 from stylenet.errors import StylenetError
 from stylenet.inference.metadata import METADATA_KEY, describe
+from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
+from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import TransformerNet
 
 FORMATS = ("onnx", "pt2")
@@ -23,19 +28,19 @@ class ExportError(StylenetError):
     """A model that could not be exported (missing exporter package, unsupported option)."""
 
 
-def _dynamic_shapes() -> dict[str, dict[int, Any]]:
-    return {
-        "x": {
-            0: torch.export.Dim("batch", min=1, max=1024),
-            2: torch.export.Dim("height", min=8, max=16384),
-            3: torch.export.Dim("width", min=8, max=16384),
-        }
+def _dynamic_shapes(num_styles: int) -> dict[str, dict[int, Any] | None]:
+    image = {
+        0: torch.export.Dim("batch", min=1, max=1024),
+        2: torch.export.Dim("height", min=8, max=16384),
+        3: torch.export.Dim("width", min=8, max=16384),
     }
+    return {"x": image} if num_styles == 1 else {"x": image, "style": None}  # S is part of the weights' shape
 
 
-def _example_input() -> tuple[torch.Tensor]:
+def _example_input(num_styles: int) -> tuple[torch.Tensor, ...]:
     # Batch 2 and an odd size: a 1 or an even example would be specialised into the graph.
-    return (torch.rand(2, 3, 67, 45),)
+    image = torch.rand(2, 3, 67, 45)
+    return (image,) if num_styles == 1 else (image, torch.full((num_styles,), 1.0 / num_styles))
 
 
 def _export_copy(network: TransformerNet) -> TransformerNet:
@@ -58,8 +63,47 @@ def check_exportable(upsample: str) -> None:
 
 def _exported_program(network: TransformerNet) -> torch.export.ExportedProgram:
     check_exportable(network.config.upsample)
+    n = network.num_styles
     with torch.no_grad():
-        return torch.export.export(_export_copy(network), _example_input(), dynamic_shapes=_dynamic_shapes())
+        return torch.export.export(_export_copy(network), _example_input(n), dynamic_shapes=_dynamic_shapes(n))
+
+
+def _style_names(metadata: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in styles_of(metadata) if isinstance(s, dict) and isinstance(s.get("name"), str)]
+
+
+def choose_style(
+    network: TransformerNet, metadata: dict[str, Any], style: StyleChoice
+) -> tuple[TransformerNet, dict[str, Any]]:
+    """`network` and `metadata` as they export for `style` (see `export`); one ConfigError line for a bad
+    choice, before anything is written."""
+    names = _style_names(metadata)
+    if network.num_styles > 1 and len(names) != network.num_styles:
+        raise ExportError(
+            f"the network holds {network.num_styles} styles but its metadata names {len(names)}: "
+            "export a model file written by stylenet"
+        )
+    if style is None:
+        return network, metadata
+    weights = style_weights(style, names)  # ConfigError for unknown names and bad weights
+    if network.num_styles == 1:  # its own name (or a "blend" of itself): exactly the model as it is
+        return network, metadata
+    choice = choice_of(weights, names)
+    chosen = {name: round(float(w), 4) for name, w in zip(names, weights, strict=True) if w}
+    single = dict(styles_of(metadata)[names.index(choice)]) if choice in names else {}
+    described = {key: value for key, value in metadata.items() if key not in ("style", "styles")}
+    described["style"] = {**single, "name": choice, "blend": chosen}
+    return bake_style(network, weights), described
+
+
+def file_stem(metadata: dict[str, Any]) -> str:
+    """The default file name of an export: its style, "a+b+c" for several, "a-0.7_b-0.3" for a baked blend."""
+    names = _style_names(metadata)
+    if not names:
+        return "model"
+    if len(names) > 1:
+        return "+".join(names)
+    return names[0].replace("=", "-").replace(",", "_")
 
 
 def export_pt2(network: TransformerNet, metadata: dict[str, Any], path: str | Path) -> Path:
@@ -69,6 +113,18 @@ def export_pt2(network: TransformerNet, metadata: dict[str, Any], path: str | Pa
     return path
 
 
+def _onnx_props(metadata: dict[str, Any]) -> dict[str, str]:
+    """Plain-text copies of the metadata most tools want to show (the whole lies under "stylenet")."""
+    props = {}
+    if isinstance(metadata.get("style"), dict) and "name" in metadata["style"]:
+        props["style"] = str(metadata["style"]["name"])
+    if metadata.get("styles"):
+        props["styles"] = ",".join(_style_names(metadata))
+    if "steps" in metadata:
+        props["steps"] = str(metadata["steps"])
+    return props
+
+
 def export_onnx(network: TransformerNet, metadata: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     try:
@@ -76,27 +132,29 @@ def export_onnx(network: TransformerNet, metadata: dict[str, Any], path: str | P
     except ImportError as error:
         raise ExportError('ONNX export needs onnx and onnxscript: pip install "stylenet[export]"') from error
     program = _exported_program(network)
-    onnx_program = torch.onnx.export(
-        program, input_names=["image"], output_names=["stylized"], dynamo=True, verbose=False
-    )
+    inputs = ["image"] if network.num_styles == 1 else ["image", "style"]
+    onnx_program = torch.onnx.export(program, input_names=inputs, output_names=["stylized"], dynamo=True, verbose=False)
     model = onnx_program.model_proto
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, describe(metadata)
-    for key in ("style", "steps"):
-        if key in metadata:
-            extra = model.metadata_props.add()
-            extra.key, extra.value = key, str(metadata[key]["name"] if key == "style" else metadata[key])
+    for key, value in {METADATA_KEY: describe(metadata), **_onnx_props(metadata)}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     onnx.save(model, str(path))
     return path
 
 
-def export(network: TransformerNet, metadata: dict[str, Any], out: str | Path, fmt: str) -> Path:
-    """Write `network` as `fmt` ("onnx" or "pt2") to `out` (a file path, or a folder)."""
+def export(
+    network: TransformerNet, metadata: dict[str, Any], out: str | Path, fmt: str, style: StyleChoice = None
+) -> Path:
+    """Write `network` as `fmt` ("onnx" or "pt2") to `out` (a file path, or a folder).
+
+    A network of several styles takes their weights (float32, (S,)) as a second input, unless `style`
+    ("wave", "starry=0.7,wave=0.3" or {name: weight}) bakes that choice into a single-style model."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)} or all, not {fmt!r}")
+    network, metadata = choose_style(network, metadata, style)
     metadata = {**metadata, "model": network.config.to_dict()}
     out = Path(out)
     if out.is_dir() or not out.suffix:
-        out = out / f"{metadata.get('style', {}).get('name', 'model')}{SUFFIXES[fmt]}"
+        out = out / f"{file_stem(metadata)}{SUFFIXES[fmt]}"
     out.parent.mkdir(parents=True, exist_ok=True)
     return (export_onnx if fmt == "onnx" else export_pt2)(network, metadata, out)
