@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         "--size", type=int, help="resize so that the longest side is N pixels (default: each image at its own size)"
     )
     size.add_argument("--scale", type=float, help="resize by this factor (default: 1)")
+    stylize.add_argument(
+        "--style",
+        metavar="NAME|NAME=W,...",
+        help="for a model of several styles: one of them, or a blend such as starry=0.7,wave=0.3 (weights are "
+        "relative). Default: its first style; a run without --style notes the model's styles, and a name it "
+        "does not hold is refused with the list",
+    )
     stylize.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     stylize.add_argument("--strength", type=float, default=1.0, help="0 gives the content, 1 the full style")
     stylize.add_argument(
@@ -223,7 +230,9 @@ def _stylize(args: argparse.Namespace) -> int:
     compile, reuse = speed_choices(args, len(images), bool(videos))
     if reuse:
         keep_freed_memory()
-    stylizer = load_model(args.model, device=args.device, precision=args.precision, compile=compile)
+    stylizer = _choose_style(
+        load_model(args.model, device=args.device, precision=args.precision, compile=compile), args.style
+    )
     if max_memory is None and stylizer.device.type == "cpu":
         from stylenet.inference.memory import memory_limit
 
@@ -265,6 +274,29 @@ def _stylize(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(_summary(done, written_videos, frames, failures, elapsed, args.output, images + videos))
     return 1 if failures or not (done or written_videos) else 0
+
+
+def _choose_style(stylizer, choice: str | None):
+    """The stylizer bound to `--style`, resolved once before any image is read; every error names the styles."""
+    from stylenet.errors import ConfigError
+
+    if choice is None:
+        if len(stylizer.styles) > 1:
+            blend = f"{stylizer.styles[0]}=0.7,{stylizer.styles[1]}=0.3"
+            print(
+                f"note: this model holds {len(stylizer.styles)} styles ({', '.join(stylizer.styles)}); running "
+                f"{stylizer.style}. Choose with --style NAME or a blend such as --style {blend}",
+                file=sys.stderr,
+            )
+        return stylizer
+    try:
+        return stylizer.with_style(choice)
+    except ConfigError as error:
+        message = f"--style {choice}: {error}"
+        held = ", ".join(stylizer.styles)
+        if held and held not in message:  # weights that are wrong, not names: still say what the model holds
+            message += f" (this model holds {held})"
+        raise ConfigError(message) from None
 
 
 def _summary(images: int, videos: int, frames: int, failures: int, elapsed: float, output: Path, jobs) -> str:

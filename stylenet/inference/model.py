@@ -51,9 +51,11 @@ class Stylizer:
     or of their own kind. Where the activations of a whole image would not fit in `max_memory`
     bytes (default: a share of the free memory, `memory.memory_limit`), it tiles on its own.
 
-    A model holding several styles lists them in `styles` and runs its first unless told:
-    `stylizer(x, style="wave")`, `style="starry=0.7,wave=0.3"` or `style={"starry": 0.7, "wave": 0.3}`;
-    `stylizer.with_style(...)` is the same model bound to that choice (for video, tiling...).
+    `styles` lists the names of the styles a model holds, in its order (one name for a single-style
+    model). A model of several styles runs its first unless told otherwise: `stylizer(x, style="wave")`,
+    `style="starry=0.7,wave=0.3"` (a blend; weights are relative) or `style={"starry": 0.7, "wave": 0.3}`;
+    `stylizer.with_style(...)` is the same model bound to that choice (for video, tiling...), and
+    `stylizer.style` says which choice a stylizer runs.
     """
 
     # Set by `load_model` for a model of several styles: a Stylizer for given weights (S,).
@@ -76,7 +78,7 @@ class Stylizer:
         self.precision = precision
         self._backend = backend
         self.max_memory = max_memory
-        self.styles: list[str] = [s["name"] for s in styles_of(metadata) if isinstance(s.get("name"), str)]
+        self.styles: list[str] = _names(metadata)
         self.style_weights = style_weights(None, self.styles)  # (S,): the choice this stylizer runs
         self._by_style: dict[tuple[float, ...], Stylizer] = {}
 
@@ -86,11 +88,14 @@ class Stylizer:
         return choice_of(self.style_weights, self.styles) if self.styles else None
 
     def with_style(self, choice: StyleChoice) -> Stylizer:
-        """This model running `choice` (a name, "a=0.7,b=0.3" or {name: weight}); one ConfigError line for
-        an unknown name or bad weights. Blending costs nothing per image: the blend becomes the weights."""
+        """This model running `choice` (a name, "a=0.7,b=0.3" or {name: weight}; None: the first style).
+
+        One ConfigError line for an unknown name or bad weights (`styles` lists the names). Each choice
+        is bound once and kept: asking for it again returns the same stylizer. Blending costs nothing
+        per image: the blend is baked into the weights of a single-style network."""
         weights = style_weights(choice, self.styles)
-        key = tuple(round(float(w), 6) for w in weights)
-        if self._restyle is None or key == tuple(round(float(w), 6) for w in self.style_weights):
+        key = _key(weights)
+        if self._restyle is None or key == _key(self.style_weights):
             return self
         if key not in self._by_style:
             restyled = self._restyle(weights)
@@ -181,8 +186,14 @@ class Stylizer:
                 runner, self.metadata, self.device, self.precision, backend, runner.module, self.max_memory
             )
             eager.style_weights = self.style_weights
+            eager._restyle, eager._by_style = self._restyle, self._by_style  # other choices: the model's own
             return eager
         return self
+
+
+def _key(weights: torch.Tensor) -> tuple[float, ...]:
+    """Style weights as a cache key: blends equal to float precision are the same choice."""
+    return tuple(round(float(w), 6) for w in weights)
 
 
 # Floats a little outside [0, 1] come from resampling and colour conversions; far outside is 0..255 data.
@@ -293,8 +304,14 @@ def load_model(
     precision: str = "auto",
     compile: bool = False,
     max_memory: int | str | None = None,
+    style: StyleChoice = None,
 ) -> Stylizer:
     """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2).
+
+    `style`: which of the model's styles to run, or a blend ("wave", "starry=0.7,wave=0.3" or
+    {"starry": 0.7, "wave": 0.3}); default: its first. The names are in `load_model(path).styles`;
+    a name the model does not hold is one ConfigError line that lists them. A single-style model
+    takes its own name only.
 
     `precision="auto"` runs .pt/.ckpt models in bf16 where the hardware has native bf16 (the
     fast path, within 35 dB PSNR of fp32) and exported models in fp32. `compile=True` compiles
@@ -322,10 +339,12 @@ def load_model(
         loader, backend = (_load_onnx, "onnxruntime") if suffix == ".onnx" else (_load_pt2, "torch.export")
         run, metadata = loader(path, target, precision)
         if _num_styles(metadata) == 1:
+            style_weights(style, _names(metadata))  # its own name is the only choice: anything else is refused
             return Stylizer(run, metadata, target, precision, backend, max_memory=max_memory)
         return _several_styles(
             metadata,
             lambda weights: Stylizer(run(weights), metadata, target, precision, backend, max_memory=max_memory),
+            style,
         )
     if suffix == ".ckpt":
         network, metadata = load_lightning_checkpoint(path)
@@ -334,6 +353,7 @@ def load_model(
     else:
         raise CheckpointError(f"{path}: unknown model type; expected one of {', '.join(MODEL_SUFFIXES)}")
     if network.num_styles == 1:
+        style_weights(style, _names(metadata))  # its own name is the only choice: anything else is refused
         return _network_stylizer(network.to(target), metadata, target, precision, compile, max_memory)
     # Each choice runs as a single-style network with the chosen rows baked in: as fast as one.
     return _several_styles(
@@ -341,6 +361,7 @@ def load_model(
         lambda weights: _network_stylizer(
             bake_style(network, weights).eval().to(target), metadata, target, precision, compile, max_memory
         ),
+        style,
     )
 
 
@@ -348,11 +369,21 @@ def _num_styles(metadata: dict[str, Any]) -> int:
     return int((metadata.get("model") or {}).get("num_styles", 1))
 
 
-def _several_styles(metadata: dict[str, Any], restyle: Callable[[torch.Tensor], Stylizer]) -> Stylizer:
-    """A stylizer of a model's first style that `with_style` re-binds through `restyle(weights)`."""
-    first = restyle(style_weights(None, [s["name"] for s in styles_of(metadata)]))
-    first._restyle = restyle
-    return first
+def _names(metadata: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in styles_of(metadata) if isinstance(s.get("name"), str)]
+
+
+def _several_styles(
+    metadata: dict[str, Any], restyle: Callable[[torch.Tensor], Stylizer], style: StyleChoice = None
+) -> Stylizer:
+    """A stylizer of the chosen style (default: the first) that `with_style` re-binds through `restyle(weights)`.
+
+    The choice is checked before anything is built; every stylizer bound from it shares one cache."""
+    weights = style_weights(style, _names(metadata))
+    chosen = restyle(weights)
+    chosen._restyle, chosen.style_weights = restyle, weights
+    chosen._by_style[_key(weights)] = chosen
+    return chosen
 
 
 def _network_stylizer(
