@@ -123,9 +123,18 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
     parser.add_argument("--photos", type=Path, required=True, help="folder of photos (recursive)")
-    parser.add_argument("--style", help="style name from configs/style/ or an image path (default: the model's)")
+    parser.add_argument(
+        "--style",
+        help="a model of several styles: the one of its styles to score (default: every one, a report row each); "
+        "a model of one style: a style name from configs/style/ or an image path (default: the model's)",
+    )
     parser.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: evaluation/MODEL)")
-    parser.add_argument("--gatys-steps", type=int, default=300, help="optimisation steps per photo")
+    parser.add_argument(
+        "--gatys-steps",
+        type=int,
+        default=300,
+        help="optimisation steps per photo; 0 skips the optimisation reference (the model's own losses only)",
+    )
     parser.add_argument("--size", type=int, default=256, help="photos are centre-cropped to N x N")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vgg-weights", help="override the loss network: caffe, torchvision, random or a path")

@@ -5,7 +5,12 @@ same perceptual loss are compared on that loss (content, style, TV, total), on w
 and on SSIM to the photo. The optimisation is the quality a feed-forward model approximates, so
 the ratio of totals says how close the model gets and the speed-up what it buys.
 
-Writes `report.json`, `report.md` and `grid.png` (rows: content | optimisation | model).
+A model of several styles is scored in each of them (or the one `--style` names), each on its own
+loss: its painting, size and weights. `gatys_steps=0` skips the optimisation: the model's own
+losses only, which is all a comparison of two trained models needs.
+
+Writes `report.json`, `report.md` and `grid.png` (rows: content | optimisation | model; with
+several styles, the content row then optimisation and model rows per style).
 """
 
 from __future__ import annotations
@@ -24,16 +29,17 @@ from PIL import Image
 from torchvision.transforms.functional import center_crop, pil_to_tensor, resize
 from torchvision.utils import make_grid, save_image
 
+from stylenet.checkpoint import styles_of
 from stylenet.config_files import default_loss, style_config
 from stylenet.errors import ConfigError, StylenetError
+from stylenet.evaluate_report import WEIGHT_KEYS, markdown
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
-from stylenet.inference.model import load_model, resolve_device
+from stylenet.inference.model import Stylizer, load_model, resolve_device
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
 from stylenet.optimize import DEFAULT_LR, METHODS, optimize
-from stylenet.styles import load_style_image
+from stylenet.styles import find_style_image, load_style_image
 
 DEFAULT_STYLE_SIZE = 512
-LOSS_KEYS = ("content_loss", "style_loss", "tv_loss", "total_loss")
 LPIPS_NOTE = (
     "LPIPS not computed: it needs pretrained network weights downloaded at run time (lpips package / "
     "torchvision), which this offline evaluation does not fetch; SSIM to the content photo is reported instead."
@@ -71,21 +77,55 @@ def _resolve_style(
     raise ConfigError(f"--style {style}: neither a style name in configs/style/ nor an image file")
 
 
-def _build_loss(
-    metadata: dict[str, Any], style: str | None, vgg_weights: str | None
-) -> tuple[PerceptualLoss, dict[str, Any], dict[str, Any], bool]:
-    """The model's training loss (or the defaults), its definition, the style and whether defaults were used."""
+def _loss_definition(metadata: dict[str, Any], vgg_weights: str | None) -> tuple[dict[str, Any], bool]:
+    """The model's training loss definition (or the defaults) and whether the defaults were used."""
     stored = metadata.get("loss")
-    defaults_used = not stored
     known = set(inspect.signature(build_perceptual_loss).parameters) - {"style_image"}
     # Models whose metadata predates the stored loss definition get the configured defaults.
     # `_target_` (Hydra's) and any future keys are dropped: only build_perceptual_loss's arguments count.
     loss_config = {k: v for k, v in (stored or default_loss()).items() if k in known}
-    style_info, loss_config = _resolve_style(style, metadata, loss_config)
     if vgg_weights is not None:
         loss_config["vgg_weights"] = vgg_weights
+    return loss_config, not stored
+
+
+def _build_loss(
+    metadata: dict[str, Any], style: str | None, vgg_weights: str | None
+) -> tuple[PerceptualLoss, dict[str, Any], dict[str, Any], bool]:
+    """The model's training loss (or the defaults), its definition, the style and whether defaults were used."""
+    loss_config, defaults_used = _loss_definition(metadata, vgg_weights)
+    style_info, loss_config = _resolve_style(style, metadata, loss_config)
     style_image = load_style_image(str(style_info["image"]), int(style_info["size"]))
     return build_perceptual_loss(style_image, **loss_config), loss_config, style_info, defaults_used
+
+
+def _styles_to_score(metadata: dict[str, Any], style: str | None) -> list[dict[str, Any]] | None:
+    """For a model of several styles, the entries to score (all, or the one `style` names); None for one style.
+
+    Checked before any work: an unknown name, or a painting that cannot be found, is one line."""
+    styles = styles_of(metadata)
+    if len(styles) < 2:
+        return None
+    names = [entry["name"] for entry in styles]
+    if style is not None and style not in names:
+        raise ConfigError(
+            f"--style {style}: this model holds {', '.join(names)}; name one of them (each is scored on its own loss)"
+        )
+    chosen = styles if style is None else [styles[names.index(style)]]
+    for entry in chosen:
+        if not entry.get("image"):
+            raise ConfigError(f"the model's style {entry['name']!r} names no painting, so it has no loss to score")
+        find_style_image(str(entry["image"]))
+    return chosen
+
+
+def _style_loss(entry: dict[str, Any], loss_config: dict[str, Any]) -> tuple[PerceptualLoss, dict, dict]:
+    """One style's loss as it was trained: its painting at its size, its own content/style/tv weights."""
+    weights = {k: float(entry[k]) for k in WEIGHT_KEYS if entry.get(k) is not None}
+    config = {**loss_config, **weights}
+    size = entry.get("size") or DEFAULT_STYLE_SIZE
+    info = {"name": entry["name"], "image": str(entry["image"]), "size": size, "source": "model"}
+    return build_perceptual_loss(load_style_image(info["image"], int(size)), **config), config, info
 
 
 def _load_photo(path: Path, size: int) -> torch.Tensor:
@@ -130,34 +170,51 @@ def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    settings = report["settings"]
-    header = (
-        "| photo | model content | model style | model tv | model total | optim content | optim style | optim tv "
-        "| optim total | ratio (model/optim) | model s | optim s | speed-up | SSIM model | SSIM optim |"
-    )
-    lines = [
-        f"# Evaluation of `{settings['model']}`",
-        "",
-        f"- style: {settings['style']['name']} ({settings['style']['image']}, size {settings['style']['size']})",
-        f"- loss: {json.dumps(settings['loss'])}" + (" (project defaults)" if settings["loss_defaults_used"] else ""),
-        f"- optimisation (Gatys et al. 2016): {settings['method']}, {settings['gatys_steps']} steps, "
-        f"lr {settings['lr']}",
-        f"- size {settings['size']} px, seed {settings['seed']}, device {settings['device']}",
-        f"- photos: {len(report['images'])} evaluated, {report['skipped_count']} skipped",
-        "",
-        header,
-        "|" + "---|" * (header.count("|") - 1),
-    ]
-    for row in [*report["images"], {**report["mean"], "photo": "**mean**"}]:
-        m, o = row["model"], row["optimisation"]
-        cells = [row["photo"]]
-        cells += [f"{m[k]:.4g}" for k in LOSS_KEYS] + [f"{o[k]:.4g}" for k in LOSS_KEYS]
-        cells += [f"{row['ratio_total']:.3f}", f"{m['seconds']:.4f}", f"{o['seconds']:.3f}", f"{row['speedup']:.1f}x"]
-        cells += [f"{m['ssim']:.3f}", f"{o['ssim']:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *[f"- {note}" for note in report["notes"]], ""]
-    return "\n".join(lines)
+def _load_photos(photos: Path, size: int, target: torch.device) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+    """The readable photos (name, (1, 3, size, size)) and the names of those skipped as unreadable."""
+    loaded, skipped = [], []
+    for path in list_images(photos):
+        try:
+            loaded.append((str(path.relative_to(photos)), _load_photo(path, size).to(target)))
+        except UnreadableImageError:
+            skipped.append(str(path.relative_to(photos)))
+    if not loaded:
+        raise StylenetError(f"{photos}: no usable photos ({len(skipped)} unreadable file(s) skipped)")
+    return loaded, skipped
+
+
+def _score(
+    stylizer: Stylizer,
+    loss: PerceptualLoss,
+    photos: list[tuple[str, torch.Tensor]],
+    gatys_steps: int,
+    method: str,
+    seed: int,
+    target: torch.device,
+) -> tuple[list[dict[str, Any]], list[torch.Tensor], list[torch.Tensor]]:
+    """Per-photo results of `stylizer` (and of the optimisation unless `gatys_steps` is 0) on `loss`,
+    with the optimised images and the model's outputs for the grid."""
+    rows, optimised_images, outputs = [], [], []
+    for name, content in photos:
+        stylizer(content)  # warm-up: the first call pays for allocations and kernel selection
+        output, model_seconds = _timed(lambda c=content: stylizer(c), target)
+        model_losses = _loss_values(loss, output, content)
+        row: dict[str, Any] = {"photo": name, "model": {**model_losses, "seconds": model_seconds}}
+        row["model"]["ssim"] = _ssim(output, content)
+        if gatys_steps:
+            # Re-seeded per photo, so each photo's result does not depend on which photos came before.
+            torch.manual_seed(seed)
+            (optimised, _history), optim_seconds = _timed(
+                lambda c=content: optimize(c, loss, steps=gatys_steps, method=method), target
+            )
+            optim_losses = _loss_values(loss, optimised, content)
+            row["optimisation"] = {**optim_losses, "seconds": optim_seconds, "ssim": _ssim(optimised, content)}
+            row["ratio_total"] = model_losses["total_loss"] / max(optim_losses["total_loss"], 1e-12)
+            row["speedup"] = optim_seconds / max(model_seconds, 1e-9)
+            optimised_images.append(optimised[0].detach().cpu())
+        rows.append(row)
+        outputs.append(output[0].detach().cpu())
+    return rows, optimised_images, outputs
 
 
 def evaluate(
@@ -188,73 +245,45 @@ def evaluate(
     torch.manual_seed(seed)
     target = resolve_device(device)
     stylizer = load_model(model, device=device, precision="fp32")  # the model itself, not a fast path
-    loss, loss_config, style_info, defaults_used = _build_loss(stylizer.metadata, style, vgg_weights)
-    loss = loss.to(target)
-
-    images: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    grid_rows: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
-    for path in list_images(photos):
-        try:
-            content = _load_photo(path, size).to(target)
-        except UnreadableImageError:
-            skipped.append(str(path.relative_to(photos)))
-            continue
-        stylizer(content)  # warm-up: the first call pays for allocations and kernel selection
-        output, model_seconds = _timed(lambda c=content: stylizer(c), target)
-        # Re-seeded per photo, so each photo's result does not depend on which photos came before.
-        torch.manual_seed(seed)
-        (optimised, _history), optim_seconds = _timed(
-            lambda c=content: optimize(c, loss, steps=gatys_steps, method=method), target
-        )
-        model_losses = _loss_values(loss, output, content)
-        optim_losses = _loss_values(loss, optimised, content)
-        images.append(
-            {
-                "photo": str(path.relative_to(photos)),
-                "model": {**model_losses, "seconds": model_seconds, "ssim": _ssim(output, content)},
-                "optimisation": {**optim_losses, "seconds": optim_seconds, "ssim": _ssim(optimised, content)},
-                "ratio_total": model_losses["total_loss"] / max(optim_losses["total_loss"], 1e-12),
-                "speedup": optim_seconds / max(model_seconds, 1e-9),
-            }
-        )
-        for row, image in zip(grid_rows, (content, optimised, output), strict=True):
-            row.append(image[0].detach().cpu())
-    if not images:
-        raise StylenetError(f"{photos}: no usable photos ({len(skipped)} unreadable file(s) skipped)")
-
+    several = _styles_to_score(stylizer.metadata, style)
+    contents, skipped = _load_photos(photos, size, target)
+    grid = [content[0].cpu() for _, content in contents]
+    if several is None:
+        loss, loss_config, style_info, defaults_used = _build_loss(stylizer.metadata, style, vgg_weights)
+        images, optimised, outputs = _score(stylizer, loss.to(target), contents, gatys_steps, method, seed, target)
+        grid += optimised + outputs
+        described: dict[str, Any] = {"style": style_info}
+        report: dict[str, Any] = {"images": images, "mean": _mean(images)}
+    else:
+        loss_config, defaults_used = _loss_definition(stylizer.metadata, vgg_weights)
+        scored = []
+        for entry in several:
+            torch.manual_seed(seed)  # every style's loss network alike (it matters for random VGG weights)
+            loss, config, info = _style_loss(entry, loss_config)
+            rows, optimised, outputs = _score(
+                stylizer.with_style(entry["name"]), loss.to(target), contents, gatys_steps, method, seed, target
+            )
+            grid += optimised + outputs
+            scored.append({"style": info, "loss": config, "images": rows, "mean": _mean(rows)})
+        described = {"styles": [s["style"] for s in scored]}
+        loss_config = {k: v for k, v in loss_config.items() if k not in WEIGHT_KEYS}  # each style has its own
+        report = {"styles": scored, "mean": _mean([s["mean"] for s in scored]), "photos": [n for n, _ in contents]}
+    settings = {"model": str(model), **described, "loss": loss_config, "loss_defaults_used": defaults_used}
+    settings |= {"gatys_steps": gatys_steps, "method": method, "lr": DEFAULT_LR[method], "size": size, "seed": seed}
+    report = {"settings": settings | {"vgg_weights": loss_config.get("vgg_weights"), "device": str(target)}, **report}
     notes = [LPIPS_NOTE]
     if defaults_used:
         notes.append("the model's metadata holds no loss definition; the project's default loss was used")
-    report = {
-        "settings": {
-            "model": str(model),
-            "style": style_info,
-            "loss": loss_config,
-            "loss_defaults_used": defaults_used,
-            "gatys_steps": gatys_steps,
-            "method": method,
-            "lr": DEFAULT_LR[method],
-            "size": size,
-            "seed": seed,
-            "vgg_weights": loss_config.get("vgg_weights"),
-            "device": str(target),
-        },
-        "images": images,
-        "mean": _mean(images),
-        "skipped": skipped,
-        "skipped_count": len(skipped),
-        "lpips": None,
-        "notes": notes,
-    }
+    if not gatys_steps:
+        notes.append("--gatys-steps 0: no optimisation reference was run, so there are no ratios or speed-ups")
+    report |= {"skipped": skipped, "skipped_count": len(skipped), "lpips": None, "notes": notes}
     if not all(math.isfinite(v) for v in _numbers(report["mean"])):
         notes.append("some values are not finite (diverged optimisation or degenerate loss)")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "report.md").write_text(_markdown(report))
-    # make_grid fills rows of `nrow` images: one row per kind, one column per photo.
-    grid = make_grid(grid_rows[0] + grid_rows[1] + grid_rows[2], nrow=len(images), padding=2)
-    save_image(grid, out_dir / "grid.png")
+    (out_dir / "report.md").write_text(markdown(report))
+    # make_grid fills rows of `nrow` images: one row per kind (and style), one column per photo.
+    save_image(make_grid(grid, nrow=len(contents), padding=2), out_dir / "grid.png")
     return report
 
 
@@ -280,8 +309,12 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     mean = report["mean"]
-    print(
-        f"wrote {out_dir / 'report.md'}: {len(report['images'])} photo(s), {report['skipped_count']} skipped; "
+    photos = len(report["images"]) if "images" in report else len(report["photos"])
+    scored = f"{photos} photo(s)" + (f" x {len(report['styles'])} styles" if "styles" in report else "")
+    figures = (
         f"model/optimisation total loss {mean['ratio_total']:.3f}, speed-up {mean['speedup']:.0f}x"
+        if "ratio_total" in mean
+        else f"model total loss {mean['model']['total_loss']:.4g}"
     )
+    print(f"wrote {out_dir / 'report.md'}: {scored}, {report['skipped_count']} skipped; {figures}")
     return 0

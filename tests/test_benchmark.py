@@ -14,10 +14,14 @@ import pytest
 import torch
 
 from stylenet.benchmark import BenchmarkError
-from stylenet.benchmark.backends import BACKENDS, GPU_DEFAULT_ONLY, expand_backends
+from stylenet.benchmark.backends import BACKENDS, GPU_DEFAULT_ONLY, expand_backends, inference_runner
 from stylenet.benchmark.reference import ReferenceVGG16, reference_network, reference_train_step_factory
+from stylenet.benchmark.report import format_markdown, format_report
 from stylenet.benchmark.run import add_parser, parse_sizes, run
+from stylenet.benchmark.styles import prepare_style_models, style_variants
 from stylenet.benchmark.suite import run_benchmark
+from stylenet.inference.model import load_model, load_network
+from stylenet.networks.style_rows import norm_parameters
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -152,3 +156,111 @@ def test_all_backends_leave_gpu_only_ones_to_gpus() -> None:
     assert expand_backends(["all"], cuda=True) == list(BACKENDS)
     assert not set(expand_backends(["all"], cuda=False)) & set(GPU_DEFAULT_ONLY)
     assert expand_backends(["cudagraph-fp16"], cuda=False) == ["cudagraph-fp16"]  # asked for by name: kept
+
+
+def _tiny_model(folder: Path, num_styles: int = 1) -> Path:
+    from stylenet.checkpoint import save_inference_checkpoint, style_metadata
+    from stylenet.networks.transformer import TransformerNet
+
+    torch.manual_seed(0)
+    network = TransformerNet(width=0.25, num_residual_blocks=1, num_styles=num_styles).eval()
+    with torch.no_grad():  # norms away from their identity start, so that styles and blends differ
+        for parameter in norm_parameters(network):
+            parameter.add_(0.3 * torch.randn(parameter.shape))
+    styles = style_metadata([{"name": f"painting{i}"} for i in range(num_styles)])
+    return save_inference_checkpoint(folder / f"tiny-{num_styles}.pt", network, {**styles, "steps": 1})
+
+
+def test_style_rows_choose_and_blend_what_they_say(tmp_path: Path) -> None:
+    model = _tiny_model(tmp_path)
+    network, metadata = load_network(model)
+    specs = prepare_style_models(network, metadata, 3, tmp_path)
+    single, one, blend = style_variants(3)
+    assert list(specs) == [single, one, blend] == ["stylizer-1-style", "stylizer-3-styles", "stylizer-3-blend"]
+    assert specs[one]["style"] == "style2" and specs[blend]["style"] == "style0=1,style1=1,style2=1"
+    photo = torch.rand(1, 3, 24, 32)
+    several = load_model(specs[one]["model_file"], precision="fp32")
+    assert several.styles == ["style0", "style1", "style2"] and several.network.num_styles == 1  # baked in
+    alone = load_model(specs[single]["model_file"], precision="fp32")(photo)
+    assert torch.equal(several.with_style("style0")(photo), alone)  # the first row is the model's own
+    assert (several.with_style("style2")(photo) - alone).abs().max() > 1e-3  # the others differ
+    wide, _ = load_network(specs[one]["model_file"])
+    with torch.no_grad():
+        expected = wide(photo, torch.full((3,), 1 / 3)).clamp(0, 1)
+    assert torch.allclose(several.with_style(specs[blend]["style"])(photo), expected, atol=1e-5)
+    for variant in specs:  # what a measuring process runs: the stylizer in its choice, at the default precision
+        run = inference_runner({"variant": variant, "height": 24, "width": 32, **specs[variant]}, torch.device("cpu"))
+        assert run().shape == (1, 3, 24, 32)
+
+
+def test_a_model_of_several_styles_is_used_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = _tiny_model(tmp_path, num_styles=2)
+    network, metadata = load_network(model)
+    specs = prepare_style_models(network, metadata, 2, tmp_path)
+    assert specs["stylizer-2-styles"]["style"] == "painting1"
+    photo = torch.rand(1, 3, 16, 16)
+    first = load_model(model, precision="fp32")  # its first style, baked: what the single-style row runs
+    assert torch.equal(load_model(specs["stylizer-1-style"]["model_file"], precision="fp32")(photo), first(photo))
+    with pytest.raises(BenchmarkError, match="holds 2 styles; pass --styles 2"):
+        prepare_style_models(network, metadata, 3, tmp_path)
+    with pytest.raises(BenchmarkError, match="at least 2"):
+        prepare_style_models(*load_network(_tiny_model(tmp_path)), 1, tmp_path)
+    argv = ["benchmark", "--sizes", "16", "--backends", "eager-fp32", "--no-train", "--in-process"]
+    assert run(_parse([*argv, "--model", str(model), "--styles", "3"])) == 2
+    assert "pass --styles 2" in capsys.readouterr().err
+
+
+def test_style_rows_report_ratios_against_the_single_style_model(tmp_path: Path, monkeypatch) -> None:
+    _no_allocator_change(monkeypatch)
+    model = _tiny_model(tmp_path, num_styles=3)
+    result = run_benchmark([(32, 24)], ["eager-fp32"], 2, False, 1, str(model), isolate=False, styles=3)
+    rows = {row["backend"]: row for row in result["inference"]}
+    assert list(rows) == ["reference-eager-fp32", "eager-fp32", *style_variants(3)]
+    _check_figures(list(rows.values()), "ms_per_frame")
+    single = rows["stylizer-1-style"]
+    assert "ratio_vs_single_style" not in single and single["psnr_vs_eager_fp32_db"] > 30  # eager-fp32's weights
+    assert rows["stylizer-3-styles"]["style"] == "painting2"
+    for name in ("stylizer-3-styles", "stylizer-3-blend"):
+        assert rows[name]["ratio_vs_single_style"] == pytest.approx(single["ms_per_frame"] / rows[name]["ms_per_frame"])
+    assert result["settings"]["styles"] == 3 and "stylizer-1-style" in result["styles_note"]
+    markdown = format_markdown(result, "stylenet benchmark --styles 3")
+    table = "| size | memory reuse | 1 style ms/frame | 1 of 3 styles ms/frame | vs 1 style | blend of 3 ms/frame |"
+    assert table in markdown and "| 32x24 | off |" in markdown
+    printed = format_report(result)
+    assert "1 of 3 styles ms/frame" in printed and "vs 1 style" in printed
+    blend = rows["stylizer-3-blend"]["ratio_vs_single_style"]
+    assert f"{blend:.3f}x" in printed and f"{blend:.3f}x" in markdown
+
+
+def test_style_table_sets_each_choice_beside_the_single_style_model() -> None:
+    from stylenet.benchmark.styles import with_single_style_ratio
+
+    def row(size: str, backend: str, ms: float | None, reuse: str = "off") -> dict:
+        figures = {"status": "ok", "ms_per_frame": ms, "frames_per_s": 1000 / ms, "peak_rss_mb": 100.0} if ms else {}
+        return {"size": size, "backend": backend, "memory_reuse": reuse, **figures} | (
+            {} if ms else {"status": "skipped", "reason": "compile failed"}
+        )
+
+    single, one, blend = style_variants(5)
+    rows = [row("256x256", single, 40.0), row("256x256", one, 50.0), row("256x256", blend, None)]
+    rows += [row("256x256", single, 20.0, "on"), row("256x256", one, 10.0, "on"), row("256x256", blend, 40.0, "on")]
+    for i in (1, 2, 4, 5):
+        with_single_style_ratio(rows[i], rows[3 * (i // 3)])
+    assert "ratio_vs_single_style" not in rows[2] and rows[4]["ratio_vs_single_style"] == 2.0
+    machine = {"cpu_model": "cpu", "os_cpu_count": 2, "torch_num_threads": 2, "cpu_flags": {}, "gpu": None}
+    result = {
+        "machine": machine | {"torch": "x", "onnxruntime": None},
+        "settings": {"sizes": ["256x256"], "styles": 5},
+        "inference": rows,
+        "training": [],
+        "ratio_note": "r",
+        "peak_rss_mb_note": "p",
+        "styles_note": "stylizer rows",
+    }
+    markdown = format_markdown(result)
+    assert "| 256x256 | off | 40.0 | 50.0 | 0.800x | skipped | skipped |" in markdown
+    assert "| 256x256 | on | 20.0 | 10.0 | 2.000x | 40.0 | 0.500x |" in markdown
+    assert "- styles: stylizer rows" in markdown
+    printed = format_report(result).splitlines()
+    assert any(line.split() == ["256x256", "on", "20.0", "10.0", "2.000x", "40.0", "0.500x"] for line in printed)
+    assert "blend of 5" not in format_markdown(result | {"settings": {"sizes": ["256x256"], "styles": None}})

@@ -145,3 +145,24 @@ def test_cli_glue(
     assert settings["method"] == "adam" and settings["gatys_steps"] == 3
     # --style starry reads configs/style/starry.yaml: its size and weights replace the model's.
     assert settings["style"]["size"] == 512 and settings["loss"]["style_weight"] == 10.0
+
+
+def test_zero_gatys_steps_scores_the_model_alone(
+    model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the optimisation ran with --gatys-steps 0")
+
+    monkeypatch.setattr("stylenet.evaluate.optimize", refuse)
+    out = tmp_path / "model-only"
+    argv = ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--gatys-steps", "0"]
+    assert main([*argv, "--size", str(SIZE), "--vgg-weights", "random"]) == 0
+    assert "model total loss" in capsys.readouterr().out
+    result = json.loads((out / "report.json").read_text())
+    for row in [*result["images"], result["mean"]]:
+        assert set(row) <= {"photo", "model"} and math.isfinite(row["model"]["total_loss"])
+    assert any("--gatys-steps 0" in note for note in result["notes"])
+    markdown = (out / "report.md").read_text()
+    assert "| photo | model content | model style | model tv | model total | model s | SSIM model |" in markdown
+    with Image.open(out / "grid.png") as grid:  # content and model rows only
+        assert grid.size == (2 * SIZE + 3 * 2, 2 * SIZE + 3 * 2)

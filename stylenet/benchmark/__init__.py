@@ -2,9 +2,10 @@
 
 One module per idea: `run` (the command line), `suite` (which measurements, and their ratios),
 `measure` (one measurement; also the entry point of the measuring process), `isolate` (a fresh
-process per measurement, and its peak memory), `backends` (the inference paths), `training` (the
-training steps), `reference` (the yardstick), `machine` (what the figures were measured on) and
-`report` (tables for the terminal and for docs/).
+process per measurement, and its peak memory), `backends` (the inference paths), `styles` (a
+single-style model against the same network holding several styles), `training` (the training
+steps), `reference` (the yardstick), `machine` (what the figures were measured on) and `report`
+(tables for the terminal and for docs/).
 """
 
 from stylenet.errors import StylenetError

@@ -31,6 +31,7 @@ CUDA_ONLY = ("cudagraph-bf16", "cudagraph-fp16")
 GPU_DEFAULT_ONLY = ("autocast-fp16", "fast-fp16", "compile-fp16", *CUDA_ONLY)
 REFERENCE = "reference-eager-fp32"
 EXPORTED = {"onnxruntime": "onnx", "pt2": "pt2"}  # backend: the export format it runs
+STYLIZER_PREFIX = "stylizer-"  # the multi-style rows (stylenet.benchmark.styles), asked for with --styles N
 
 
 def expand_backends(names: list[str], cuda: bool = False) -> list[str]:
@@ -93,6 +94,10 @@ def inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
 
         network, frame = reference_network().to(device), frame.to(device) * 255  # the reference works in 0..255
         return lambda: network(frame)
+    if variant.startswith(STYLIZER_PREFIX):
+        from stylenet.benchmark.styles import stylizer_runner
+
+        return stylizer_runner(spec, frame, device)
     if variant == "pt2":
         network = torch.export.load(spec["artifact"]).module().to(device)
         frame = frame.to(device)

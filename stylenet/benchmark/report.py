@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stylenet.benchmark.styles import style_variants
+
 
 def _machine_lines(result: dict[str, Any]) -> list[str]:
     m = result["machine"]
@@ -21,6 +23,35 @@ def _notes(result: dict[str, Any]) -> list[str]:
         "PSNR: of the output against eager-fp32's, same weights and photo (scikit-image's astronaut, resized)",
         f"peak RSS: {result['peak_rss_mb_note']}",
         *([f"training: {result['training_note']}"] if "training_note" in result else []),
+        *([f"styles: {result['styles_note']}"] if "styles_note" in result else []),
+    ]
+
+
+def _style_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per (size, memory reuse): single-style ms/frame, then ms/frame and ratio of one style and of the blend."""
+    n = result["settings"].get("styles")
+    if not n:
+        return []
+    by_key: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in result["inference"]:
+        by_key.setdefault((row["size"], row.get("memory_reuse", "-")), {})[row["backend"]] = row
+    table = []
+    for (size, reuse), rows in by_key.items():
+        single, one, blend = (rows.get(name) for name in style_variants(n))
+        if single is None:
+            continue
+        cells = [size, reuse, _cell(single, "ms_per_frame", 1)]
+        for row in (one, blend):
+            cells += [_cell(row, "ms_per_frame", 1), _cell(row, "ratio_vs_single_style", 3, "x")]
+        table.append(cells)
+    return table
+
+
+def _style_header(result: dict[str, Any]) -> list[str]:
+    n = result["settings"]["styles"]
+    return ["size", "memory reuse", "1 style ms/frame", f"1 of {n} styles ms/frame", "vs 1 style"] + [
+        f"blend of {n} ms/frame",
+        "vs 1 style",
     ]
 
 
@@ -58,6 +89,14 @@ def format_report(result: dict[str, Any]) -> str:
         ]
         for row in result["training"]:
             lines.append(_table_row(f"{row['backend']:<22}", row, "ms_per_step", "images_per_s", psnr_column=False))
+    styles = _style_rows(result)
+    if styles:
+        widths = [11, 7, 18, 25, 12, 22, 12]
+        header = ["size", "reuse", *_style_header(result)[2:]]
+        lines += ["", "multi-style network against single-style (the stylize path):"]
+        for cells in [header, *styles]:
+            left = f"{cells[0]:<{widths[0]}}{cells[1]:<{widths[1]}}"
+            lines.append(left + "".join(f"{c:>{w}}" for c, w in zip(cells[2:], widths[2:], strict=True)))
     return "\n".join([*lines, "", *_notes(result)])
 
 
@@ -96,4 +135,9 @@ def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
             cells += [_cell(row, "images_per_s", 2), _cell(row, "ratio_vs_reference", 2, "x")]
             cells.append(_cell(row, "peak_rss_mb"))
             lines.append("| " + " | ".join(cells) + " |")
+    styles = _style_rows(result)
+    if styles:
+        header = _style_header(result)
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in styles]
     return "\n".join([*lines, "", *(f"- {note}" for note in _notes(result)), ""])

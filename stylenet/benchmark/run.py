@@ -62,6 +62,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "memory for reuse (on), the C library's defaults (off), or each measurement under both (default both; "
         "off with --in-process)",
     )
+    parser.add_argument(
+        "--styles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also time the model as `stylenet stylize` runs it, as a single-style model and as the same network "
+        "holding N styles (one chosen, and a blend of all), with ratios against the single-style model; a model of "
+        "several styles is used as it is (N must be its count) (default: not measured)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the full result as JSON")
     parser.add_argument("--markdown", type=Path, default=None, metavar="OUT", help="write the tables as Markdown")
     parser.add_argument(
@@ -84,6 +93,7 @@ def _command(args: argparse.Namespace) -> str:
         argv.append("--no-train")
     argv += ["--model", str(args.model)] if args.model else []
     argv += ["--memory-reuse", args.memory_reuse] if args.memory_reuse else []
+    argv += ["--styles", str(args.styles)] if args.styles is not None else []
     argv += [] if args.isolate else ["--in-process"]
     return shlex.join(argv)
 
@@ -103,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             isolate=args.isolate,
             child_timeout_s=args.child_timeout,
             memory_reuse=args.memory_reuse,
+            styles=args.styles,
         )
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)

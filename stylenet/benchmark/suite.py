@@ -11,8 +11,9 @@ from typing import Any
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import EXPORTED, REFERENCE, expand_backends
 from stylenet.benchmark.isolate import CHILD_TIMEOUT_S, measure_in_subprocess
-from stylenet.benchmark.machine import machine_info
+from stylenet.benchmark.machine import device, machine_info
 from stylenet.benchmark.measure import WARMUP, measure
+from stylenet.benchmark.styles import SINGLE, prepare_style_models, single_style, with_single_style_ratio
 from stylenet.benchmark.training import REFERENCE as TRAIN_REFERENCE
 from stylenet.benchmark.training import training_variants
 
@@ -48,8 +49,11 @@ def _psnr_db(output: str, reference: str | None) -> float | None:
     return 10 * math.log10(1 / max((a - b).pow(2).mean().item(), 1e-20))  # identical outputs read 200 dB
 
 
-def _prepare(model: str | None, backends: list[str], workdir: Path) -> tuple[str, dict[str, str], dict[str, str]]:
-    """Saves the network weights for the measuring processes; exports onnx/pt2 once for every size."""
+def _prepare(
+    model: str | None, backends: list[str], workdir: Path, styles: int | None = None
+) -> tuple[str, dict[str, str], dict[str, str], dict[str, dict[str, Any]]]:
+    """Saves the network weights for the measuring processes; exports onnx/pt2 once for every size; writes the
+    models of the multi-style rows where `styles` asks for them."""
     import torch
 
     from stylenet.inference.export import export
@@ -61,6 +65,8 @@ def _prepare(model: str | None, backends: list[str], workdir: Path) -> tuple[str
     else:
         torch.manual_seed(0)
         network, metadata = TransformerNet().eval(), {"style": {"name": "random"}, "steps": 0}
+    style_models = prepare_style_models(network, metadata, styles, workdir) if styles is not None else {}
+    network, metadata = single_style(network, metadata)  # the backends time one style (a choice runs as one)
     weights = workdir / "network.pt"
     torch.save({"config": network.config.to_dict(), "state_dict": network.state_dict()}, weights)
     artifacts, failures = {}, {}
@@ -72,7 +78,7 @@ def _prepare(model: str | None, backends: list[str], workdir: Path) -> tuple[str
         except Exception as error:  # a failed export skips that backend only
             message = (str(error).strip().splitlines() or [""])[0]
             failures[backend] = f"export failed: {error.__class__.__name__}: {message}"[:500]
-    return str(weights), artifacts, failures
+    return str(weights), artifacts, failures, style_models
 
 
 def _with_ratio(row: dict[str, Any], reference: dict[str, Any], key: str, faster_is_lower: bool) -> dict[str, Any]:
@@ -94,17 +100,20 @@ def run_benchmark(
     isolate: bool = True,
     child_timeout_s: float = CHILD_TIMEOUT_S,
     memory_reuse: str | None = None,
+    styles: int | None = None,
 ) -> dict[str, Any]:
     """Measure inference per (backend, size) and training speed; returns the JSON-ready result.
 
     `sizes` are (width, height); inference is at batch 1. With `isolate` every measurement runs in
     a fresh process and `peak_rss_mb` is its own peak; without, it is the process-wide peak so far.
     `memory_reuse` ("on", "off" or "both"; default both, or off without `isolate`) is the
-    allocator setting of the measuring processes; each row says which it ran under.
+    allocator setting of the measuring processes; each row says which it ran under. `styles` (N >= 2)
+    adds the rows of `stylenet.benchmark.styles`: the model as a single-style model against the same
+    network holding N styles, in one style and in a blend.
     """
     import torch
 
-    from stylenet.hardware import cpu_has_native_bf16
+    from stylenet.hardware import cpu_has_native_bf16, native_precision
 
     backends = expand_backends(backends, cuda=torch.cuda.is_available())
     if repeats < 1 or train_steps < 1 or train_size < 8 or train_batch < 1:
@@ -125,6 +134,7 @@ def run_benchmark(
             "train_steps": train_steps,
             "isolated_processes": isolate,
             "memory_reuse": settings,
+            "styles": styles,
         },
         "ratio_note": "inference: reference_ms / backend_ms; training: images_per_s / reference images_per_s "
         "(above 1 is faster than the reference), each against the reference under the same memory reuse",
@@ -156,7 +166,7 @@ def run_benchmark(
             print(f"  {where} {spec['variant']}, reuse {spec['memory_reuse']}: {done}", file=sys.stderr, flush=True)
             return {"memory_reuse": spec["memory_reuse"], **row}
 
-        weights, artifacts, failures = _prepare(model, backends, workdir)
+        weights, artifacts, failures, style_models = _prepare(model, backends, workdir, styles)
         for (width, height), reuse in ((size, reuse) for size in order for reuse in settings):
             base = {"kind": "inference", "width": width, "height": height, "repeats": repeats, "weights": weights}
             base["memory_reuse"] = reuse
@@ -175,6 +185,27 @@ def run_benchmark(
                 if psnr is not None:
                     row["psnr_vs_eager_fp32_db"] = psnr
                 result["inference"].append(_with_ratio(row, reference, "ms_per_frame", faster_is_lower=True))
+            single: dict[str, Any] = {}
+            for variant, choice in style_models.items():
+                row = {"size": size, "backend": variant, **({"style": choice["style"]} if choice["style"] else {})}
+                output = str(workdir / f"out-{variant}-{size}-{reuse}.pt") if variant == SINGLE else None
+                row.update(measure_fn({**base, "variant": variant, **choice, "output": output}))
+                psnr = _psnr_db(output, outputs.get("eager-fp32")) if output else None
+                if psnr is not None:  # the same weights as eager-fp32: how far its precision takes it
+                    row["psnr_vs_eager_fp32_db"] = psnr
+                if variant == SINGLE:
+                    single = row
+                else:
+                    with_single_style_ratio(row, single)
+                result["inference"].append(_with_ratio(row, reference, "ms_per_frame", faster_is_lower=True))
+        if style_models:
+            precision = native_precision(device().type)
+            result["styles_note"] = (
+                f"stylizer-*: `load_model` as `stylenet stylize` runs it ({precision}, uncompiled, untiled): "
+                f"{SINGLE} the model of one style; stylizer-{styles}-styles the same network holding {styles} styles, "
+                f"one chosen; stylizer-{styles}-blend an equal blend of all; vs 1 style: {SINGLE} ms / the row's ms "
+                "(above 1 is faster), same size and memory reuse"
+            )
         if train:
             variants = training_variants(cpu_has_native_bf16(), torch.cuda.is_available())
             for reuse in settings:
