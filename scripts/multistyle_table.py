@@ -33,6 +33,10 @@ def _style_mean(report: dict[str, Any], name: str) -> dict[str, float]:
     return report["mean"]["model"]
 
 
+def _model(path: str) -> str:
+    return Path(_report(path)["settings"]["model"]).name
+
+
 def _cells(losses: dict[str, float]) -> str:
     return " | ".join(f"{losses[t]:.4f}" for t in TERMS)
 
@@ -56,15 +60,15 @@ def quality(multi_path: str, singles: list[str]) -> str:
 def added(name: str, added_path: str, scratch_paths: list[str]) -> str:
     new = _style_mean(_report(added_path), name)
     lines = [
-        "| model | steps | content | style | tv | total | added / this |",
-        "|---|---|---|---|---|---|---|",
-        f"| added to a trained model (norms only) | {_report(added_path)['settings'].get('model')} | {_cells(new)} | 1.00 |",
+        "| model | content | style | tv | total | added / this |",
+        "|---|---|---|---|---|---|",
+        f"| added to a trained model (norms only): {_model(added_path)} | {_cells(new)} | 1.00 |",
     ]
     for path in scratch_paths:
         report = _report(path)
         scratch = _style_mean(report, name)
         ratio = new["total_loss"] / scratch["total_loss"]
-        lines.append(f"| from scratch | {report['settings'].get('model')} | {_cells(scratch)} | **{ratio:.3f}** |")
+        lines.append(f"| from scratch: {_model(path)} | {_cells(scratch)} | **{ratio:.3f}** |")
     return "\n".join(lines)
 
 

@@ -174,6 +174,6 @@ def load_lightning_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[st
     weights = {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
     network = build_network(path, info.get("model"), weights)
     metadata = {"model": network.config.to_dict(), "steps": checkpoint["global_step"]}
-    metadata |= {key: info[key] for key in ("style", "styles") if info.get(key) is not None}
+    metadata |= {key: info[key] for key in ("style", "styles", "loss") if info.get(key) is not None}
     _check_metadata(path, metadata, network.num_styles)
     return network, metadata

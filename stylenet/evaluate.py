@@ -77,7 +77,7 @@ def _resolve_style(
     raise ConfigError(f"--style {style}: neither a style name in configs/style/ nor an image file")
 
 
-def _loss_definition(metadata: dict[str, Any], vgg_weights: str | None) -> tuple[dict[str, Any], bool]:
+def loss_definition(metadata: dict[str, Any], vgg_weights: str | None) -> tuple[dict[str, Any], bool]:
     """The model's training loss definition (or the defaults) and whether the defaults were used."""
     stored = metadata.get("loss")
     known = set(inspect.signature(build_perceptual_loss).parameters) - {"style_image"}
@@ -93,7 +93,7 @@ def _build_loss(
     metadata: dict[str, Any], style: str | None, vgg_weights: str | None
 ) -> tuple[PerceptualLoss, dict[str, Any], dict[str, Any], bool]:
     """The model's training loss (or the defaults), its definition, the style and whether defaults were used."""
-    loss_config, defaults_used = _loss_definition(metadata, vgg_weights)
+    loss_config, defaults_used = loss_definition(metadata, vgg_weights)
     style_info, loss_config = _resolve_style(style, metadata, loss_config)
     style_image = load_style_image(str(style_info["image"]), int(style_info["size"]))
     return build_perceptual_loss(style_image, **loss_config), loss_config, style_info, defaults_used
@@ -119,7 +119,7 @@ def _styles_to_score(metadata: dict[str, Any], style: str | None) -> list[dict[s
     return chosen
 
 
-def _style_loss(entry: dict[str, Any], loss_config: dict[str, Any]) -> tuple[PerceptualLoss, dict, dict]:
+def style_loss(entry: dict[str, Any], loss_config: dict[str, Any]) -> tuple[PerceptualLoss, dict, dict]:
     """One style's loss as it was trained: its painting at its size, its own content/style/tv weights."""
     weights = {k: float(entry[k]) for k in WEIGHT_KEYS if entry.get(k) is not None}
     config = {**loss_config, **weights}
@@ -170,7 +170,7 @@ def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _load_photos(photos: Path, size: int, target: torch.device) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+def load_photos(photos: Path, size: int, target: torch.device) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
     """The readable photos (name, (1, 3, size, size)) and the names of those skipped as unreadable."""
     loaded, skipped = [], []
     for path in list_images(photos):
@@ -246,7 +246,7 @@ def evaluate(
     target = resolve_device(device)
     stylizer = load_model(model, device=device, precision="fp32")  # the model itself, not a fast path
     several = _styles_to_score(stylizer.metadata, style)
-    contents, skipped = _load_photos(photos, size, target)
+    contents, skipped = load_photos(photos, size, target)
     grid = [content[0].cpu() for _, content in contents]
     if several is None:
         loss, loss_config, style_info, defaults_used = _build_loss(stylizer.metadata, style, vgg_weights)
@@ -255,11 +255,11 @@ def evaluate(
         described: dict[str, Any] = {"style": style_info}
         report: dict[str, Any] = {"images": images, "mean": _mean(images)}
     else:
-        loss_config, defaults_used = _loss_definition(stylizer.metadata, vgg_weights)
+        loss_config, defaults_used = loss_definition(stylizer.metadata, vgg_weights)
         scored = []
         for entry in several:
             torch.manual_seed(seed)  # every style's loss network alike (it matters for random VGG weights)
-            loss, config, info = _style_loss(entry, loss_config)
+            loss, config, info = style_loss(entry, loss_config)
             rows, optimised, outputs = _score(
                 stylizer.with_style(entry["name"]), loss.to(target), contents, gatys_steps, method, seed, target
             )

@@ -197,6 +197,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         described if len(described) > 1 else described[0],
         channels_last=channels_last,
         compile=compile,
+        loss_definition=_loss_summary(cfg),
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)

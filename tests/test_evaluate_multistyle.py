@@ -182,7 +182,7 @@ def _refuse_work(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("work started before the style was checked")
 
-    monkeypatch.setattr("stylenet.evaluate._load_photos", refuse)
+    monkeypatch.setattr("stylenet.evaluate.load_photos", refuse)
     monkeypatch.setattr("stylenet.evaluate.build_perceptual_loss", refuse)
 
 

@@ -58,6 +58,7 @@ def test_two_styles_train_in_one_network_and_the_model_lists_them(paintings: Pat
     assert {"val/total_loss", "train/total_loss"} <= tags
     lightning, lightning_metadata = load_lightning_checkpoint(paintings / "run" / "checkpoints" / "last.ckpt")
     assert [s["name"] for s in lightning_metadata["styles"]] == ["stripes", "dots"]
+    assert lightning_metadata["loss"] == metadata["loss"]  # evaluate scores a .ckpt on its own loss too
     # the two rows were trained apart: the styles give different pictures
     photo = torch.rand(1, 3, 32, 32)
     with torch.no_grad():

@@ -57,6 +57,7 @@ class StyleTransferModule(pl.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         check_finite_every_n_steps: int = 50,
+        loss_definition: dict[str, Any] | None = None,
     ):
         """`style`: what describes the style (name, image, size), or a list of them, one per row of a
         network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
@@ -67,15 +68,19 @@ class StyleTransferModule(pl.LightningModule):
         backward) through torch.compile. Either also switches the network and VGG to their fast
         layers (`use_fast_ops`). All change speed only: the loss definition is the same.
 
+        `loss_definition` (the loss config) is written into checkpoints, so that `stylenet evaluate` scores a
+        `.ckpt` on the loss it was trained with.
+
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
-        self.save_hyperparameters(ignore=["network", "loss", "optimizer"])
+        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "loss_definition"])
         self.network = network
         self.loss = loss
         self.optimizer_factory = optimizer
         self.strict_loading = False  # checkpoints hold no loss-network weights; on_load_checkpoint checks the network
         self.styles = list(style) if isinstance(style, list) else [style]
+        self.loss_definition = loss_definition
         if len(self.styles) != network.num_styles:
             raise ValueError(f"{len(self.styles)} style(s) described for a network of {network.num_styles}")
         self.example_input_array = torch.zeros(1, 3, 256, 256)
@@ -204,3 +209,5 @@ class StyleTransferModule(pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(_LOSS_PREFIX)}
         # Enough for inference code to rebuild the network from a .ckpt without Lightning.
         checkpoint["stylenet"] = {"model": self.network.config.to_dict(), **style_metadata(self.styles)}
+        if self.loss_definition is not None:
+            checkpoint["stylenet"]["loss"] = self.loss_definition
