@@ -17,6 +17,7 @@ from stylenet.checkpoint import styles_of
 from stylenet.errors import StylenetError
 from stylenet.inference.metadata import METADATA_KEY, describe
 from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
+from stylenet.inference.stylizer import style_names
 from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import TransformerNet
 
@@ -68,16 +69,12 @@ def _exported_program(network: TransformerNet) -> torch.export.ExportedProgram:
         return torch.export.export(_export_copy(network), _example_input(n), dynamic_shapes=_dynamic_shapes(n))
 
 
-def _style_names(metadata: dict[str, Any]) -> list[str]:
-    return [s["name"] for s in styles_of(metadata) if isinstance(s, dict) and isinstance(s.get("name"), str)]
-
-
 def choose_style(
     network: TransformerNet, metadata: dict[str, Any], style: StyleChoice
 ) -> tuple[TransformerNet, dict[str, Any]]:
     """`network` and `metadata` as they export for `style` (see `export`); one ConfigError line for a bad
     choice, before anything is written."""
-    names = _style_names(metadata)
+    names = style_names(metadata)
     if network.num_styles > 1 and len(names) != network.num_styles:
         raise ExportError(
             f"the network holds {network.num_styles} styles but its metadata names {len(names)}: "
@@ -98,7 +95,7 @@ def choose_style(
 
 def file_stem(metadata: dict[str, Any]) -> str:
     """The default file name of an export: its style, "a+b+c" for several, "a-0.7_b-0.3" for a baked blend."""
-    names = _style_names(metadata)
+    names = style_names(metadata)
     if not names:
         return "model"
     if len(names) > 1:
@@ -119,7 +116,7 @@ def _onnx_props(metadata: dict[str, Any]) -> dict[str, str]:
     if isinstance(metadata.get("style"), dict) and "name" in metadata["style"]:
         props["style"] = str(metadata["style"]["name"])
     if metadata.get("styles"):
-        props["styles"] = ",".join(_style_names(metadata))
+        props["styles"] = ",".join(style_names(metadata))
     if "steps" in metadata:
         props["steps"] = str(metadata["steps"])
     return props

@@ -184,7 +184,7 @@ RANGE_TOLERANCE = 1e-3
 
 def style_names(metadata: dict[str, Any]) -> list[str]:
     """The names of a model's styles, in row order."""
-    return [s["name"] for s in styles_of(metadata) if isinstance(s.get("name"), str)]
+    return [s["name"] for s in styles_of(metadata) if isinstance(s, dict) and isinstance(s.get("name"), str)]
 
 
 def check_tensor(images: torch.Tensor) -> torch.Tensor:
