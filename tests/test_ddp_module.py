@@ -36,6 +36,8 @@ def watching(other_rank_first_bad_step: float, every: int = 50) -> SimpleNamespa
         _trainer=trainer, trainer=trainer, _first_non_finite={}, device=torch.device("cpu"), global_step=0
     )
     module.check_finite_every_n_steps = every
+    module._running_loss = None
+    module.JUMP_FACTOR, module.JUMP_AFTER_STEPS = StyleTransferModule.JUMP_FACTOR, StyleTransferModule.JUMP_AFTER_STEPS
     for name in ("_watch_finite", "_stop_if_non_finite", "on_train_batch_end"):
         setattr(module, name, getattr(StyleTransferModule, name).__get__(module))
     return module
@@ -50,7 +52,7 @@ def steps(module: SimpleNamespace, losses: list[float], stage: str = "train") ->
 def test_a_rank_with_finite_losses_stops_when_another_rank_diverged() -> None:
     module = watching(other_rank_first_bad_step=7)
     steps(module, [1.0, 0.5, 0.25])
-    with pytest.raises(NonFiniteLossError, match="train loss became NaN or inf at step 7"):
+    with pytest.raises(NonFiniteLossError, match="train loss became NaN or inf, or jumped over 100x its running mean, at step 7"):
         module._stop_if_non_finite("train")
 
 

@@ -161,3 +161,48 @@ def test_training_can_export_single_pass_models_at_the_end(tmp_path: Path) -> No
     lightning_checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     for path in [*result["exported"], lightning_checkpoint]:
         assert (load_model(path, precision="fp32")(images) - eager(images)).abs().max() <= 1e-4
+
+
+def test_a_finite_jump_of_the_loss_stops_the_run_like_a_nan(
+    tiny_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylenet.losses.perceptual import PerceptualLoss
+    from stylenet.training.module import StyleTransferModule
+
+    real_forward = PerceptualLoss.forward
+    calls = []
+
+    def jumping(self, output, content, styles=None):
+        terms = real_forward(self, output, content, styles)
+        calls.append(1)
+        if len(calls) == 4:  # the 4th step (index 3): finite, but 10^6 times the loss so far
+            terms.style = terms.style * 1e6
+        return terms
+
+    monkeypatch.setattr(PerceptualLoss, "forward", jumping)
+    monkeypatch.setattr(StyleTransferModule, "JUMP_AFTER_STEPS", 1)
+    with open_dict(tiny_cfg):
+        tiny_cfg.trainer.val_check_interval = 100
+    with pytest.raises(NonFiniteLossError, match="jumped over 100x its running mean, at step 3"):
+        train(tiny_cfg)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+
+
+def test_ordinary_ups_and_downs_of_the_loss_do_not_stop_a_run(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylenet.losses.perceptual import PerceptualLoss
+    from stylenet.training.module import StyleTransferModule
+
+    real_forward = PerceptualLoss.forward
+    calls = []
+
+    def noisy(self, output, content, styles=None):
+        terms = real_forward(self, output, content, styles)
+        calls.append(1)
+        terms.style = terms.style * (20.0 if len(calls) % 2 else 0.5)  # 40x swings, well under 100x the mean
+        return terms
+
+    monkeypatch.setattr(PerceptualLoss, "forward", noisy)
+    monkeypatch.setattr(StyleTransferModule, "JUMP_AFTER_STEPS", 1)
+    with open_dict(tiny_cfg):
+        tiny_cfg.trainer.max_steps = 8
+    assert train(tiny_cfg)["steps"] == 8

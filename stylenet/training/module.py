@@ -48,6 +48,10 @@ def network_mismatch(checkpoint: dict[str, Any], network: TransformerNet) -> str
 
 
 class StyleTransferModule(pl.LightningModule):
+    # A training loss this many times its running mean stops the run like a NaN (see `_watch_finite`).
+    JUMP_FACTOR = 100.0
+    JUMP_AFTER_STEPS = 50
+
     def __init__(
         self,
         network: TransformerNet,
@@ -89,6 +93,7 @@ class StyleTransferModule(pl.LightningModule):
         # stage -> () tensor: the first step whose loss was NaN/inf (inf if none yet). Kept on the
         # device, so that watching the loss costs no synchronisation.
         self._first_non_finite: dict[str, torch.Tensor] = {}
+        self._running_loss: torch.Tensor | None = None  # () on the device: the training loss's running mean
         self.channels_last = channels_last
         self.network.use_fast_ops(channels_last or compile)
         self.loss.vgg.use_fast_ops(channels_last or compile)
@@ -158,8 +163,19 @@ class StyleTransferModule(pl.LightningModule):
         return self._common_step(batch, "val")
 
     def _watch_finite(self, total: torch.Tensor, stage: str) -> None:
-        """Remember the first step whose loss was NaN/inf, without reading the loss on the host."""
-        step = torch.where(torch.isfinite(total.detach()), math.inf, float(self.global_step))
+        """Remember the first step whose loss was NaN/inf, or (training) jumped `JUMP_FACTOR` times over its
+        running mean, without reading the loss on the host.
+
+        A finite jump diverges a run as surely as a NaN: a five-style run's loss went from 4.4 to 408,000 in
+        one step and the network never recovered (docs/multistyle.md). Stopping keeps the last good checkpoint."""
+        total = total.detach().float()
+        bad = ~torch.isfinite(total)
+        if stage == "train":
+            mean = self._running_loss if self._running_loss is not None else total
+            if self.global_step >= self.JUMP_AFTER_STEPS:  # not while the first steps still move the loss a lot
+                bad = bad | (total > self.JUMP_FACTOR * mean)
+            self._running_loss = torch.where(bad, mean, 0.98 * mean + 0.02 * total)  # (): bad steps left out
+        step = torch.where(bad, float(self.global_step), math.inf)
         seen = self._first_non_finite.get(stage)
         self._first_non_finite[stage] = step if seen is None else torch.minimum(seen, step)
 
@@ -176,7 +192,8 @@ class StyleTransferModule(pl.LightningModule):
         step = self.trainer.strategy.reduce(seen.clone(), reduce_op="min").item()
         if math.isfinite(step):
             raise NonFiniteLossError(
-                f"{stage} loss became NaN or inf at step {int(step)}; lower optimizer.lr or the loss weights, then "
+                f"{stage} loss became NaN or inf, or jumped over {self.JUMP_FACTOR:g}x its running mean, at step "
+                f"{int(step)} (the run diverged); lower optimizer.lr or the loss weights, then "
                 "resume from the last checkpoint with ckpt_path=.../checkpoints/last.ckpt"
             )
 
