@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_evaluate import LOSS  # the small random-VGG loss both files score with
 
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
@@ -22,16 +23,6 @@ from stylenet.networks.style_rows import norm_names
 from stylenet.networks.transformer import TransformerNet
 from stylenet.styles import load_style_image
 
-LOSS = {
-    "_target_": "stylenet.losses.perceptual.build_perceptual_loss",
-    "vgg_weights": "random",
-    "content_layers": ["relu2_2"],
-    "style_layers": ["relu1_1", "relu2_1"],
-    "style_layer_weights": None,
-    "content_weight": 1.0,
-    "style_weight": 10.0,
-    "tv_weight": 1.0,
-}
 SIZE = 32
 NAMES = ["starry", "starry_light", "stripes"]
 
