@@ -198,6 +198,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         channels_last=channels_last,
         compile=compile,
         loss_definition=_loss_summary(cfg),
+        style_row_lr_scale=cfg.style_row_lr_scale,
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)

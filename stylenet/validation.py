@@ -124,6 +124,7 @@ def check_train_config(cfg: Any) -> None:
     check_network_config(cfg.model)
     if "lr" in cfg.optimizer:  # 0 would train for hours without changing a weight
         positive_number(cfg.optimizer.lr, "optimizer.lr")
+    positive_number(cfg.get("style_row_lr_scale", 1.0), "style_row_lr_scale")
 
 
 def check_optimizer(factory: Callable[..., Any]) -> None:

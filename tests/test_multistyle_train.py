@@ -14,8 +14,11 @@ from stylenet.blend_path import blend_path, is_monotone, style_loss
 from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.inference.model import load_model
-from stylenet.networks.style_rows import bake_style
+from stylenet.losses.perceptual import build_perceptual_loss
+from stylenet.networks.style_rows import bake_style, norm_parameters
+from stylenet.networks.transformer import TransformerNet
 from stylenet.train import train
+from stylenet.training.module import StyleTransferModule
 
 
 @pytest.fixture
@@ -138,3 +141,21 @@ def test_the_blend_path_runs_from_one_style_to_the_other(paintings: Path) -> Non
     with torch.no_grad():  # the last point is the pure second style, scored with its own painting
         assert rows[-1]["style_loss_dots"] == pytest.approx(float(loss(stylizer(photos, style="dots"), photos).style))
     assert is_monotone([1, 2, 2, 3], rising=True) and not is_monotone([1, 3, 2], rising=True)
+
+
+def test_style_rows_train_at_their_own_learning_rate() -> None:
+    styles = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)).unbind()
+    loss = build_perceptual_loss(list(styles), "random", ["relu2_2"], ["relu1_1"], [1.0, 1.0], [10.0, 10.0], [1.0, 1.0])
+    network = TransformerNet(width=0.25, num_residual_blocks=1, num_styles=2)
+    adam = lambda params: torch.optim.Adam(params, lr=1e-3)  # noqa: E731
+    module = StyleTransferModule(network, loss, adam, [{"name": "a"}, {"name": "b"}], style_row_lr_scale=5.0)
+    shared, rows = module.configure_optimizers().param_groups
+    assert rows["lr"] == pytest.approx(5e-3) and shared["lr"] == pytest.approx(1e-3)
+    assert {id(p) for p in rows["params"]} == {id(p) for p in norm_parameters(network)}
+    assert len(shared["params"]) + len(rows["params"]) == len(list(network.parameters()))
+    # one style: a single group at the optimizer's own rate, the scale has nothing to act on
+    one_loss = build_perceptual_loss(styles[0][None], "random", ["relu2_2"], ["relu1_1"], 1.0, 10.0, 1.0)
+    single = StyleTransferModule(
+        TransformerNet(width=0.25, num_residual_blocks=1), one_loss, adam, {"name": "a"}, style_row_lr_scale=5.0
+    )
+    assert [g["lr"] for g in single.configure_optimizers().param_groups] == [pytest.approx(1e-3)]

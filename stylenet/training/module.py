@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from stylenet.checkpoint import NETWORK_PREFIX, style_metadata, weights_problem
 from stylenet.errors import StylenetError
 from stylenet.losses.perceptual import LossTerms, PerceptualLoss
+from stylenet.networks.style_rows import norm_parameters
 from stylenet.networks.transformer import TransformerNet
 
 # Lightning checkpoints leave out the frozen loss network: it is rebuilt from the config.
@@ -62,6 +63,7 @@ class StyleTransferModule(pl.LightningModule):
         compile: bool = False,
         check_finite_every_n_steps: int = 50,
         loss_definition: dict[str, Any] | None = None,
+        style_row_lr_scale: float = 1.0,
     ):
         """`style`: what describes the style (name, image, size), or a list of them, one per row of a
         network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
@@ -75,6 +77,9 @@ class StyleTransferModule(pl.LightningModule):
         `loss_definition` (the loss config) is written into checkpoints, so that `stylenet evaluate` scores a
         `.ckpt` on the loss it was trained with.
 
+        `style_row_lr_scale` multiplies the learning rate of the instance norms' scale and shift in a
+        network of several styles: each row is trained by only the images drawn in its style.
+
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
@@ -85,6 +90,7 @@ class StyleTransferModule(pl.LightningModule):
         self.strict_loading = False  # checkpoints hold no loss-network weights; on_load_checkpoint checks the network
         self.styles = list(style) if isinstance(style, list) else [style]
         self.loss_definition = loss_definition
+        self.style_row_lr_scale = style_row_lr_scale
         if len(self.styles) != network.num_styles:
             raise ValueError(f"{len(self.styles)} style(s) described for a network of {network.num_styles}")
         self.example_input_array = torch.zeros(1, 3, 256, 256)
@@ -212,7 +218,18 @@ class StyleTransferModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # Only what may train: adding a style to a trained model freezes all but the norms.
-        return self.optimizer_factory([p for p in self.network.parameters() if p.requires_grad])
+        trainable = [p for p in self.network.parameters() if p.requires_grad]
+        if self.style_row_lr_scale == 1.0 or self.network.num_styles == 1:
+            return self.optimizer_factory(trainable)
+        rows = {id(p) for p in norm_parameters(self.network)}
+        optimizer = self.optimizer_factory(
+            [
+                {"params": [p for p in trainable if id(p) not in rows]},
+                {"params": [p for p in trainable if id(p) in rows]},
+            ]
+        )
+        optimizer.param_groups[1]["lr"] *= self.style_row_lr_scale
+        return optimizer
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Loading cannot be strict (no loss network in checkpoints), so a network that does not
