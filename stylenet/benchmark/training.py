@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,7 @@ def project_train_step_factory(
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         # As Lightning's bf16-mixed does: autocast around forward and loss, backward outside.
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
             total = module.train_loss(content).total
         total.backward()
         optimizer.step()

@@ -10,5 +10,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w).float()  # (B, C, HW)
-    with torch.autocast(device_type=features.device.type, enabled=False):
+    # autocast knows no meta device; meta tensors (shapes only) are how the benchmark counts FLOPs
+    device_type = "cpu" if features.device.type == "meta" else features.device.type
+    with torch.autocast(device_type=device_type, enabled=False):
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)
