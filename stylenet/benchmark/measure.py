@@ -1,4 +1,4 @@
-"""One measurement: time an inference backend or a training step, and record its peak memory.
+"""One measurement: time an inference backend, a training step or the machine's peak; record peak memory.
 
 Also the entry point of the measuring process (`python -m stylenet.benchmark.measure`), the
 only place where the benchmark changes the allocator: `keep_freed_memory` lasts as long as the
@@ -20,6 +20,7 @@ from stylenet.benchmark.backends import inference_runner
 from stylenet.benchmark.isolate import reset_peak_rss, rss_mb
 from stylenet.benchmark.machine import device as pick_device
 from stylenet.benchmark.machine import sync
+from stylenet.benchmark.peak import PeakShapes, default_shapes, measure_peak, peak_precisions
 from stylenet.benchmark.training import train_step
 
 WARMUP = 2  # calls before timing: the first pays allocation, oneDNN kernel choice, compilation
@@ -64,6 +65,14 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _measure_peak(spec: dict[str, Any]) -> dict[str, Any]:
+    from stylenet.hardware import cpu_has_native_bf16
+
+    device = pick_device()
+    shapes = PeakShapes(**spec["shapes"]) if spec.get("shapes") else default_shapes(device.type)
+    return measure_peak(device, shapes, peak_precisions(device.type, cpu_has_native_bf16()))
+
+
 def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
     device = pick_device()
     baseline = rss_mb()
@@ -93,7 +102,8 @@ def measure(spec: dict[str, Any], reset_peak: bool = False) -> dict[str, Any]:
     if reset_peak:
         reset_peak_rss()
     try:
-        result = _measure_training(spec) if spec["kind"] == "training" else _measure_inference(spec)
+        kinds = {"training": _measure_training, "peak": _measure_peak, "inference": _measure_inference}
+        result = kinds[spec["kind"]](spec)
     except Exception as error:  # compile, fp16 and exporters fail in many ways; each is a reason to report
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return {"status": "skipped", "reason": f"{error.__class__.__name__}: {message}"[:500]}
