@@ -15,6 +15,7 @@ import torch
 
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import BACKENDS, GPU_DEFAULT_ONLY, expand_backends, inference_runner
+from stylenet.benchmark.peak import PeakShapes
 from stylenet.benchmark.reference import ReferenceVGG16, reference_network, reference_train_step_factory
 from stylenet.benchmark.report import format_markdown, format_report
 from stylenet.benchmark.run import add_parser, parse_sizes, run
@@ -53,6 +54,7 @@ def test_benchmark_writes_json_and_markdown(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_allocator_change(monkeypatch)  # in-process: the allocator of this process stays as it is
+    monkeypatch.setattr("stylenet.benchmark.peak.CPU_SHAPES", PeakShapes(1, 8, 16, 32, 2))  # seconds less
     out, markdown = tmp_path / "bench.json", tmp_path / "docs" / "bench.md"
     argv = ["benchmark", "--sizes", "32", "--backends", "eager-fp32,onnxruntime,pt2", "--repeats", "2"]
     argv += ["--train-steps", "1", "--train-size", "32", "--train-batch", "1", "--in-process", "--json", str(out)]
@@ -74,6 +76,22 @@ def test_benchmark_writes_json_and_markdown(
     assert "| backend | memory reuse | 32x32 ms/frame | 32x32 vs ref |" in text
     assert "| reference-eager-fp32 | off |" in text and "| project-fp32 | off |" in text
     assert "`stylenet benchmark --sizes 32 --backends eager-fp32,onnxruntime,pt2 --repeats 2" in text
+    # Every measured row as a share of this machine's peak in its precision, training steps too.
+    peak = result["peak"]
+    for row in result["inference"] + result["training"]:
+        assert row["effective_gflops"] > 0
+        assert row["percent_of_peak"] == pytest.approx(
+            100 * row["effective_gflops"] / peak[f"conv3x3_{row['precision']}_gflops"]
+        )
+    steps = {row["backend"]: row for row in result["training"]}
+    assert steps["project-fp32"]["precision"] == "fp32" and set(result["flops"]["training_step"]) == {
+        "reference-fp32",
+        "project",
+    }
+    if "project-bf16" in steps:
+        assert steps["project-bf16"]["precision"] == steps["project-fast"]["precision"] == "bf16"
+    assert "| images/s | vs ref | GFLOPS | % of peak | peak RSS (MB) |" in text
+    assert f"{steps['project-fp32']['percent_of_peak']:.1f}%" in text
 
 
 def test_memory_reuse_needs_a_process_per_measurement(capsys: pytest.CaptureFixture) -> None:
@@ -88,7 +106,12 @@ def test_benchmark_isolated_processes_compare_like_with_like(monkeypatch: pytest
     # and the only place memory reuse is switched on. By default every row runs under both
     # settings, each ratio against the reference under the same one.
     _no_allocator_change(monkeypatch)
-    result = run_benchmark([(24, 16)], ["eager-fp32"], repeats=1, train=False, train_steps=1, model=None)
+    tiny = PeakShapes(1, 8, 16, 32, 2)
+    result = run_benchmark(
+        [(24, 16)], ["eager-fp32"], repeats=1, train=False, train_steps=1, model=None, peak_shapes=tiny
+    )
+    assert result["peak"]["conv3x3_fp32_gflops"] > 0  # measured in a process of its own, as the rows are
+    assert "memory reuse on" in result["peak_note"]  # the better of the two settings, for a peak
     rows = result["inference"]
     assert [(row["backend"], row["memory_reuse"]) for row in rows] == [
         ("reference-eager-fp32", "off"),
@@ -143,7 +166,8 @@ def test_parse_sizes() -> None:
 
 
 def test_fast_backends_report_their_agreement_with_eager_fp32() -> None:
-    result = run_benchmark([(40, 32)], ["eager-fp32", "fast-bf16", "cudagraph-fp16"], 1, False, 1, None, isolate=False)
+    backends = ["eager-fp32", "fast-bf16", "cudagraph-fp16"]
+    result = run_benchmark([(40, 32)], backends, 1, False, 1, None, isolate=False, peak=False)
     rows = {row["backend"]: row for row in result["inference"]}
     assert rows["fast-bf16"]["status"] == "ok"
     assert rows["fast-bf16"]["psnr_vs_eager_fp32_db"] > 30  # bf16 of the same weights, on a photo
@@ -213,7 +237,7 @@ def test_a_model_of_several_styles_is_used_as_it_is(tmp_path: Path, capsys: pyte
 def test_style_rows_report_ratios_against_the_single_style_model(tmp_path: Path, monkeypatch) -> None:
     _no_allocator_change(monkeypatch)
     model = _tiny_model(tmp_path, num_styles=3)
-    result = run_benchmark([(32, 24)], ["eager-fp32"], 2, False, 1, str(model), isolate=False, styles=3)
+    result = run_benchmark([(32, 24)], ["eager-fp32"], 2, False, 1, str(model), isolate=False, styles=3, peak=False)
     rows = {row["backend"]: row for row in result["inference"]}
     assert list(rows) == ["reference-eager-fp32", "eager-fp32", *style_variants(3)]
     _check_figures(list(rows.values()), "ms_per_frame")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stylenet.benchmark.peak import format_peak
 from stylenet.benchmark.styles import style_variants
 
 
@@ -24,6 +25,8 @@ def _notes(result: dict[str, Any]) -> list[str]:
         f"peak RSS: {result['peak_rss_mb_note']}",
         *([f"training: {result['training_note']}"] if "training_note" in result else []),
         *([f"styles: {result['styles_note']}"] if "styles_note" in result else []),
+        *([f"peak: {result['peak_note']}"] if "peak_note" in result else []),
+        *([result["efficiency_note"]] if "efficiency_note" in result else []),
     ]
 
 
@@ -55,8 +58,18 @@ def _style_header(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str, psnr_column: bool = True) -> str:
-    """One line of the printed table: time, rate, ratio and memory, or why the row was skipped."""
+def _efficiency_cells(row: dict[str, Any] | None, efficiency: bool) -> str:
+    """The GFLOPS and % of peak cells of the printed table (nothing where the run measured no peak)."""
+    if not efficiency:
+        return ""
+    gflops, percent = (row or {}).get("effective_gflops"), (row or {}).get("percent_of_peak")
+    return f"{(f'{gflops:.1f}' if gflops else '-'):>9}{(f'{percent:.1f}%' if percent else '-'):>8}"
+
+
+def _table_row(
+    label: str, row: dict[str, Any], time_key: str, rate_key: str, psnr_column: bool = True, efficiency: bool = False
+) -> str:
+    """One line of the printed table: time, rate, ratio, GFLOPS and memory, or why the row was skipped."""
     label += f"{row.get('memory_reuse', '-'):<7}"
     if row.get("status") != "ok":
         return f"{label}  skipped: {row.get('reason', '')[:90]}"
@@ -64,7 +77,7 @@ def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str, ps
     gpu = f"{row['peak_gpu_mb']:>13.0f}" if "peak_gpu_mb" in row else ""
     return (
         f"{label}{row[time_key]:>10.1f}{row[rate_key]:>10.2f}"
-        f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{row['peak_rss_mb']:>13.0f}"
+        f"{(f'{ratio:.2f}x' if ratio else '-'):>8}{_efficiency_cells(row, efficiency)}{row['peak_rss_mb']:>13.0f}"
         f"{(f'{psnr:.1f}' if psnr is not None else '-') if psnr_column else '':>9}{gpu}"
     )
 
@@ -72,23 +85,32 @@ def _table_row(label: str, row: dict[str, Any], time_key: str, rate_key: str, ps
 def format_report(result: dict[str, Any]) -> str:
     """A readable text table of `result`."""
     gpu = "peak GPU MB" if result["machine"]["gpu"] else ""
-    lines = [
-        *_machine_lines(result),
+    efficiency = "peak" in result
+    flops = f"{'GFLOPS':>9}{'% peak':>8}" if efficiency else ""
+    lines = [*_machine_lines(result)]
+    if efficiency:
+        lines.append(f"peak: {format_peak(result['peak']) or 'not measured'}")
+    lines += [
         "",
-        f"{'size':<11}{'backend':<22}{'reuse':<7}{'ms/frame':>10}{'frames/s':>10}{'vs ref':>8}{'peak RSS MB':>13}"
-        f"{'PSNR dB':>9}{gpu:>13}",
+        f"{'size':<11}{'backend':<22}{'reuse':<7}{'ms/frame':>10}{'frames/s':>10}{'vs ref':>8}{flops}"
+        f"{'peak RSS MB':>13}{'PSNR dB':>9}{gpu:>13}",
     ]
     for row in result["inference"]:
-        lines.append(_table_row(f"{row['size']:<11}{row['backend']:<22}", row, "ms_per_frame", "frames_per_s"))
+        label = f"{row['size']:<11}{row['backend']:<22}"
+        lines.append(_table_row(label, row, "ms_per_frame", "frames_per_s", efficiency=efficiency))
     if result["training"]:
         s = result["settings"]
         lines += [
             "",
             f"training, {s['train_size']} px, batch {s['train_batch']}:",
-            f"{'step':<22}{'reuse':<7}{'ms/step':>10}{'images/s':>10}{'vs ref':>8}{'peak RSS MB':>13}{'':>9}{gpu:>13}",
+            f"{'step':<22}{'reuse':<7}{'ms/step':>10}{'images/s':>10}{'vs ref':>8}{flops}{'peak RSS MB':>13}{'':>9}"
+            f"{gpu:>13}",
         ]
         for row in result["training"]:
-            lines.append(_table_row(f"{row['backend']:<22}", row, "ms_per_step", "images_per_s", psnr_column=False))
+            label = f"{row['backend']:<22}"
+            lines.append(
+                _table_row(label, row, "ms_per_step", "images_per_s", psnr_column=False, efficiency=efficiency)
+            )
     styles = _style_rows(result)
     if styles:
         widths = [11, 7, 18, 25, 12, 22, 12]
@@ -101,9 +123,24 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def _cell(row: dict[str, Any] | None, key: str, digits: int = 0, suffix: str = "") -> str:
-    if row is None or row.get("status") != "ok" or row.get(key) is None:
+    if row is None or row.get("status") != "ok":
         return "skipped" if row is not None and key != "psnr_vs_eager_fp32_db" else ""
+    if row.get(key) is None:  # measured, but this figure has no meaning here (no fp16 peak on a CPU, say)
+        return ""
     return f"{row[key]:.{digits}f}{suffix}"
+
+
+def _peak_table(peak: dict[str, float]) -> list[str]:
+    """This machine's peak GFLOPS: one line per operation, one column per precision measured."""
+    precisions = [p for p in ("fp32", "bf16", "fp16") if f"conv3x3_{p}_gflops" in peak]
+    if not precisions:
+        return ["Peak: not measured."]
+    lines = ["| peak (this machine, this run) | " + " | ".join(f"{p} GFLOPS" for p in precisions) + " |"]
+    lines.append("|" + "---|" * (len(precisions) + 1))
+    for op, label in (("conv3x3", "3x3 convolution"), ("matmul", "matrix product")):
+        figures = [f"{peak[f'{op}_{p}_gflops']:.0f}" if f"{op}_{p}_gflops" in peak else "" for p in precisions]
+        lines.append(f"| {label} | " + " | ".join(figures) + " |")
+    return lines
 
 
 def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
@@ -113,26 +150,35 @@ def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
     rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for row in result["inference"]:
         rows.setdefault((row["backend"], row.get("memory_reuse", "-")), {})[row["size"]] = row
-    header = ["backend", "memory reuse"] + [f"{s} {h}" for s in sizes for h in ("ms/frame", "vs ref")]
+    efficiency = "peak" in result
+    per_size = ("ms/frame", "vs ref", "% of peak") if efficiency else ("ms/frame", "vs ref")
+    header = ["backend", "memory reuse"] + [f"{s} {h}" for s in sizes for h in per_size]
+    header += [f"GFLOPS at {largest}"] if efficiency else []
     header += [f"peak RSS at {largest} (MB)", f"PSNR at {largest} (dB)"]
     lines = [*(f"{line}  " for line in _machine_lines(result))]
     if command:
         lines += ["", f"Made by `{command}`."]
+    if efficiency:
+        lines += ["", *_peak_table(result["peak"])]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (backend, reuse), by_size in rows.items():
         cells = [backend, reuse]
         for size in sizes:
             cells += [_cell(by_size.get(size), "ms_per_frame"), _cell(by_size.get(size), "ratio_vs_reference", 2, "x")]
+            cells += [_cell(by_size.get(size), "percent_of_peak", 1, "%")] if efficiency else []
+        cells += [_cell(by_size.get(largest), "effective_gflops", 1)] if efficiency else []
         cells += [_cell(by_size.get(largest), "peak_rss_mb"), _cell(by_size.get(largest), "psnr_vs_eager_fp32_db", 1)]
         lines.append("| " + " | ".join(cells) + " |")
     if result["training"]:
         s = result["settings"]
         header = [f"training step, {s['train_size']} px, batch {s['train_batch']}", "memory reuse", "ms/step"]
-        header += ["images/s", "vs ref", "peak RSS (MB)"]
+        header += ["images/s", "vs ref", *(["GFLOPS", "% of peak"] if efficiency else []), "peak RSS (MB)"]
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in result["training"]:
             cells = [row["backend"], row.get("memory_reuse", "-"), _cell(row, "ms_per_step")]
             cells += [_cell(row, "images_per_s", 2), _cell(row, "ratio_vs_reference", 2, "x")]
+            if efficiency:
+                cells += [_cell(row, "effective_gflops", 1), _cell(row, "percent_of_peak", 1, "%")]
             cells.append(_cell(row, "peak_rss_mb"))
             lines.append("| " + " | ".join(cells) + " |")
     styles = _style_rows(result)

@@ -2,8 +2,9 @@
 
 Every figure is also given as a ratio against `stylenet.benchmark.reference` (the classic
 PyTorch example's network and training step, eager fp32), measured in the same run, so that
-numbers from different machines can be compared by their ratios. Nothing here asserts a
-timing; it only reports. This module is the command line; `suite` runs the measurements.
+numbers from different machines can be compared by their ratios, and as a percentage of this
+machine's own peak (`stylenet.benchmark.peak`), measured in the same run too. Nothing here
+asserts a timing; it only reports. This module is the command line; `suite` runs the measurements.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "holding N styles (one chosen, and a blend of all), with ratios against the single-style model; a model of "
         "several styles is used as it is (N must be its count) (default: not measured)",
     )
+    parser.add_argument(
+        "--no-peak",
+        dest="peak",
+        action="store_false",
+        help="skip this machine's peak (a large 3x3 convolution and matrix product per precision, a few seconds) "
+        "and with it the GFLOPS and %% of peak columns",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the full result as JSON")
     parser.add_argument("--markdown", type=Path, default=None, metavar="OUT", help="write the tables as Markdown")
     parser.add_argument(
@@ -94,6 +102,7 @@ def _command(args: argparse.Namespace) -> str:
     argv += ["--model", str(args.model)] if args.model else []
     argv += ["--memory-reuse", args.memory_reuse] if args.memory_reuse else []
     argv += ["--styles", str(args.styles)] if args.styles is not None else []
+    argv += [] if args.peak else ["--no-peak"]
     argv += [] if args.isolate else ["--in-process"]
     return shlex.join(argv)
 
@@ -114,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             child_timeout_s=args.child_timeout,
             memory_reuse=args.memory_reuse,
             styles=args.styles,
+            peak=args.peak,
         )
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)

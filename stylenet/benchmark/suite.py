@@ -10,9 +10,11 @@ from typing import Any
 
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import EXPORTED, REFERENCE, expand_backends
+from stylenet.benchmark.efficiency import add_efficiency
 from stylenet.benchmark.isolate import CHILD_TIMEOUT_S, measure_in_subprocess
 from stylenet.benchmark.machine import device, machine_info
 from stylenet.benchmark.measure import WARMUP, measure
+from stylenet.benchmark.peak import PeakShapes, default_shapes, format_peak, peak_note
 from stylenet.benchmark.styles import SINGLE, prepare_style_models, single_style, with_single_style_ratio
 from stylenet.benchmark.training import REFERENCE as TRAIN_REFERENCE
 from stylenet.benchmark.training import training_variants
@@ -101,6 +103,8 @@ def run_benchmark(
     child_timeout_s: float = CHILD_TIMEOUT_S,
     memory_reuse: str | None = None,
     styles: int | None = None,
+    peak: bool = True,
+    peak_shapes: PeakShapes | None = None,
 ) -> dict[str, Any]:
     """Measure inference per (backend, size) and training speed; returns the JSON-ready result.
 
@@ -109,7 +113,9 @@ def run_benchmark(
     `memory_reuse` ("on", "off" or "both"; default both, or off without `isolate`) is the
     allocator setting of the measuring processes; each row says which it ran under. `styles` (N >= 2)
     adds the rows of `stylenet.benchmark.styles`: the model as a single-style model against the same
-    network holding N styles, in one style and in a blend.
+    network holding N styles, in one style and in a blend. With `peak`, the machine's own peak
+    (`stylenet.benchmark.peak`, at `peak_shapes` or the device's defaults) is measured first, and every
+    row gets its effective GFLOPS and percentage of that peak (`stylenet.benchmark.efficiency`).
     """
     import torch
 
@@ -135,6 +141,7 @@ def run_benchmark(
             "isolated_processes": isolate,
             "memory_reuse": settings,
             "styles": styles,
+            "peak": peak,
         },
         "ratio_note": "inference: reference_ms / backend_ms; training: images_per_s / reference images_per_s "
         "(above 1 is faster than the reference), each against the reference under the same memory reuse",
@@ -167,6 +174,14 @@ def run_benchmark(
             return {"memory_reuse": spec["memory_reuse"], **row}
 
         weights, artifacts, failures, style_models = _prepare(model, backends, workdir, styles)
+        if peak:
+            # Under memory reuse where it is measured: the peak is the best this machine does.
+            reuse = "on" if "on" in settings else settings[0]
+            spec = {"kind": "peak", "memory_reuse": reuse, "shapes": peak_shapes.to_dict() if peak_shapes else None}
+            row = measure_in_subprocess(spec, workdir, child_timeout_s) if isolate else measure(spec)
+            result["peak"] = {k: v for k, v in row.items() if k.endswith("_gflops")}
+            result["peak_note"] = peak_note(peak_shapes or default_shapes(device().type), reuse, row)
+            print(f"  peak: {format_peak(result['peak']) or row.get('reason', '')}", file=sys.stderr, flush=True)
         for (width, height), reuse in ((size, reuse) for size in order for reuse in settings):
             base = {"kind": "inference", "width": width, "height": height, "repeats": repeats, "weights": weights}
             base["memory_reuse"] = reuse
@@ -223,4 +238,7 @@ def run_benchmark(
             )
             if not cpu_has_native_bf16():
                 result["training_note"] += "; bf16 not measured: this CPU lacks native bf16"
+        if peak:
+            config = torch.load(weights, map_location="cpu", weights_only=True)["config"]
+            add_efficiency(result, config, native_precision(device().type))
     return result
