@@ -17,32 +17,39 @@ five="starry+wave+scream+composition_vii+udnie"
 train() { python train.py experiment=compare_cpu "data.root=$photos" trainer.enable_progress_bar=false "$@"; }
 evaluate() { stylenet evaluate "$1" --photos "$held_out" --gatys-steps 0 -o "$2" "${@:3}"; }
 
-# Per-style quality at S = 2000 steps, batch 4; then both resumed to 4000 (the five-style run
-# diverged there, see docs/multistyle.md).
-train "style=[starry,wave,scream,composition_vii,udnie]" "paths.output_dir=$out/multi5" "paths.kept_models_dir=$out/models"
-train style=starry "paths.output_dir=$out/single_starry" "paths.kept_models_dir=$out/models"
-train style=wave "paths.output_dir=$out/single_wave" "paths.kept_models_dir=$out/models"
-train "style=[starry,wave,scream,composition_vii,udnie]" trainer.max_steps=4000 \
-  "ckpt_path=$out/multi5/checkpoints/last.ckpt" "paths.output_dir=$out/multi5_4000" "paths.kept_models_dir=$out/models4000"
-train style=starry trainer.max_steps=4000 \
-  "ckpt_path=$out/single_starry/checkpoints/last.ckpt" "paths.output_dir=$out/single_starry_4000" "paths.kept_models_dir=$out/models4000"
-evaluate "$out/models/$five.pt" "$out/eval/multi5_2000"
-evaluate "$out/models/starry.pt" "$out/eval/starry_2000"
-evaluate "$out/models/wave.pt" "$out/eval/wave_2000"
-evaluate "$out/models4000/$five.pt" "$out/eval/multi5_4000"
-python scripts/multistyle_table.py quality "$out/eval/multi5_2000/report.json" \
-  "starry=$out/eval/starry_2000/report.json" "wave=$out/eval/wave_2000/report.json"
+# Per-style quality. The five-style network at style_row_lr_scale=1 and 5 (the default), 2000
+# steps, batch 4; the scale-5 run resumed to 4000 and 6000, and single-style starry and wave
+# networks trained to the same steps. (At scale 1 a resume to 4000 diverged, see docs/multistyle.md.)
+multi="style=[starry,wave,scream,composition_vii,udnie]"
+train "$multi" style_row_lr_scale=1 "paths.output_dir=$out/multi5_scale1" "paths.kept_models_dir=$out/models_scale1"
+train "$multi" "paths.output_dir=$out/multi5_2000" "paths.kept_models_dir=$out/models2000"
+train style=starry "paths.output_dir=$out/starry_2000" "paths.kept_models_dir=$out/models2000"
+train style=wave "paths.output_dir=$out/wave_2000" "paths.kept_models_dir=$out/models2000"
+for steps in 4000 6000; do
+  previous=$((steps - 2000))
+  for run in "multi5:$multi" starry:style=starry wave:style=wave; do
+    name=${run%%:*}
+    train "${run#*:}" trainer.max_steps=$steps "ckpt_path=$out/${name}_$previous/checkpoints/last.ckpt" \
+      "paths.output_dir=$out/${name}_$steps" "paths.kept_models_dir=$out/models$steps"
+  done
+done
+evaluate "$out/models_scale1/$five.pt" "$out/eval/multi5_scale1_2000"
+for steps in 2000 4000 6000; do
+  for model in "$five" starry wave; do
+    evaluate "$out/models$steps/$model.pt" "$out/eval/${model}_$steps"
+  done
+  python scripts/multistyle_table.py quality "$out/eval/${five}_$steps/report.json" \
+    "starry=$out/eval/starry_$steps/report.json" "wave=$out/eval/wave_$steps/report.json"
+done
 
 # A new style: 1667 steps of norms only (10 minutes of this recipe's full step, 0.36 s alone on
-# the machine of the docs), at the default learning rate and at 1e-2, against a from-scratch run
-# of 10000 steps (60 minutes), checkpointed every 500 steps.
-add="style=custom style.image=graffiti.png style.name=graffiti init=$out/models/$five.pt trainer.max_steps=1667"
-train $add "paths.output_dir=$out/graffiti_added" "paths.kept_models_dir=$out/models_added"
-train $add optimizer.lr=0.01 "paths.output_dir=$out/graffiti_added_lr" "paths.kept_models_dir=$out/models_added_lr"
+# the machine of the docs) added to the five-style network at 4000 steps, at optimizer.lr=0.01,
+# against a from-scratch run of graffiti (10000 steps would be 60 minutes), checkpointed every 500 steps.
+train style=custom style.image=graffiti.png style.name=graffiti "init=$out/models4000/$five.pt" trainer.max_steps=1667 \
+  optimizer.lr=0.01 "paths.output_dir=$out/graffiti_added" "paths.kept_models_dir=$out/models_added"
 train style=custom style.image=graffiti.png style.name=graffiti trainer.max_steps=10000 checkpoint_every_n_steps=500 \
   "paths.output_dir=$out/graffiti_scratch" "paths.kept_models_dir=$out/models_scratch"
 evaluate "$out/models_added/$five+graffiti.pt" "$out/eval/graffiti_added" --style graffiti
-evaluate "$out/models_added_lr/$five+graffiti.pt" "$out/eval/graffiti_added_lr" --style graffiti
 scratch_reports=()
 for ckpt in "$out"/graffiti_scratch/checkpoints/step_*.ckpt; do
   name=$(basename "$ckpt" .ckpt)
@@ -50,10 +57,9 @@ for ckpt in "$out"/graffiti_scratch/checkpoints/step_*.ckpt; do
   scratch_reports+=("$out/eval/graffiti_scratch_$name/report.json")
 done
 python scripts/multistyle_table.py added graffiti "$out/eval/graffiti_added/report.json" "${scratch_reports[@]}"
-python scripts/multistyle_table.py added graffiti "$out/eval/graffiti_added_lr/report.json" "${scratch_reports[@]}"
 
 # Blends, and speed (run this last, alone on the machine).
-python -m stylenet.blend_path "$out/models/$five.pt" --photos "$held_out" --pair starry,wave --grid "$out/blend.png"
-python -m stylenet.blend_path "$out/models/$five.pt" --photos "$held_out" --pair scream,composition_vii
-env -u OMP_NUM_THREADS stylenet benchmark --model "$out/models/$five.pt" --styles 5 --sizes 512,1920x1080 --backends fast-bf16 --memory-reuse off --no-train \
+python -m stylenet.blend_path "$out/models4000/$five.pt" --photos "$held_out" --pair starry,wave --grid "$out/blend.png"
+python -m stylenet.blend_path "$out/models4000/$five.pt" --photos "$held_out" --pair scream,composition_vii
+env -u OMP_NUM_THREADS stylenet benchmark --model "$out/models4000/$five.pt" --styles 5 --sizes 512,1920x1080 --backends fast-bf16 --memory-reuse off --no-train \
   --markdown "$out/speed.md"

@@ -96,6 +96,20 @@ def _check_resume(cfg: DictConfig) -> None:
         mismatch = network_mismatch(checkpoint, network)
     if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
         raise NetworkMismatchError(mismatch)
+    _check_resumed_row_lr(cfg, checkpoint, network.num_styles)
+
+
+def _check_resumed_row_lr(cfg: DictConfig, checkpoint: dict[str, Any], num_styles: int) -> None:
+    """The style rows train in a parameter group of their own only when their scale is not 1, and an
+    optimizer state of one grouping does not load into the other."""
+    if num_styles == 1 or cfg.get("init"):
+        return
+    saved = checkpoint.get("hyper_parameters", {}).get("style_row_lr_scale", 1.0)  # older checkpoints: 1
+    if (saved == 1.0) != (cfg.style_row_lr_scale == 1.0):
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} trained its style rows with style_row_lr_scale={saved:g}; "
+            f"resume with style_row_lr_scale={saved:g}"
+        )
 
 
 def check_config(cfg: DictConfig) -> None:

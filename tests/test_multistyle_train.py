@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_file_loader
 
 from stylenet.blend_path import blend_path, is_monotone, style_loss
-from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
+from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint, read_lightning_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
@@ -67,6 +67,19 @@ def test_two_styles_train_in_one_network_and_the_model_lists_them(paintings: Pat
     with torch.no_grad():
         outputs = [network(photo, row) for row in torch.eye(2)]
     assert (outputs[0] - outputs[1]).abs().max() > 1e-3
+
+
+def test_a_resume_keeps_the_style_rows_learning_rate_grouping(paintings: Path) -> None:
+    overrides = [*tiny_overrides(paintings), "styles=[stripes,dots]", "trainer.max_steps=2"]
+    train(compose_config([*overrides, "style_row_lr_scale=1"]))
+    last = paintings / "run" / "checkpoints" / "last.ckpt"
+    resume = [*overrides, "trainer.max_steps=4", f"ckpt_path={last}", f"paths.output_dir={paintings / 'resumed'}"]
+    # the rows in a group of their own (scale 5) cannot take the single group's optimizer state
+    with pytest.raises(ConfigError, match="style_row_lr_scale=1; resume with style_row_lr_scale=1"):
+        train(compose_config([*resume, "style_row_lr_scale=5"]))
+    assert not (paintings / "resumed").exists()
+    train(compose_config([*resume, "style_row_lr_scale=1"]))
+    assert read_lightning_checkpoint(paintings / "resumed" / "checkpoints" / "last.ckpt")["global_step"] == 4
 
 
 def test_an_override_of_a_style_setting_applies_to_every_style(paintings: Path) -> None:
