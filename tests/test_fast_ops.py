@@ -3,15 +3,17 @@
 import platform
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 import torch
 import torch.nn.functional as F
 from skip_policy import NOT_GLIBC
+from torch.utils.flop_counter import FlopCounterMode
 
 from stylenet.losses.vgg import VGG19Features
 from stylenet.networks import fast_ops
-from stylenet.networks.transformer import TransformerNet
+from stylenet.networks.transformer import ConvLayer, TransformerNet
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 
@@ -40,6 +42,83 @@ def test_upsample_conv_equals_upsampling_padding_and_convolution(layout, small, 
     plain_grads = torch.autograd.grad(plain, (x, weight), grad)
     for a, b in zip(fast_grads, plain_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+# (h, w) -> (H, W): even and odd output heights and widths.
+UPSAMPLINGS = [((5, 7), (10, 14)), ((5, 7), (9, 13)), ((6, 6), (11, 12)), ((4, 5), (8, 9))]
+
+
+def _upsampling_layer(generator: torch.Generator) -> ConvLayer:
+    """The decoder's layer (reflection padding and a 3x3 convolution), with random weights."""
+    layer = ConvLayer(8, 6, 3)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    return layer
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("small,size", UPSAMPLINGS)
+def test_upsample_conv_matches_the_networks_plain_layer_in_fp32_and_bf16(layout, small, size):
+    generator = torch.Generator().manual_seed(3)
+    layer = _upsampling_layer(generator)
+    x = torch.randn(2, 8, *small, generator=generator).contiguous(memory_format=layout)
+    x.requires_grad_(True)
+
+    plain = layer(F.interpolate(x, size=size, mode="nearest"))
+    fast = fast_ops.upsample_conv(x, size, layer[1].weight, layer[1].bias)
+    assert fast.shape == plain.shape and fast.is_contiguous(memory_format=layout)
+    assert _relative_error(fast, plain) <= 1e-5
+    grad = torch.randn(plain.shape, generator=generator)
+    inputs = (x, layer[1].weight, layer[1].bias)
+    for a, b in zip(torch.autograd.grad(fast, inputs, grad), torch.autograd.grad(plain, inputs, grad), strict=True):
+        assert _relative_error(a, b) <= 1e-5
+
+    with torch.no_grad():  # bf16: the network's inference precision; rounding differs, not the result
+        layer_bf16 = layer.to(torch.bfloat16)
+        fast_bf16 = fast_ops.upsample_conv(x.bfloat16(), size, layer_bf16[1].weight, layer_bf16[1].bias)
+    assert fast_bf16.dtype == torch.bfloat16 and fast_bf16.is_contiguous(memory_format=layout)
+    assert _relative_error(fast_bf16, plain) <= 2e-2
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("rows,cols", [(6, 8), (5, 4)])
+def test_compiled_interleave_equals_the_eager_one(layout, rows, cols):
+    # The form compiled code takes (no strides read); run eagerly here, values and gradients.
+    phases = torch.randn(2, 4 * 3, rows, cols, dtype=torch.float64).contiguous(memory_format=layout)
+    phases.requires_grad_(True)
+    eager = fast_ops._interleave(fast_ops._phase_views(phases), layout == torch.channels_last)
+    compiled = fast_ops.interleave_by_cropping(phases)
+    assert eager.shape == (2, 3, 2 * rows - 2, 2 * cols - 2) and eager.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+    grad = torch.randn_like(eager)
+    eager_grad, compiled_grad = (torch.autograd.grad(y, phases, grad)[0] for y in (eager, compiled))
+    torch.testing.assert_close(compiled_grad, eager_grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_upsample_conv_does_the_multiply_adds_of_2x2_kernels(layout):
+    # Nearest x2 upsampling repeats rows and columns, so each output pixel needs 2x2 of the 3x3 taps:
+    # one 2x2 convolution into four phases, each (h + 1) x (w + 1) (one row and column of overlap).
+    batch, ci, co, (h, w) = 2, 8, 6, (5, 7)
+    x = torch.randn(batch, ci, h, w).contiguous(memory_format=layout)
+    weight, bias = torch.randn(co, ci, 3, 3), torch.randn(co)
+    assert fast_ops._phase_weight(weight).shape == (4 * co, ci, 2, 2)
+
+    def conv_flops(function) -> int:
+        with FlopCounterMode(display=False) as counter:
+            function()
+        return counter.get_flop_counts()["Global"][torch.ops.aten.convolution]
+
+    fast = conv_flops(lambda: fast_ops.upsample_conv(x, (2 * h, 2 * w), weight, bias))
+    plain = conv_flops(lambda: _plain_upsample_conv(x, (2 * h, 2 * w), weight, bias))
+    assert plain == 2 * batch * co * ci * 9 * (2 * h) * (2 * w)
+    assert fast == 2 * batch * 4 * co * ci * 4 * (h + 1) * (w + 1)
+    assert Fraction(fast, plain) == Fraction(4, 9) * Fraction((h + 1) * (w + 1), h * w)
 
 
 def test_upsample_conv_refuses_sizes_that_are_not_twice_the_input():

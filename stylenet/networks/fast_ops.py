@@ -12,11 +12,12 @@ with AMX, bf16, channels-last.
   batch norm of a batch of one: 5.5 against 48 ms for 128 channels at 270x480 (forward). It is a
   custom operator so that `torch.compile` calls that kernel in training instead of decomposing
   it; compiled inference uses sums that Inductor fuses with the layers around them.
-- `upsample_conv`: nearest x2 upsampling, reflection padding and a 3x3 convolution equal one 3x3
+- `upsample_conv`: nearest x2 upsampling, reflection padding and a 3x3 convolution equal one 2x2
   convolution of the small image (replicate-padded) into four phase outputs, interleaved (the
   sub-pixel convolution of Shi et al. 2016, "Real-Time Single Image and Video Super-Resolution
   Using an Efficient Sub-Pixel Convolutional Neural Network"): the 4x larger upsampled tensor
-  is never built, in the forward or the backward pass.
+  is never built, in the forward or the backward pass, and each output pixel costs 4 of the 3x3
+  convolution's 9 multiply-adds per input channel (the upsampled rows and columns repeat).
 - `reflection_pad` and `max_pool2x2`: forms whose backward passes Inductor compiles into plain
   vectorised loops (training).
 """
@@ -144,32 +145,68 @@ _TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0
 
 
 def _phase_weight(weight: Tensor) -> Tensor:
-    """(Co, Ci, 3, 3) -> (4 Co, Ci, 3, 3): the four phases' 2x2 kernels, each in its corner of a 3x3.
+    """(Co, Ci, 3, 3) -> (4 Co, Ci, 2, 2): the 2x2 kernel of each of the four output phases.
 
     Output channels are phase-major (phase (a, b) is channels (2a + b) Co to (2a + b + 1) Co), so
-    that in channels-last memory each output pixel's channels are one contiguous run.
+    that in channels-last memory each output pixel's channels are one contiguous run. Recomputed
+    at every call, at a cost that does not grow with the image: training needs its gradient, and
+    compiled inference freezes the weights, which folds it into a constant.
     """
     co, ci = weight.shape[:2]
     # Summed in at least fp32 and rounded once, so the bf16 path rounds each phase weight only once.
     dtype = torch.promote_types(weight.dtype, torch.float32)
     taps = _TAPS.to(weight.device, dtype)
     phases = torch.einsum("apy,bqx,ocyx->abocpq", taps, taps, weight.to(dtype))  # (2, 2, Co, Ci, 2, 2)
-    # Phase (a, b) reads the small image's rows i+a-1, i+a and columns j+b-1, j+b (unpadded).
-    full = weight.new_zeros(2, 2, co, ci, 3, 3, dtype=dtype)
-    for a in range(2):
-        for b in range(2):
-            full[a, b, :, :, a : a + 2, b : b + 2] = phases[a, b]
-    return full.reshape(4 * co, ci, 3, 3).to(weight.dtype)
+    return phases.reshape(4 * co, ci, 2, 2).to(weight.dtype)
+
+
+def _interleave_phases(phases: Tensor, channels_last: bool) -> Tensor:
+    """(B, 4 Co, h + 1, w + 1) 2x2-convolution outputs, phase-major -> (B, Co, 2h, 2w), one copy.
+
+    Phase (a, b) reads the replicate-padded small image's rows i + a, i + a + 1 and columns j + b,
+    j + b + 1, so its h x w outputs start at row a and column b: pixel (2i + a, 2j + b) of the
+    result is its output (i + a, j + b).
+    """
+    if torch.compiler.is_compiling():
+        return interleave_by_cropping(phases)
+    return _interleave(_phase_views(phases), channels_last)
+
+
+def _phase_views(phases: Tensor) -> Tensor:
+    """(B, 4 Co, h + 1, w + 1) -> (B, 2, 2, Co, h, w): phase (a, b) from row a and column b, a view.
+
+    The offset, one row (column) more per phase step, is a stride, so that slicing the phases adds
+    no pass over memory to the interleave's one copy (slices stacked would be a second one).
+    Backward, the gradient is one zeroed buffer of the convolution's output size with the
+    incoming gradient copied in once.
+    """
+    n, c4, rows, cols = phases.shape
+    co, (sn, sc, sh, sw) = c4 // 4, phases.stride()
+    return phases.as_strided((n, 2, 2, co, rows - 1, cols - 1), (sn, 2 * co * sc + sh, co * sc + sw, sc, sh, sw))
 
 
 def _interleave(phases: Tensor, channels_last: bool) -> Tensor:
-    """(B, 4 Co, h, w) phase-major -> (B, Co, 2h, 2w): pixel (2i + a, 2j + b) from phase (a, b), one copy."""
-    n, c4, h, w = phases.shape
-    co = c4 // 4
-    if channels_last:  # move whole pixels: each is Co contiguous values in both tensors
-        pixels = phases.permute(0, 2, 3, 1).reshape(n, h, w, 2, 2, co)  # a view of channels-last memory
-        return pixels.permute(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, co).permute(0, 3, 1, 2)
-    return phases.reshape(n, 2, 2, co, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, co, 2 * h, 2 * w)
+    """(B, 2, 2, Co, h, w) phases -> (B, Co, 2h, 2w): pixel (2i + a, 2j + b) from phase (a, b), one copy."""
+    n, _, _, co, h, w = phases.shape
+    if channels_last:  # whole pixels, each Co values in a row, land in channels-last order
+        pixels = phases.permute(0, 4, 1, 5, 2, 3).reshape(n, 2 * h, 2 * w, co)
+        return pixels.permute(0, 3, 1, 2)
+    return phases.permute(0, 3, 4, 1, 5, 2).reshape(n, co, 2 * h, 2 * w)
+
+
+def interleave_by_cropping(phases: Tensor) -> Tensor:
+    """`_interleave_phases` for compiled code: whole phase outputs interleaved, then cropped.
+
+    Strides read while tracing need not be those of the buffer Inductor makes (with frozen weights,
+    `_phase_views` of an NCHW convolution read wrong values), so this form uses no strides.
+    Interleaved in reverse order, (h + 1) x (w + 1) outputs of phase (1 - a, 1 - b) in slot
+    (a, b), the wanted pixels are one block, one row and column in: Inductor computes it as one
+    indexed copy. Eager, it would be two copies (the flip, then the interleave).
+    """
+    n, c4, rows, cols = phases.shape
+    grouped = phases.unflatten(1, (2, 2, c4 // 4)).flip(1, 2)  # (B, 2, 2, Co, h + 1, w + 1)
+    interleaved = grouped.permute(0, 3, 4, 1, 5, 2).reshape(n, c4 // 4, 2 * rows, 2 * cols)
+    return interleaved[..., 1:-1, 1:-1]
 
 
 def _reference_rows(x: Tensor, size: tuple[int, int], weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -221,10 +258,10 @@ def upsample_conv(x: Tensor, size: tuple[int, int], weight: Tensor, bias: Tensor
     if height not in (2 * h - 1, 2 * h) or width not in (2 * w - 1, 2 * w) or min(h, w) < 2:
         raise ValueError(f"upsample_conv: cannot upsample {h}x{w} to {height}x{width} by two")
     layout = _layout(x)
-    padded = _replicate_pad(x)
+    padded = _replicate_pad(x)  # (B, Ci, h + 2, w + 2)
     phase_bias = None if bias is None else bias.repeat(4)
-    phases = F.conv2d(padded, _phase_weight(weight), phase_bias)  # (B, 4 Co, h, w)
-    y = _interleave(phases, layout == torch.channels_last)[..., :height, :width]  # (B, Co, H, W)
+    phases = F.conv2d(padded, _phase_weight(weight), phase_bias)  # (B, 4 Co, h + 1, w + 1)
+    y = _interleave_phases(phases, layout == torch.channels_last)[..., :height, :width]  # (B, Co, H, W)
     if height % 2:
         y = torch.cat([y[..., :-1, :], _reference_rows(x, size, weight, bias)], dim=-2)
     if width % 2:
