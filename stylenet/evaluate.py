@@ -170,6 +170,15 @@ def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of `rows`, whose ratio is that of the mean totals (model / optimisation), not a mean of
+    per-photo ratios: one photo the optimisation handles unusually well must not outweigh the rest."""
+    mean = _mean(rows)
+    if "ratio_total" in mean:
+        mean["ratio_total"] = mean["model"]["total_loss"] / max(mean["optimisation"]["total_loss"], 1e-12)
+    return mean
+
+
 def load_photos(photos: Path, size: int, target: torch.device) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
     """The readable photos (name, (1, 3, size, size)) and the names of those skipped as unreadable."""
     loaded, skipped = [], []
@@ -253,7 +262,7 @@ def evaluate(
         images, optimised, outputs = _score(stylizer, loss.to(target), contents, gatys_steps, method, seed, target)
         grid += optimised + outputs
         described: dict[str, Any] = {"style": style_info}
-        report: dict[str, Any] = {"images": images, "mean": _mean(images)}
+        report: dict[str, Any] = {"images": images, "mean": _summary(images)}
     else:
         loss_config, defaults_used = loss_definition(stylizer.metadata, vgg_weights)
         scored = []
@@ -264,10 +273,10 @@ def evaluate(
                 stylizer.with_style(entry["name"]), loss.to(target), contents, gatys_steps, method, seed, target
             )
             grid += optimised + outputs
-            scored.append({"style": info, "loss": config, "images": rows, "mean": _mean(rows)})
+            scored.append({"style": info, "loss": config, "images": rows, "mean": _summary(rows)})
         described = {"styles": [s["style"] for s in scored]}
         loss_config = {k: v for k, v in loss_config.items() if k not in WEIGHT_KEYS}  # each style has its own
-        report = {"styles": scored, "mean": _mean([s["mean"] for s in scored]), "photos": [n for n, _ in contents]}
+        report = {"styles": scored, "mean": _summary([s["mean"] for s in scored]), "photos": [n for n, _ in contents]}
     settings = {"model": str(model), **described, "loss": loss_config, "loss_defaults_used": defaults_used}
     settings |= {"gatys_steps": gatys_steps, "method": method, "lr": DEFAULT_LR[method], "size": size, "seed": seed}
     report = {"settings": settings | {"vgg_weights": loss_config.get("vgg_weights"), "device": str(target)}, **report}

@@ -29,7 +29,8 @@ def optimize(
 
     Gatys et al. 2016, starting from the content image (their paper starts from noise; starting
     from the content converges in far fewer steps to the same kind of result, and is deterministic).
-    `method` is ``lbfgs`` (one L-BFGS iteration with a strong-Wolfe line search per step) or
+    `method` is ``lbfgs`` (one L-BFGS iteration with a strong-Wolfe line search per step; a step
+    that does not lower the loss clears its curvature memory) or
     ``adam`` (`lr` defaults to 0.02). Pixels are clamped to [0, 1] after every step, so the loss
     is always evaluated on a valid image.
 
@@ -44,14 +45,15 @@ def optimize(
     content = content.detach().contiguous()
     image = content.clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
     rate = DEFAULT_LR[method] if lr is None else lr
-    if method == "lbfgs":
-        # max_iter=1: one quasi-Newton iteration per `step()` call keeps the curvature history
-        # across calls while letting us clamp pixels between iterations.
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            [image], lr=rate, max_iter=1, history_size=50, line_search_fn="strong_wolfe"
-        )
-    else:
-        optimizer = torch.optim.Adam([image], lr=rate)
+
+    def fresh() -> torch.optim.Optimizer:
+        if method == "lbfgs":
+            # max_iter=1: one quasi-Newton iteration per `step()` call keeps the curvature history
+            # across calls while letting us clamp pixels between iterations.
+            return torch.optim.LBFGS([image], lr=rate, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
+        return torch.optim.Adam([image], lr=rate)
+
+    optimizer = fresh()
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -64,11 +66,17 @@ def optimize(
         # The closure's first evaluation in each step is the loss of the current (clamped) image,
         # so recording it costs no extra VGG pass.
         if method == "lbfgs":
-            value = optimizer.step(closure)
+            value = float(optimizer.step(closure).detach())
+            # Clamping moves pixels after L-BFGS recorded its step, so a stored curvature pair can
+            # describe a move that never happened; then every later step repeats the same failed
+            # line search and the loss stays put for good. A step that gains nothing restarts
+            # the curvature memory (the next step is steepest descent) instead.
+            if history and value >= history[-1]:
+                optimizer = fresh()
         else:
-            value = closure()
+            value = float(closure().detach())
             optimizer.step()
-        history.append(float(value.detach()))
+        history.append(value)
         with torch.no_grad():
             image.clamp_(0, 1)
     with torch.no_grad():
