@@ -114,7 +114,8 @@ def build_network(path: Path, config: Any, state_dict: Any) -> TransformerNet:
     if problem:
         raise CheckpointError(f"{path}: its weights do not match the network it declares ({config}): {problem}")
     network = TransformerNet(**config)
-    network.load_state_dict(state_dict)
+    # Shipped models store float16 weights (half the file); the network always runs from float32 ones.
+    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()})
     return network.eval()
 
 

@@ -14,6 +14,7 @@ from stylenet.benchmark.run import run as run_benchmark
 from stylenet.errors import StylenetError
 from stylenet.inference.tiling import MIN_TILE
 
+SHIPPED = "(wave, a blend such as starry=0.7,wave=0.3, or paintings: see stylenet models)"
 # Compiling costs ~20 s once on a 2-core CPU and saves ~0.1 s per 512 px image: worth it from here.
 COMPILE_MIN_IMAGES = 32
 
@@ -43,9 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     export = commands.add_parser("export", help="export a checkpoint as a single-pass ONNX or torch.export model")
-    export.add_argument("checkpoint", type=Path, help="a .pt inference checkpoint or a Lightning .ckpt")
+    export.add_argument(
+        "checkpoint", type=Path, help=f"a .pt inference checkpoint or a Lightning .ckpt, or a shipped style {SHIPPED}"
+    )
     export.add_argument("--format", default="all", choices=["onnx", "pt2", "all"], help="all: both onnx and pt2")
-    export.add_argument("-o", "--output", type=Path, default=None, help="file or folder (default: beside the input)")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="file or folder (default: beside the input; for a shipped style, the working directory)",
+    )
     export.add_argument(
         "--style",
         help="for a model of several styles, bake in one style or blend, e.g. wave or starry=0.7,wave=0.3 "
@@ -53,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     stylize = commands.add_parser("stylize", help="stylize images, folders or videos")
-    stylize.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
+    stylize.add_argument("model", type=Path, help=f"a .pt, .ckpt, .onnx or .pt2 model, or a shipped style {SHIPPED}")
     stylize.add_argument("inputs", nargs="*", type=Path, help="image files, folders (recursive) or video files")
     stylize.add_argument(
         "-o",
@@ -113,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_evaluate_parser(commands)
     add_benchmark_parser(commands)
+    commands.add_parser("models", help="list the shipped styles, with a line of each one's model card")
     return parser
 
 
@@ -121,7 +131,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="compare a model with per-image optimisation (Gatys et al. 2016) on loss, time and SSIM"
     )
-    parser.add_argument("model", type=Path, help="a .pt, .ckpt, .onnx or .pt2 model")
+    parser.add_argument("model", type=Path, help=f"a .pt, .ckpt, .onnx or .pt2 model, or a shipped style {SHIPPED}")
     parser.add_argument("--photos", type=Path, required=True, help="folder of photos (recursive)")
     parser.add_argument(
         "--style",
@@ -151,6 +161,9 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "models":
+            return _models()
+        _note_shadowed(getattr(args, "model", None) or getattr(args, "checkpoint", None))
         if args.command == "export":
             return _export(args)
         if args.command == "evaluate":
@@ -172,18 +185,48 @@ def main(argv: list[str] | None = None) -> int:
 def _export(args: argparse.Namespace) -> int:
     from stylenet.inference.export import FORMATS, choose_style, export, file_stem
     from stylenet.inference.model import load_network
+    from stylenet.pretrained import resolve
 
-    network, metadata = load_network(args.checkpoint)
-    baked, baked_metadata = choose_style(network, metadata, args.style)  # a bad choice stops here, before any file
+    resolved = resolve(args.checkpoint, args.style)
+    network, metadata = load_network(resolved.path)
+    baked, baked_metadata = choose_style(network, metadata, resolved.style)  # a bad choice stops here
     # A baked choice is named after itself: "wave.onnx" beside "starry+wave.pt", not over its export.
-    stem = file_stem(baked_metadata) if baked is not network else args.checkpoint.stem
-    out = args.output or args.checkpoint.parent
+    stem = file_stem(baked_metadata) if baked is not network else resolved.path.stem
+    # Nothing is written into the installed package: a shipped style exports to the working directory.
+    out = args.output or (Path(".") if resolved.shipped else args.checkpoint.parent)
     formats = FORMATS if args.format == "all" else (args.format,)
     if len(formats) > 1 and out.suffix:
         out = out.parent  # one file name cannot hold two formats
     for fmt in formats:
         target = out if out.suffix else out / f"{stem}.{fmt}"
         print(f"wrote {export(baked, baked_metadata, target, fmt)}")
+    return 0
+
+
+def _note_shadowed(model: Path | None) -> None:
+    """One note where a shipped style's name is also the name of the user's own model file."""
+    if model is None:
+        return
+    from stylenet.pretrained import shadow_note
+
+    note = shadow_note(model)
+    if note:
+        print(note, file=sys.stderr)
+
+
+def _models() -> int:
+    """`stylenet models`: the shipped styles, a line of each one's card, and where the file is."""
+    from stylenet.pretrained import BUNDLE, shipped
+    from stylenet.pretrained.card import one_line
+
+    bundle = shipped()
+    width = max(len(name) for name in bundle.styles)
+    blend = f"{bundle.styles[0]}=0.7,{bundle.styles[1]}=0.3" if len(bundle.styles) > 1 else bundle.styles[0]
+    print(f"shipped styles (stylenet stylize NAME photo.jpg; blends as {blend}):")
+    for name in bundle.styles:
+        print(f"  {name:<{width}}  {one_line(bundle.card, name)}")
+    size = bundle.path.stat().st_size / 1e6
+    print(f"all of them: {BUNDLE} (--style NAME); file: {bundle.path} ({size:.1f} MB)")
     return 0
 
 
@@ -233,14 +276,16 @@ def _stylize(args: argparse.Namespace) -> int:
     from stylenet.hardware import keep_freed_memory
     from stylenet.inference.model import load_model
     from stylenet.inference.runner import Settings, plan_outputs, run_images, run_video
+    from stylenet.pretrained import resolve
 
     max_memory = _check_stylize_args(args)
     images, videos, skipped = plan_outputs(args.inputs, args.output) if args.inputs else ([], [], [])
     compile, reuse = speed_choices(args, len(images), bool(videos))
     if reuse:
         keep_freed_memory()
+    resolved = resolve(args.model, args.style)  # a shipped style's name is its choice: checked against --style
     stylizer = _choose_style(
-        load_model(args.model, device=args.device, precision=args.precision, compile=compile), args.style
+        load_model(resolved.path, device=args.device, precision=args.precision, compile=compile), resolved.style
     )
     if max_memory is None and stylizer.device.type == "cpu":
         from stylenet.inference.memory import memory_limit

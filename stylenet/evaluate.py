@@ -37,6 +37,7 @@ from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import Stylizer, load_model, resolve_device
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
 from stylenet.optimize import DEFAULT_LR, METHODS, optimize
+from stylenet.pretrained import resolve
 from stylenet.styles import find_style_image, load_style_image
 
 DEFAULT_STYLE_SIZE = 512
@@ -253,7 +254,10 @@ def evaluate(
         raise StylenetError(f"{photos}: no such photos folder")
     torch.manual_seed(seed)
     target = resolve_device(device)
-    stylizer = load_model(model, device=device, precision="fp32")  # the model itself, not a fast path
+    # A shipped style's name ("wave") is the shipped model scored in that style alone.
+    resolved = resolve(model, style)
+    style = resolved.style
+    stylizer = load_model(resolved.path, device=device, precision="fp32")  # the model itself, not a fast path
     several = _styles_to_score(stylizer.metadata, style)
     contents, skipped = load_photos(photos, size, target)
     grid = [content[0].cpu() for _, content in contents]

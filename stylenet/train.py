@@ -67,6 +67,39 @@ def _check_init(cfg: DictConfig) -> None:
         raise ConfigError(f"init={cfg.init} already holds a style named {cfg.style.name!r}; set style.name=NEW_NAME")
 
 
+def _check_not_shipped_folder(cfg: DictConfig) -> None:
+    """Training writes nothing among the shipped models: a package update would replace it, or ship it."""
+    from stylenet import pretrained
+
+    shipped = pretrained.LOCATION.parent.resolve()
+    for key in ("kept_models_dir", "output_dir"):
+        # output_dir is Hydra's run dir, unknown until Hydra runs: checked where it is known.
+        value = OmegaConf.select(cfg, f"paths.{key}", throw_on_resolution_failure=False)
+        if value is None:
+            continue
+        folder = Path(str(value)).resolve()
+        if folder == shipped or folder.is_relative_to(shipped):
+            raise ConfigError(f"paths.{key}={value} is the shipped models' folder; choose another folder")
+
+
+def _note_shipped_name(name: str, kept_model: Path) -> None:
+    """A kept model named like a shipped style: say which one `stylenet stylize NAME` runs."""
+    from stylenet import pretrained
+
+    try:
+        shipped = name == pretrained.BUNDLE or name in pretrained.shipped().styles
+    except StylenetError:  # a damaged shipped file is no reason to fail a finished training
+        return
+    if shipped:
+        log.info(
+            "%r is also a shipped style: `stylenet stylize %s` still runs the shipped model; pass this one's path "
+            "(stylenet stylize %s ...)",
+            name,
+            name,
+            kept_model,
+        )
+
+
 def _make_kept_models_dir(cfg: DictConfig) -> None:
     kept = Path(cfg.paths.kept_models_dir)
     try:  # found now, not after hours of training
@@ -118,6 +151,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_paths(cfg)
     _check_resume(cfg)
     check_optimizer(_instantiate(cfg.optimizer, "optimizer"))
+    _check_not_shipped_folder(cfg)
     _make_kept_models_dir(cfg)  # last: a refused run creates nothing
 
 
@@ -280,6 +314,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "tensorboard": logger.log_dir,
         }
         log.info("model: %s (also %s)", kept_model, run_model)
+        _note_shipped_name(name, kept_model)
         log.info("sample: %s", samples.final_path)
         log.info("TensorBoard: tensorboard --logdir %s", output_dir)
     logger.finalize("success")

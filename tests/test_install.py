@@ -56,6 +56,16 @@ def test_install_holds_every_module_and_the_configs(installed: Path) -> None:
     assert configs == {p.relative_to(shipped) for p in shipped.rglob("*.yaml")}
 
 
+def test_install_carries_the_shipped_model(installed: Path, tmp_path: Path) -> None:
+    shipped = REPO / "stylenet" / "pretrained" / "paintings.pt"
+    copy = installed / "stylenet" / "pretrained" / "paintings.pt"
+    assert copy.read_bytes() == shipped.read_bytes()
+    assert (installed / "stylenet" / "pretrained" / "paintings.card.yaml").is_file()
+    done = _run(installed, tmp_path, "-m", "stylenet.cli", "models")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert str(copy) in done.stdout and "starry" in done.stdout
+
+
 def test_installed_package_reads_the_training_defaults(installed: Path, tmp_path: Path) -> None:
     code = (
         "import json, stylenet\n"

@@ -117,7 +117,10 @@ def load_model(
     max_memory: int | str | None = None,
     style: StyleChoice = None,
 ) -> Stylizer:
-    """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2).
+    """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2), or of a shipped style.
+
+    `path` that is not a file may name the shipped model's styles (`stylenet models`): "wave", a blend
+    "starry=0.7,wave=0.3", or "paintings" (all of them, chosen with `style`).
 
     `style`: which of the model's styles to run, or a blend ("wave", "starry=0.7,wave=0.3" or
     {"starry": 0.7, "wave": 0.3}); default: its first. The names are in `load_model(path).styles`;
@@ -130,7 +133,6 @@ def load_model(
     `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
     network; larger images are tiled (default: a share of the memory free at the call).
     """
-    path = Path(path)
     if isinstance(max_memory, str):
         try:
             max_memory = parse_size(max_memory)
@@ -140,8 +142,7 @@ def load_model(
         raise ConfigError(f"max_memory must be positive, not {max_memory}")
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+    path, style = _resolved(path, style)
     target = resolve_device(device)
     suffix = path.suffix.lower()
     if precision == "auto":
@@ -208,11 +209,25 @@ def _network_stylizer(
     return Stylizer(run, metadata, target, precision, "compiled" if compile else "eager-fast", network, max_memory)
 
 
+def _resolved(model: str | Path, style: StyleChoice) -> tuple[Path, StyleChoice]:
+    """The file and style that a model argument means: a file as it is, else a shipped style (`stylenet.pretrained`)."""
+    from stylenet.pretrained import resolve
+
+    resolved = resolve(model, style)
+    return resolved.path, resolved.style
+
+
 def load_network(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
-    """The eager network and metadata of a `.pt` or `.ckpt` file (what export starts from)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+    """The eager network and metadata of a `.pt` or `.ckpt` file (what export starts from).
+
+    A shipped style's name gives the shipped network with that style (or blend) baked in; "paintings" all of them."""
+    path, style = _resolved(path, None)
     if path.suffix.lower() == ".ckpt":
         return load_lightning_checkpoint(path)
-    return load_inference_checkpoint(path)
+    network, metadata = load_inference_checkpoint(path)
+    if style is None:
+        return network, metadata
+    from stylenet.inference.export import choose_style
+
+    baked, described = choose_style(network, metadata, style)
+    return baked.eval(), described
