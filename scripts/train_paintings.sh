@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Trains, scores and packs the shipped five-style model (stylenet/pretrained/paintings.pt).
+#
+#   bash scripts/train_paintings.sh PHOTOS OUT
+#
+# PHOTOS: a folder of photos; the six named below are held out (never trained on) and the rest
+# train. OUT: a folder for the runs, the evaluation report and the packed model. STYLENET_STYLE_DIR
+# must hold the five paintings of configs/style/. Stage 1 is the compare_cpu recipe (128 px,
+# content at relu4_2) to 6,000 steps; stage 2 resumes it at 256 px with the content at relu2_2
+# (configs/experiment/paintings.yaml) to 7,000. A stopped stage resumes by rerunning its line with
+# ckpt_path=OUT/<stage>/checkpoints/last.ckpt.
+set -euo pipefail
+photos=$1 out=$2
+held_out="astronaut building chelsea coffee motorcycle_left sunrise"
+mkdir -p "$out/train" "$out/held_out"
+for photo in "$photos"/*; do
+  name=$(basename "${photo%.*}")
+  if [[ " $held_out " == *" $name "* ]]; then dest=held_out; else dest=train; fi
+  ln -sf "$(realpath "$photo")" "$out/$dest/"
+done
+five="starry+wave+scream+composition_vii+udnie"
+python train.py experiment=compare_cpu "data.root=$out/train" "style=[starry,wave,scream,composition_vii,udnie]" \
+  trainer.max_steps=6000 "paths.output_dir=$out/stage1" "paths.kept_models_dir=$out/stage1_model"
+python train.py experiment=paintings "data.root=$out/train" "ckpt_path=$out/stage1/checkpoints/last.ckpt" \
+  "paths.output_dir=$out/stage2" "paths.kept_models_dir=$out/stage2_model"
+# Scored on the two held-out photos scikit-image ships (anyone can rerun this on the same photos).
+python scripts/demo_photos.py "$out/evaluation_photos" --held-out
+stylenet evaluate "$out/stage2_model/$five.pt" --photos "$out/evaluation_photos" -o "$out/evaluation"
+python scripts/pack_pretrained.py "$out/stage2_model/$five.pt" --card stylenet/pretrained/paintings.card.yaml \
+  --report "$out/evaluation/report.json" -o stylenet/pretrained/paintings.pt --markdown docs/models.md
