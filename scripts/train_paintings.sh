@@ -5,7 +5,7 @@
 #
 # PHOTOS: a folder of photos; the six named below are held out (never trained on) and the rest
 # train. OUT: a folder for the runs, the evaluation report and the packed model. STYLENET_STYLE_DIR
-# must hold the five paintings of configs/style/. Stage 1 is the compare_cpu recipe (128 px,
+# must hold the five paintings of configs/style/ (its starry_night.jpg is used, not the package's). Stage 1 is the compare_cpu recipe (128 px,
 # content at relu4_2) to 6,000 steps; stage 2 resumes it at 256 px with the content at relu2_2
 # (configs/experiment/paintings.yaml) to 7,000. A stopped stage resumes by rerunning its line with
 # ckpt_path=OUT/<stage>/checkpoints/last.ckpt.
