@@ -50,11 +50,15 @@ def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadat
     move_aside(path)
     state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     payload = {"format": FORMAT, "model": network.config.to_dict(), "state_dict": state, **metadata}
-    # Write then rename, so a crash mid-write never leaves a truncated model under `path`.
+    write_atomically(payload, path)
+    return path
+
+
+def write_atomically(payload: dict[str, Any], path: Path) -> None:
+    """`torch.save` to a temporary name, then rename: a crash mid-write never leaves a truncated model at `path`."""
     partial = path.with_name(path.name + ".partial")
     torch.save(payload, partial)
     partial.replace(path)
-    return path
 
 
 def _read(path: Path, kind: str) -> Any:

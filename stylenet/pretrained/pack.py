@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
-from stylenet.checkpoint import FORMAT, load_inference_checkpoint
+from stylenet.checkpoint import FORMAT, load_inference_checkpoint, write_atomically
 from stylenet.errors import ConfigError
 from stylenet.pretrained.card import build_card
 
@@ -46,7 +45,5 @@ def pack(model: str | Path, card: str | Path, out: str | Path, report: str | Pat
     payload = {"format": FORMAT, **metadata, "model": network.config.to_dict(), "state_dict": state, "card": built}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")  # never a half-written shipped model
-    torch.save(payload, partial)
-    partial.replace(out)
+    write_atomically(payload, out)  # never a half-written shipped model
     return built
