@@ -132,7 +132,17 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="compare a model with per-image optimisation (Gatys et al. 2016) on loss, time and SSIM"
     )
     parser.add_argument("model", type=Path, help=f"a .pt, .ckpt, .onnx or .pt2 model, or a shipped style {SHIPPED}")
-    parser.add_argument("--photos", type=Path, required=True, help="folder of photos (recursive)")
+    parser.add_argument("--photos", type=Path, help="folder of photos (recursive); --photos, --video or both")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        nargs="+",
+        help="video clips: the warping error of the model's frames (flicker), written to video_report.md",
+    )
+    parser.add_argument(
+        "--baseline", help="with --video: a second model measured on the same clips, and the model's ratio to it"
+    )
+    parser.add_argument("--frames", type=int, default=100, help="with --video: the first N frames of each clip")
     parser.add_argument(
         "--style",
         help="a model of several styles: the one of its styles to score (default: every one, a report row each); "

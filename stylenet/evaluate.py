@@ -300,6 +300,25 @@ def evaluate(
     return report
 
 
+def _run_video(args: argparse.Namespace, out_dir: Path) -> None:
+    from stylenet.stability.run import evaluate_video
+
+    report = evaluate_video(
+        args.model,
+        args.video,
+        out_dir,
+        baseline=args.baseline,
+        style=args.style,
+        frames=args.frames,
+        device=args.device,
+    )
+    for clip in report["clips"]:
+        errors = clip["warping_error_by_model"]
+        figures = ", ".join(f"{name} {value:.5f}" for name, value in errors.items())
+        print(f"{clip['clip']}: warping error {figures}")
+    print(f"wrote {out_dir / 'video_report.md'}")
+
+
 def _numbers(tree: Any) -> list[float]:
     if isinstance(tree, dict):
         return [v for value in tree.values() for v in _numbers(value)]
@@ -309,6 +328,14 @@ def _numbers(tree: Any) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     """Run `evaluate` for parsed arguments; print where the report is. StylenetError propagates to main."""
     out_dir = args.output or Path("evaluation") / Path(args.model).stem
+    if args.photos is None and not args.video:
+        raise ConfigError("name what to evaluate on: --photos FOLDER, --video CLIP..., or both")
+    if args.baseline is not None and not args.video:
+        raise ConfigError("--baseline compares warping errors: it needs --video CLIP")
+    if args.video:
+        _run_video(args, out_dir)
+    if args.photos is None:
+        return 0
     report = evaluate(
         args.model,
         args.photos,

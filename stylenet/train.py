@@ -47,6 +47,8 @@ def _check_paths(cfg: DictConfig) -> None:
         raise ConfigError("style=custom needs style.image=/path/to/painting.jpg")
     for style in selected_styles(cfg):  # every painting found now, not after the first ones have loaded
         find_style_image(style["image"])
+    if cfg.get("finetune"):
+        _check_finetune(cfg)
     if cfg.get("init"):
         _check_init(cfg)
     unknown = set(cfg.export.formats) - set(FORMATS)
@@ -65,6 +67,18 @@ def _check_init(cfg: DictConfig) -> None:
     names = [style["name"] for style in styles_of(metadata)]
     if cfg.style.name in names:
         raise ConfigError(f"init={cfg.init} already holds a style named {cfg.style.name!r}; set style.name=NEW_NAME")
+
+
+def _check_finetune(cfg: DictConfig) -> None:
+    """A model to train on: readable, holding the styles this run trains, in their order."""
+    if cfg.get("init"):
+        raise ConfigError("finetune= trains every weight of a model, init= adds a style to one: use one of them")
+    _, metadata = load_network(cfg.finetune)
+    held = [style["name"] for style in styles_of(metadata)]
+    wanted = [style["name"] for style in selected_styles(cfg)]
+    if held != wanted:
+        option = f"style={held[0]}" if len(held) == 1 else f"styles=[{','.join(held)}]"
+        raise ConfigError(f"finetune={cfg.finetune} holds the styles {held}, this run trains {wanted}; set {option}")
 
 
 def _check_not_shipped_folder(cfg: DictConfig) -> None:
@@ -124,6 +138,8 @@ def _check_resume(cfg: DictConfig) -> None:
         if cfg.get("init"):  # the run trains a single-style copy of the init model's network
             config = {**load_network(cfg.init)[0].config.to_dict(), "num_styles": 1}
             network = TransformerNet(**config)
+        elif cfg.get("finetune"):
+            network = TransformerNet(**load_network(cfg.finetune)[0].config.to_dict())
         else:
             network = _instantiate(cfg.model, "model", num_styles=len(selected_styles(cfg)))
         mismatch = network_mismatch(checkpoint, network)
@@ -229,7 +245,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = _instantiate(cfg.data, "data")
     datamodule.setup("fit")
     base, base_styles = _init_model(cfg)
-    network = _instantiate(cfg.model, "model", num_styles=len(styles)) if base is None else _norms_only(base)
+    finetuned, steps_before = _finetune_model(cfg)
+    if finetuned is not None:
+        network = finetuned
+    elif base is None:
+        network = _instantiate(cfg.model, "model", num_styles=len(styles))
+    else:
+        network = _norms_only(base)
     if len(styles) == 1:
         loss = _instantiate(cfg.loss, "loss", style_image=style_images[0])
     else:  # each style its own weights
@@ -296,7 +318,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         all_styles = base_styles + described
         metadata = {
             **style_metadata(all_styles),
-            "steps": trainer.global_step,
+            "steps": steps_before + trainer.global_step,
             "val": val,
             "loss": _loss_summary(cfg),
         }
@@ -328,6 +350,17 @@ def _init_model(cfg: DictConfig) -> tuple[TransformerNet | None, list[dict[str, 
     base, metadata = load_network(cfg.init)
     log.info("adding style %r to %s: only the instance norms train", cfg.style.name, cfg.init)
     return base, styles_of(metadata)
+
+
+def _finetune_model(cfg: DictConfig) -> tuple[TransformerNet | None, int]:
+    """The trained model `finetune=` names, every weight trainable (None without it), and its steps so far.
+
+    Its own network settings hold (model.* are ignored); the step counter and the optimizer start afresh."""
+    if not cfg.get("finetune"):
+        return None, 0
+    network, metadata = load_network(cfg.finetune)
+    log.info("fine-tuning %s (%d steps so far): every weight trains", cfg.finetune, metadata.get("steps") or 0)
+    return network.train().requires_grad_(True), int(metadata.get("steps") or 0)
 
 
 def _norms_only(base: TransformerNet) -> TransformerNet:

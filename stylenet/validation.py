@@ -116,7 +116,7 @@ def check_train_config(cfg: Any) -> None:
     for key in ("checkpoint_every_n_steps", "sample_every_n_steps", "sample_size"):
         whole_number(cfg[key], key)
     whole_number(cfg.style.size, "style.size")
-    for key in ("content_weight", "style_weight", "tv_weight"):
+    for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
         if key in cfg.loss:
             positive_number(cfg.loss[key], f"loss.{key}", allow_zero=True)
     _check_trainer(cfg.trainer)

@@ -21,8 +21,12 @@ def needs_extra(extra: str) -> str:
     return f'needs the optional extra {extra}: pip install "stylenet[{extra}]"'
 
 
-# Reasons start with one of these; `needs_painting` and `needs_extra` write them.
-ALLOWED = (NO_GPU, NOT_GLIBC, "needs the painting ", "needs the optional extra ")
+def needs_clip(name: str) -> str:
+    return f"needs the clip {name}: not shipped with the repository; expected in ../shared/videos beside the checkout"
+
+
+# Reasons start with one of these; `needs_painting`, `needs_extra` and `needs_clip` write them.
+ALLOWED = (NO_GPU, NOT_GLIBC, "needs the painting ", "needs the optional extra ", "needs the clip ")
 
 
 def skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:

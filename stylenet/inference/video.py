@@ -80,6 +80,20 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         )
 
 
+def read_frames(path: str | os.PathLike[str], limit: int | None = None) -> Iterator[np.ndarray]:
+    """The first `limit` (default: all) video frames of `path` as RGB uint8 arrays (H, W, 3), in order."""
+    av = _import_av(path)
+    with _open_input(av, Path(path)) as container:
+        stream = _video_stream(container, path)
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if limit is not None and index >= limit:
+                    return
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as error:
+            raise VideoError(f"{path}: cannot decode video ({_reason(error)})") from error
+
+
 def stylize_video(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],

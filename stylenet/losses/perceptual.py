@@ -24,6 +24,7 @@ from torch import nn
 
 from stylenet.errors import ConfigError
 from stylenet.losses.gram import gram_matrix
+from stylenet.losses.temporal import TemporalPair, temporal_error
 from stylenet.losses.vgg import VGG19Features
 
 _EPS = 1e-8
@@ -36,13 +37,18 @@ class LossTerms:
     content: torch.Tensor
     style: torch.Tensor
     tv: torch.Tensor
+    temporal: torch.Tensor | None = None  # only in training with `temporal_weight` > 0
 
     @property
     def total(self) -> torch.Tensor:
-        return self.content + self.style + self.tv
+        total = self.content + self.style + self.tv
+        return total if self.temporal is None else total + self.temporal
 
     def as_dict(self) -> dict[str, torch.Tensor]:
-        return {"content_loss": self.content, "style_loss": self.style, "tv_loss": self.tv, "total_loss": self.total}
+        terms = {"content_loss": self.content, "style_loss": self.style, "tv_loss": self.tv}
+        if self.temporal is not None:
+            terms["temporal_loss"] = self.temporal
+        return {**terms, "total_loss": self.total}
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -78,6 +84,11 @@ class PerceptualLoss(nn.Module):
     The style images' Gram matrices are computed once, here, and kept as buffers; each step
     then runs VGG once on the content batch (without gradients) and once on the output.
     Weights are one number for all styles or one per style.
+
+    `temporal_weight` > 0 adds the stability term of Wang et al. 2020 (stylenet/losses/temporal.py): the
+    network's output for a copy of the photo moved by a random smooth flow of up to `temporal_flow` pixels
+    plus noise of standard deviation `temporal_noise` must equal its output for the photo, moved alike.
+    Only training computes it (`temporal`): it needs the network, not just its output.
     """
 
     def __init__(
@@ -89,8 +100,18 @@ class PerceptualLoss(nn.Module):
         content_weight: float | Sequence[float],
         style_weight: float | Sequence[float],
         tv_weight: float | Sequence[float],
+        temporal_weight: float = 0.0,
+        temporal_flow: float = 8.0,
+        temporal_noise: float = 0.02,
     ):
         super().__init__()
+        if temporal_weight < 0:
+            raise ConfigError(f"loss.temporal_weight must be >= 0, got {temporal_weight}")
+        try:
+            self.temporal_pair = TemporalPair(temporal_flow, temporal_noise) if temporal_weight > 0 else None
+        except ValueError as error:
+            raise ConfigError(f"loss.temporal_flow and loss.temporal_noise: {error}") from error
+        self.temporal_weight = float(temporal_weight)
         images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
         self.vgg = vgg
         self.content_layers = list(content_layers)
@@ -135,6 +156,14 @@ class PerceptualLoss(nn.Module):
             tv=(self.tv_weights[styles] * _per_image_total_variation(output.float())).mean(),
         )
 
+    def temporal(self, stylize, content: torch.Tensor, output: torch.Tensor) -> torch.Tensor | None:
+        """The weighted stability term for `output` = `stylize(content)`, None when `temporal_weight` is 0:
+        `stylize` runs once more, on the moved, noisy copy of `content`."""
+        if self.temporal_pair is None:
+            return None
+        moved, flow = self.temporal_pair(content)
+        return self.temporal_weight * temporal_error(output.float(), stylize(moved).float(), flow).mean()
+
 
 def build_perceptual_loss(
     style_image: torch.Tensor | Sequence[torch.Tensor],
@@ -145,6 +174,9 @@ def build_perceptual_loss(
     style_weight: float | Sequence[float],
     tv_weight: float | Sequence[float],
     style_layer_weights: list[float] | None = None,
+    temporal_weight: float = 0.0,
+    temporal_flow: float = 8.0,
+    temporal_noise: float = 0.02,
 ) -> PerceptualLoss:
     """A `PerceptualLoss` on a VGG19 truncated after the deepest of the layers named."""
     if not content_layers or not style_layers:
@@ -154,4 +186,15 @@ def build_perceptual_loss(
         raise ConfigError(f"loss.style_layer_weights has {len(weights)} values for {len(style_layers)} style layers")
     vgg = VGG19Features(list(content_layers) + list(style_layers), weights=vgg_weights)
     layer_weights = dict(zip(style_layers, weights, strict=True))
-    return PerceptualLoss(vgg, style_image, content_layers, layer_weights, content_weight, style_weight, tv_weight)
+    return PerceptualLoss(
+        vgg,
+        style_image,
+        content_layers,
+        layer_weights,
+        content_weight,
+        style_weight,
+        tv_weight,
+        temporal_weight,
+        temporal_flow,
+        temporal_noise,
+    )

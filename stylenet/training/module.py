@@ -113,10 +113,11 @@ class StyleTransferModule(pl.LightningModule):
 
     def _loss_terms(self, images: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
         """`styles` (B,): the style of each image, for a network of several (None for one)."""
-        if styles is None:
-            return self.loss(self.network(images), images)
-        weights = F.one_hot(styles, self.network.num_styles).float()  # (B, S)
-        return self.loss(self.network(images, weights), images, styles)
+        weights = None if styles is None else F.one_hot(styles, self.network.num_styles).float()  # (B, S)
+        output = self.network(images, weights)
+        terms = self.loss(output, images, styles)
+        terms.temporal = self.loss.temporal(lambda moved: self.network(moved, weights), images, output)
+        return terms
 
     def forward(self, images: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """`style`: the styles' weights for a network of several, (S,) or (B, S); default: the first style."""
@@ -145,7 +146,8 @@ class StyleTransferModule(pl.LightningModule):
             ]
             for style, style_terms in zip(self.styles, per_style, strict=True):
                 self._log_terms(style_terms, f"{stage}/{style['name']}", len(images), prog_bar=False)
-            terms = LossTerms(*(sum(getattr(t, k) for t in per_style) / num_styles for k in ("content", "style", "tv")))
+            keys = ("content", "style", "tv") + (("temporal",) if per_style[0].temporal is not None else ())
+            terms = LossTerms(*(sum(getattr(t, k) for t in per_style) / num_styles for k in keys))
             self._log_terms(terms, stage, len(images))
         self._watch_finite(terms.total, stage)
         return terms.total

@@ -1,0 +1,90 @@
+"""Temporal stability from still photos: known random motion, and the warp that undoes it.
+
+Wang et al. 2020 ("Consistent Video Style Transfer via Compound Regularization") train a per-frame
+network to be stable without video or a flow network: a photo and a copy of it moved by a random
+smooth flow plus noise stand in for two consecutive frames, and the stylised copy is asked to equal
+the stylised photo moved by the same flow. The same pair, with its exact flow, is also the flow-free
+stability measure of `stylenet evaluate` (stylenet/evaluate_video.py).
+
+Flows here are backward maps in pixels: `flow[:, :, y, x] = (dx, dy)` says that pixel (x, y) of the
+moved image comes from (x + dx, y + dy) of the original.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Knots of the local motion's control grid per side: a few means smooth, object-sized swirls.
+_GRID = 4
+
+
+def random_smooth_flow(
+    batch: int,
+    height: int,
+    width: int,
+    magnitude: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """(B, 2, H, W) flow: a global shift of up to `magnitude` pixels plus a smooth local motion about half
+    as large (a bicubic-upsampled random grid), what a camera pan and moving things do between frames."""
+    device = generator.device if generator is not None else device
+    shift = (torch.rand(batch, 2, 1, 1, generator=generator, device=device) * 2 - 1) * magnitude  # (B, 2, 1, 1)
+    knots = torch.randn(batch, 2, _GRID, _GRID, generator=generator, device=device) * (magnitude / 2)
+    local = F.interpolate(knots, size=(height, width), mode="bicubic", align_corners=True)
+    return shift + local
+
+
+def warp(images: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`images` (B, C, H, W) moved by backward `flow` (B, 2, H, W), and the (B, 1, H, W) mask of pixels
+    whose source lies inside the image (the others are border copies and say nothing)."""
+    _, _, height, width = images.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=flow.device, dtype=flow.dtype),
+        torch.arange(width, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    source_x = xs + flow[:, 0]  # (B, H, W)
+    source_y = ys + flow[:, 1]
+    # grid_sample's coordinates: -1 and 1 are the centres of the edge pixels (align_corners=True).
+    grid = torch.stack((2 * source_x / max(width - 1, 1) - 1, 2 * source_y / max(height - 1, 1) - 1), dim=-1)
+    moved = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    inside = (source_x >= 0) & (source_x <= width - 1) & (source_y >= 0) & (source_y <= height - 1)
+    return moved, inside.unsqueeze(1).to(images.dtype)
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of `a` and `b` (B, C, H, W) over the pixels `mask` (B, 1, H, W) keeps: (B,)."""
+    squared = (a - b).pow(2).mean(1, keepdim=True) * mask
+    return squared.sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
+
+
+class TemporalPair:
+    """Makes the second "frame" of a still photo: moved by a random smooth flow, plus sensor-like noise.
+
+    `flow`: the largest global shift in pixels (the local motion adds about half as much again);
+    `noise`: the standard deviation of the Gaussian noise added, on [0, 1] pixel values."""
+
+    def __init__(self, flow: float, noise: float):
+        if flow < 0 or noise < 0:
+            raise ValueError("the temporal flow and noise magnitudes must be >= 0")
+        self.flow = float(flow)
+        self.noise = float(noise)
+
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`images` (B, 3, H, W) in [0, 1] -> (the moved, noisy copies, their flow (B, 2, H, W))."""
+        batch, _, height, width = images.shape
+        flow = random_smooth_flow(batch, height, width, self.flow, generator, images.device).to(images.device)
+        moved, _ = warp(images, flow)
+        noise = torch.randn(moved.shape, generator=generator, device=flow.device).to(images.device) * self.noise
+        return (moved + noise).clamp(0, 1), flow
+
+
+def temporal_error(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """How far the stylised second frame `second` is from the stylised first `first` moved by `flow`: (B,)
+    mean squared differences on [0, 1] pixels, over the pixels the flow sees."""
+    moved, mask = warp(first, flow)
+    return masked_mse(second, moved, mask)

@@ -1,0 +1,106 @@
+"""`stylenet evaluate MODEL --video CLIP...`: a model's warping errors on clips, beside a baseline's.
+
+Writes `video_report.json`, `video_report.md` and one `video_<clip>.png` chart of the errors per frame.
+Every style of a model of several is measured; the model's figure is the mean over its styles.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from stylenet.errors import ConfigError
+from stylenet.inference.model import load_model
+from stylenet.inference.stylizer import Stylizer
+from stylenet.inference.video import read_frames
+from stylenet.pretrained import resolve
+from stylenet.stability.measure import clip_errors, exact_pairs
+from stylenet.stability.plot import line_chart
+from stylenet.stability.report import markdown
+
+# Frames of each clip paired with a known motion (spread over the clip) for the exact measure.
+EXACT_FRAMES = 8
+
+
+def _stylizers(models: dict[str, str | Path], style: str | None, device: str) -> dict[str, Stylizer]:
+    """ "model/starry"-style labels -> the stylizer of that model in that style (every style, or `style`)."""
+    stylizers = {}
+    for which, path in models.items():
+        resolved = resolve(path, style)  # a shipped style's name ("wave") is that style alone
+        loaded = load_model(resolved.path, device=device, precision="fp32")  # the model itself, as evaluate scores it
+        for name in loaded.styles if resolved.style is None else [resolved.style]:
+            stylizers[f"{which}/{name}"] = loaded.with_style(name)  # an unknown name is one ConfigError line
+    return stylizers
+
+
+def _mean_by_model(values: dict[str, float], models: list[str]) -> dict[str, float]:
+    """The mean over each model's styles of `values` keyed "model/style" (plus "input" as it is)."""
+    means = {"input": values["input"]}
+    for which in models:
+        mine = [value for key, value in values.items() if key.startswith(f"{which}/")]
+        means[which] = statistics.fmean(mine)
+    return means
+
+
+def _styles_mean(per_pair: dict[str, list[float]], which: str) -> list[float]:
+    """Per frame pair, the mean error over the styles of model `which` ("model" or "baseline")."""
+    mine = [values for key, values in per_pair.items() if key.startswith(f"{which}/")]
+    return [statistics.fmean(pair) for pair in zip(*mine, strict=True)]
+
+
+def evaluate_video(
+    model: str | Path,
+    clips: list[Path],
+    out_dir: Path,
+    baseline: str | Path | None = None,
+    style: str | None = None,
+    frames: int = 100,
+    flow: float = 8.0,
+    noise: float = 0.02,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    if frames < 2:
+        raise ConfigError(f"--frames must be at least 2 (errors are between consecutive frames), not {frames}")
+    for clip in clips:
+        if not Path(clip).is_file():
+            raise ConfigError(f"--video {clip}: no such file")
+    models = {"model": model} | ({"baseline": baseline} if baseline is not None else {})
+    stylizers = _stylizers(models, style, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "model": str(model),
+        "baseline": None if baseline is None else str(baseline),
+        "max_frames": frames,
+        "exact": {"flow_px": flow, "noise_std": noise, "frames_per_clip": EXACT_FRAMES},
+        "clips": [],
+    }
+    for clip in clips:
+        decoded = list(read_frames(clip, frames))
+        if len(decoded) < 2:
+            raise ConfigError(f"--video {clip}: {len(decoded)} frame(s); the warping error needs at least 2")
+        per_pair = clip_errors(stylizers, decoded)
+        means = {name: statistics.fmean(values) for name, values in per_pair.items()}
+        spread = decoded[:: max(len(decoded) // EXACT_FRAMES, 1)][:EXACT_FRAMES]
+        exact = exact_pairs(stylizers, spread, flow, noise)
+        chart = out_dir / f"video_{Path(clip).stem}.png"
+        by_model = {"input": per_pair["input"]} | {which: _styles_mean(per_pair, which) for which in models}
+        line_chart(by_model, f"{Path(clip).name}: warping error per frame (mean over styles)", chart)
+        height, width = decoded[0].shape[:2]
+        report["clips"].append(
+            {
+                "clip": Path(clip).name,
+                "size": [width, height],
+                "frames": len(decoded),
+                "warping_error": means,
+                "warping_error_by_model": _mean_by_model(means, list(models)),
+                "exact_error": exact,
+                "exact_error_by_model": _mean_by_model(exact, list(models)),
+                "per_frame": per_pair,
+                "chart": chart.name,
+            }
+        )
+    (out_dir / "video_report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "video_report.md").write_text(markdown(report))
+    return report

@@ -1,0 +1,172 @@
+"""`stylenet evaluate --video`: warping errors from estimated flow (real clips) and from known flow (exact pairs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skip_policy import needs_clip, needs_extra
+
+from stylenet.checkpoint import save_inference_checkpoint
+from stylenet.cli import main
+from stylenet.losses.temporal import masked_mse, warp
+from stylenet.networks.transformer import TransformerNet
+
+av = pytest.importorskip("av", reason=needs_extra("video"))
+pytest.importorskip("cv2", reason=needs_extra("video"))
+
+from stylenet.stability.flow import FrameFlow  # noqa: E402  (needs OpenCV)
+from stylenet.stability.measure import clip_errors, exact_pairs  # noqa: E402
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+
+
+def scene(width: int = 96, height: int = 64, seed: int = 0) -> np.ndarray:
+    """A smooth random texture, larger than the frames cut from it, so that they can pan across it."""
+    rng = np.random.default_rng(seed)
+    coarse = torch.from_numpy(rng.random((1, 3, height // 6, width // 6))).float()
+    big = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+    return (big[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+
+
+def panning_frames(count: int, step: int = 1, noise: float = 0.0, size: tuple[int, int] = (64, 48)) -> list[np.ndarray]:
+    """`count` frames of a camera panning `step` px per frame across `scene()`, with Gaussian noise (grey levels)."""
+    world, (width, height) = scene(), size
+    rng = np.random.default_rng(1)
+    frames = []
+    for index in range(count):
+        frame = world[8 : 8 + height, 8 + index * step : 8 + index * step + width].astype(np.float32)
+        frames.append(np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8))
+    return frames
+
+
+def as_tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frame).permute(2, 0, 1).unsqueeze(0).float() / 255
+
+
+def test_estimated_flow_lines_the_previous_frame_up_with_the_next() -> None:
+    previous, current = panning_frames(2, step=3)
+    flow, mask = FrameFlow()(previous, current)
+    assert flow.shape == (1, 2, 48, 64) and mask.shape == (1, 1, 48, 64)
+    inner = flow[..., 8:-8, 8:-8]
+    assert inner[:, 0].mean().item() == pytest.approx(3.0, abs=0.5)  # the scene moved 3 px left: look 3 px right
+    assert inner[:, 1].abs().mean().item() < 0.5
+    aligned = masked_mse(as_tensor(current), warp(as_tensor(previous), flow)[0], mask).item()
+    unaligned = masked_mse(as_tensor(current), as_tensor(previous), torch.ones_like(mask)).item()
+    assert aligned < 0.1 * unaligned
+    assert mask[..., -2:].sum() == 0  # the last columns came from outside the previous frame: not trusted
+
+
+def test_a_stable_model_scores_the_input_floor_and_a_flickering_one_more() -> None:
+    frames = panning_frames(5, step=1, noise=2.0)
+    generator = torch.Generator().manual_seed(0)
+
+    def flicker(images: torch.Tensor) -> torch.Tensor:  # new noise every frame: what boiling texture does
+        return (images + 0.1 * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+
+    errors = clip_errors({"identity": lambda images: images, "flicker": flicker}, frames)
+    assert len(errors["input"]) == 4
+    assert errors["identity"] == pytest.approx(errors["input"])
+    assert min(errors["flicker"]) > 5 * max(errors["input"])
+
+
+def test_exact_pairs_measure_the_noise_alone_for_a_model_that_follows_the_motion() -> None:
+    frames = panning_frames(3, noise=0.0)
+    texture = torch.rand(1, 3, 48, 64)
+    errors = exact_pairs(
+        {"identity": lambda images: images, "glued": lambda images: 0.5 * images + 0.5 * texture},
+        frames,
+        flow=4.0,
+        noise=0.02,
+    )
+    assert errors["input"] == pytest.approx(0.02**2, rel=0.15)  # the noise's variance
+    assert errors["identity"] == pytest.approx(errors["input"])
+    assert errors["glued"] > 5 * errors["input"]  # a texture fixed to the frame does not follow the motion
+
+
+def make_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv444p"
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = index
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    return path
+
+
+def tiny_model(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    return save_inference_checkpoint(path, network, {"style": {"name": f"tiny{seed}"}, "steps": 1})
+
+
+@pytest.mark.slow
+def test_evaluate_video_writes_a_report_with_the_floor_each_model_and_their_ratio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = make_clip(tmp_path / "pan.mp4", panning_frames(6, noise=2.0))
+    model, baseline = tiny_model(tmp_path / "a.pt", 0), tiny_model(tmp_path / "b.pt", 1)
+    out = tmp_path / "report"
+    argv = ["evaluate", str(model), "--video", str(clip), "--baseline", str(baseline), "--frames", "5", "-o", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "pan.mp4: warping error input" in printed and "video_report.md" in printed
+    report = json.loads((out / "video_report.json").read_text())
+    (entry,) = report["clips"]
+    assert entry["frames"] == 5 and entry["size"] == [64, 48]
+    assert set(entry["per_frame"]) == {"input", "model/tiny0", "baseline/tiny1"}
+    assert all(len(values) == 4 for values in entry["per_frame"].values())
+    means = entry["warping_error_by_model"]
+    assert 0 < means["input"] and 0 < means["model"] and 0 < means["baseline"]
+    assert means["model"] == pytest.approx(np.mean(entry["per_frame"]["model/tiny0"]))
+    assert entry["exact_error"]["input"] == pytest.approx(0.02**2, rel=0.3)
+    markdown = (out / "video_report.md").read_text()
+    assert f"{means['model'] / means['baseline']:.2f}x" in markdown
+    assert (out / entry["chart"]).is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--frames", "3"], "--photos FOLDER, --video CLIP..., or both"),
+        (["--photos", ".", "--baseline", "x.pt"], "--baseline compares warping errors: it needs --video"),
+        (["--video", "missing.mp4"], "--video missing.mp4: no such file"),
+        (["--video", "CLIP", "--frames", "1"], "--frames must be at least 2"),
+    ],
+)
+def test_evaluate_video_mistakes_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    clip = make_clip(tmp_path / "pan.mp4", panning_frames(3))
+    model = tiny_model(tmp_path / "a.pt", 0)
+    argv = [str(clip) if arg == "CLIP" else arg for arg in argv]
+    assert main(["evaluate", str(model), *argv, "-o", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_a_file_without_video_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    assert main(["evaluate", str(tiny_model(tmp_path / "a.pt", 0)), "--video", str(fake)]) == 2
+    error = capsys.readouterr().err
+    assert "notes.mp4: not a readable video" in error and error.count("\n") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vtest.avi", "tree.avi"])
+def test_the_flow_lines_up_the_frames_of_real_clips(name: str) -> None:
+    if not (SHARED_VIDEOS / name).is_file():
+        pytest.skip(needs_clip(name))
+    from stylenet.inference.video import read_frames
+
+    frames = list(read_frames(SHARED_VIDEOS / name, 6))
+    aligned = clip_errors({}, frames)["input"]
+    as_they_are = [np.mean((a.astype(float) - b) ** 2) / 255**2 for a, b in zip(frames[:-1], frames[1:], strict=True)]
+    assert len(aligned) == 5
+    assert np.mean(aligned) < 0.9 * np.mean(as_they_are)  # the flow explains part of each change (tree.avi: 0.8)

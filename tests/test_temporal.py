@@ -1,0 +1,129 @@
+"""The temporal term (stylenet/losses/temporal.py) and fine-tuning a trained model with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, tiny_overrides
+from test_train import _tags_by_plugin
+
+from stylenet.checkpoint import load_inference_checkpoint
+from stylenet.errors import ConfigError
+from stylenet.losses.perceptual import LossTerms, build_perceptual_loss
+from stylenet.losses.temporal import TemporalPair, random_smooth_flow, temporal_error, warp
+from stylenet.networks.transformer import TransformerNet
+from stylenet.train import train
+
+
+def _textured(batch: int = 2, size: int = 32) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    coarse = torch.rand(batch, 3, size // 4, size // 4, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def test_warp_by_a_whole_pixel_shift_is_exact_and_masks_what_comes_from_outside() -> None:
+    images = torch.rand(1, 3, 8, 10)
+    flow = torch.zeros(1, 2, 8, 10)
+    flow[:, 0] = 2.0  # each pixel comes from two to its right
+    moved, inside = warp(images, flow)
+    torch.testing.assert_close(moved[..., :8], images[..., 2:])
+    assert inside[0, 0, :, :8].all() and not inside[0, 0, :, 8:].any()
+
+
+def test_random_flows_are_bounded_and_smooth() -> None:
+    flow = random_smooth_flow(4, 64, 64, magnitude=8.0, generator=torch.Generator().manual_seed(0))
+    assert flow.shape == (4, 2, 64, 64)
+    assert 0 < flow.abs().max() < 8.0 * 3  # a shift of up to 8 px plus a local motion about half as large
+    neighbours = (flow[..., 1:] - flow[..., :-1]).abs().max()
+    assert neighbours < 1.0  # no tearing between adjacent pixels
+    assert (flow[0] - flow[1]).abs().max() > 0.1  # each image its own motion
+
+
+def test_a_network_that_follows_the_motion_has_no_temporal_error_and_one_that_does_not_has() -> None:
+    images = _textured()
+    moved, flow = TemporalPair(flow=4.0, noise=0.0)(images, torch.Generator().manual_seed(0))
+    assert temporal_error(images, moved, flow).max() < 1e-10  # identity: the output moves with the input
+    fixed_texture = torch.rand(1, 3, 32, 32)
+    error = temporal_error(images * 0.5 + fixed_texture, moved * 0.5 + fixed_texture, flow)
+    assert (error > 1e-3).all()  # a texture glued to the frame does not follow the motion: it boils
+
+
+def test_noise_of_the_pair_has_the_asked_strength() -> None:
+    images = torch.full((2, 3, 64, 64), 0.5)
+    moved, flow = TemporalPair(flow=0.0, noise=0.05)(images, torch.Generator().manual_seed(0))
+    assert flow.abs().max() == 0
+    assert (moved - images).std().item() == pytest.approx(0.05, rel=0.05)
+    with pytest.raises(ValueError, match=">= 0"):
+        TemporalPair(flow=-1.0, noise=0.0)
+
+
+def _loss(temporal_weight: float):
+    style = torch.rand(1, 3, 32, 32)
+    return build_perceptual_loss(
+        style, "random", ["relu2_2"], ["relu1_1", "relu2_1"], 1.0, 1.0, 0.0, temporal_weight=temporal_weight
+    )
+
+
+def test_the_term_is_off_at_weight_zero_and_trains_the_network_when_on() -> None:
+    network = TransformerNet(width=0.25, num_residual_blocks=1)
+    images = _textured()
+    output = network(images)
+    assert _loss(0.0).temporal(network, images, output) is None
+    assert "temporal_loss" not in _loss(0.0)(output, images).as_dict()
+
+    term = _loss(10.0).temporal(network, images, output)
+    assert term.dim() == 0 and term > 0
+    term.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters() if p.dim() == 4)
+    with pytest.raises(ConfigError, match="temporal_weight"):
+        _loss(-1.0)
+
+
+def test_training_with_the_term_logs_it_and_counts_it_in_the_total(tmp_path: Path) -> None:
+    cfg = compose_config([*tiny_overrides(tmp_path), "loss.temporal_weight=5", "loss.temporal_flow=2"])
+    train(cfg)
+    scalars = _tags_by_plugin(tmp_path / "run")["scalars"]
+    assert {"train/temporal_loss", "val/temporal_loss"} <= scalars
+    terms = LossTerms(*(torch.tensor(float(v)) for v in (1, 2, 3, 4)))
+    assert terms.total == 10 and terms.as_dict()["temporal_loss"] == 4
+    assert LossTerms(*(torch.tensor(float(v)) for v in (1, 2, 3))).total == 6
+
+
+@pytest.mark.parametrize("bad", ["loss.temporal_weight=-1", "loss.temporal_noise=-0.1", "loss.temporal_flow=abc"])
+def test_bad_temporal_settings_stop_before_training(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="loss.temporal"):
+        train(compose_config([*tiny_overrides(tmp_path), bad]))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_finetuning_trains_every_weight_of_a_model_on_from_its_step(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(compose_config(tiny_overrides(first)))
+    start, _ = load_inference_checkpoint(first / "kept" / "starry.pt")
+
+    second = tmp_path / "second"
+    cfg = compose_config(
+        [*tiny_overrides(second), f"finetune={first / 'kept' / 'starry.pt'}", "loss.temporal_weight=5"]
+    )
+    result = train(cfg)
+    tuned, metadata = load_inference_checkpoint(result["model"])
+    assert metadata["steps"] == 8  # 4 before, 4 now
+    assert metadata["loss"]["temporal_weight"] == 5
+    changed = [
+        not torch.equal(a, b) for a, b in zip(start.state_dict().values(), tuned.state_dict().values(), strict=True)
+    ]
+    assert all(changed[:2]) and changed[-2]  # the first convolution and the last: not just the norms
+
+
+def test_finetuning_refuses_a_model_of_other_styles_or_beside_init(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(compose_config(tiny_overrides(first)))
+    model = first / "kept" / "starry.pt"
+    with pytest.raises(ConfigError, match=r"holds the styles \['starry'\].*set style=starry"):
+        train(compose_config([*tiny_overrides(tmp_path / "a"), f"finetune={model}", "style.name=other"]))
+    with pytest.raises(ConfigError, match="use one of them"):
+        train(compose_config([*tiny_overrides(tmp_path / "b"), f"finetune={model}", f"init={model}"]))
+    assert not (tmp_path / "a" / "run").exists() and not (tmp_path / "b" / "run").exists()
