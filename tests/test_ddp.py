@@ -14,8 +14,9 @@ from stylenet.checkpoint import load_inference_checkpoint
 
 
 @pytest.mark.slow
-def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path) -> None:
-    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.output_dir")]
+@pytest.mark.parametrize("extra", [[], ["loss.temporal_weight=5"]], ids=["perceptual", "with-temporal-term"])
+def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path, extra: list[str]) -> None:
+    overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.output_dir")] + extra
     command = [
         sys.executable,
         "train.py",

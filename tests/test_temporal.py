@@ -70,10 +70,12 @@ def test_the_term_is_off_at_weight_zero_and_trains_the_network_when_on() -> None
     network = TransformerNet(width=0.25, num_residual_blocks=1)
     images = _textured()
     output = network(images)
-    assert _loss(0.0).temporal(network, images, output) is None
+    assert _loss(0.0).temporal_pair is None
     assert "temporal_loss" not in _loss(0.0)(output, images).as_dict()
 
-    term = _loss(10.0).temporal(network, images, output)
+    loss = _loss(10.0)
+    moved, flow = loss.temporal_pair(images)
+    term = loss.temporal(network(moved), output, flow)
     assert term.dim() == 0 and term > 0
     term.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters() if p.dim() == 4)

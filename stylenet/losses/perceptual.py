@@ -88,7 +88,8 @@ class PerceptualLoss(nn.Module):
     `temporal_weight` > 0 adds the stability term of Wang et al. 2020 (stylenet/losses/temporal.py): the
     network's output for a copy of the photo moved by a random smooth flow of up to `temporal_flow` pixels
     plus noise of standard deviation `temporal_noise` must equal its output for the photo, moved alike.
-    Only training computes it (`temporal`): it needs the network, not just its output.
+    The caller makes the pair (`temporal_pair`, None when the term is off) and runs the network on it: the
+    term needs the network, not just its output, and the random draws stay outside compiled code.
     """
 
     def __init__(
@@ -156,13 +157,10 @@ class PerceptualLoss(nn.Module):
             tv=(self.tv_weights[styles] * _per_image_total_variation(output.float())).mean(),
         )
 
-    def temporal(self, stylize, content: torch.Tensor, output: torch.Tensor) -> torch.Tensor | None:
-        """The weighted stability term for `output` = `stylize(content)`, None when `temporal_weight` is 0:
-        `stylize` runs once more, on the moved, noisy copy of `content`."""
-        if self.temporal_pair is None:
-            return None
-        moved, flow = self.temporal_pair(content)
-        return self.temporal_weight * temporal_error(output.float(), stylize(moved).float(), flow).mean()
+    def temporal(self, moved_output: torch.Tensor, output: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """The weighted stability term: `moved_output`, the network's output for the copy of the content that
+        `temporal_pair` moved by `flow`, against `output` moved alike."""
+        return self.temporal_weight * temporal_error(output.float(), moved_output.float(), flow).mean()
 
 
 def build_perceptual_loss(

@@ -111,13 +111,32 @@ class StyleTransferModule(pl.LightningModule):
         # always full (unusable photos are replaced), only an epoch's last one compiling once more.
         self.train_loss = torch.compile(self._loss_terms, dynamic=False) if compile else self._loss_terms
 
-    def _loss_terms(self, images: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
-        """`styles` (B,): the style of each image, for a network of several (None for one)."""
+    def _loss_terms(
+        self,
+        images: torch.Tensor,
+        styles: torch.Tensor | None = None,
+        pair: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> LossTerms:
+        """`styles` (B,): the style of each image, for a network of several (None for one); `pair`: the
+        moved copies of `images` and their flow for the temporal term (`_temporal_pair`), or None."""
         weights = None if styles is None else F.one_hot(styles, self.network.num_styles).float()  # (B, S)
         output = self.network(images, weights)
         terms = self.loss(output, images, styles)
-        terms.temporal = self.loss.temporal(lambda moved: self.network(moved, weights), images, output)
+        if pair is not None:
+            moved, flow = pair
+            terms.temporal = self.loss.temporal(self.network(moved, weights), output, flow)
         return terms
+
+    def _temporal_pair(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The moved, noisy copies of `images` the temporal term compares with (None when it is off).
+
+        Drawn here, in eager code: random numbers inside a compiled graph come from another generator."""
+        if self.loss.temporal_pair is None:
+            return None
+        moved, flow = self.loss.temporal_pair(images)
+        if self.channels_last:
+            moved = moved.contiguous(memory_format=torch.channels_last)
+        return moved, flow
 
     def forward(self, images: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """`style`: the styles' weights for a network of several, (S,) or (B, S); default: the first style."""
@@ -135,14 +154,16 @@ class StyleTransferModule(pl.LightningModule):
         num_styles = self.network.num_styles
         if stage == "train":
             styles = torch.randint(num_styles, (len(images),), device=images.device) if num_styles > 1 else None
-            terms = self.train_loss(images, styles)
+            terms = self.train_loss(images, styles, self._temporal_pair(images))
             self._log_terms(terms, stage, len(images))
         elif num_styles == 1:
-            terms = self._loss_terms(images)
+            terms = self._loss_terms(images, None, self._temporal_pair(images))
             self._log_terms(terms, stage, len(images))
         else:  # every photo in every style: per-style curves, and their mean as the run's figure
+            pair = self._temporal_pair(images)
             per_style = [
-                self._loss_terms(images, torch.full((len(images),), i, device=images.device)) for i in range(num_styles)
+                self._loss_terms(images, torch.full((len(images),), i, device=images.device), pair)
+                for i in range(num_styles)
             ]
             for style, style_terms in zip(self.styles, per_style, strict=True):
                 self._log_terms(style_terms, f"{stage}/{style['name']}", len(images), prog_bar=False)
