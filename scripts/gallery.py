@@ -13,36 +13,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from contact_sheet import contact_sheet
+from PIL import Image
 from skimage import data
 
 from stylenet import load_model
 
 PHOTOS = ("chelsea", "astronaut", "coffee")
-LABEL_HEIGHT = 36
 
 
 def _photo(name: str, size: int) -> Image.Image:
     picture = Image.fromarray(getattr(data, name)()).convert("RGB")
     scale = size / max(picture.size)
     return picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.LANCZOS)
-
-
-def _sheet(rows: list[list[tuple[str, Image.Image]]]) -> Image.Image:
-    width = max(sum(tile.width for _, tile in row) for row in rows)
-    height = sum(max(tile.height for _, tile in row) + LABEL_HEIGHT for row in rows)
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=22)
-    top = 0
-    for row in rows:
-        left = 0
-        for label, tile in row:
-            draw.text((left + 6, top + 6), label, fill="black", font=font)
-            sheet.paste(tile, (left, top + LABEL_HEIGHT))
-            left += tile.width
-        top += max(tile.height for _, tile in row) + LABEL_HEIGHT
-    return sheet
 
 
 def main() -> None:
@@ -63,7 +46,7 @@ def main() -> None:
     ]
     rows.append([(PHOTOS[0], photo)] + blends)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    _sheet(rows).save(args.output, quality=88)
+    contact_sheet(rows).save(args.output, quality=88)
     print(f"wrote {args.output}")
 
 
