@@ -77,14 +77,24 @@ def _choose(page, elem_id: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def _upload(page, elem_id: str, path: Path) -> None:
+    """As a person does it: click the upload area, pick the file in the dialog that opens."""
+    with page.expect_file_chooser(timeout=60_000) as chooser:
+        page.locator(f"#{elem_id} button.upload-container").click()
+    chooser.value.set_files(str(path))
+
+
 @pytest.mark.slow
 def test_a_photo_stylized_in_the_browser(browser, served: str, astronaut: Path, tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": SCREENSHOT_WIDTH, "height": 900})
+    external: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(served) else external.append(request.url))
     page.goto(served)
+    page.locator("#photo input[type=file]").wait_for(state="attached", timeout=60_000)
     _choose(page, "model", STYLE)
     page.locator("#size input").fill(str(SIZE))
     page.locator("#size input").press("Tab")
-    page.locator("#photo input[type=file]").set_input_files(str(astronaut))
+    _upload(page, "photo", astronaut)
     page.locator("#photo").get_by_text(astronaut.name).wait_for(timeout=60_000)
     page.locator("#run-photo").click()
     link = page.locator("#download a").first
@@ -107,8 +117,11 @@ def test_a_photo_stylized_in_the_browser(browser, served: str, astronaut: Path, 
         Path(wanted).parent.mkdir(parents=True, exist_ok=True)
         Image.open(shot).convert("RGB").save(wanted, optimize=True)
 
+    assert external == []  # the page runs offline: no fonts, scripts or analytics from elsewhere
+
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
-    page.locator("#photo input[type=file]").set_input_files(str(bad))
+    page.locator("#photo button[aria-label='Clear']").first.click()
+    _upload(page, "photo", bad)
     page.locator("#run-photo").click()
     page.get_by_text("notes.png: not a readable image").first.wait_for(timeout=60_000)  # the page says why

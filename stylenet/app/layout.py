@@ -44,8 +44,20 @@ def build(handlers: Handlers) -> gr.Blocks:
                 photo = gr.File(label="Photo (upload or drop)", file_types=["image"], elem_id="photo")
                 run_photo = gr.Button("Stylize", variant="primary", elem_id="run-photo")
             with gr.Row():
-                original = gr.Image(label="Original", format="png", interactive=False, elem_id="original")
-                result = gr.Image(label="Stylized", format="png", interactive=False, elem_id="result")
+                original = gr.Image(
+                    label="Original",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="original",
+                )
+                result = gr.Image(
+                    label="Stylized",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id="result",
+                )
             download = gr.File(label="Stylized, full resolution", interactive=False, elem_id="download")
         with gr.Tab("Video"):
             with gr.Row():
