@@ -123,7 +123,29 @@ def _parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(commands)
     add_benchmark_parser(commands)
     commands.add_parser("models", help="list the shipped styles, with a line of each one's model card")
+    _add_app_parser(commands)
     return parser
+
+
+def _add_app_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "app", help='a web page to stylize photos, videos and the webcam (needs pip install -e ".[app]")'
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on; 0.0.0.0 opens it to the network")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder whose .pt files the page offers beside the shipped styles (default: checkpoints/)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--max-memory",
+        help="memory one image may take, like 8G; larger images are tiled (default: half the available RAM)",
+    )
+    parser.add_argument("--max-file-size", default="200MB", help="largest upload accepted, like 200MB or 1GB")
 
 
 def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -186,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_evaluate(args)
         if args.command == "benchmark":
             return run_benchmark(args)
+        if args.command == "app":
+            return _app(args)
         return _stylize(args)
     except StylenetError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -210,6 +234,34 @@ def _export(args: argparse.Namespace) -> int:
     for fmt in formats:
         target = out if out.suffix else out / f"{stem}.{fmt}"
         print(f"wrote {export(baked, baked_metadata, target, fmt)}")
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    """`stylenet app`: the web page, served until interrupted."""
+    import os
+
+    from stylenet.inference.memory import parse_size
+
+    max_memory = None
+    if args.max_memory is not None:
+        try:
+            max_memory = parse_size(args.max_memory)
+        except ValueError as error:
+            raise StylenetError(f"--max-memory: {error}") from None
+    # Gradio reports usage and checks for updates online unless told not to; a local tool stays offline.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        from stylenet.app import server
+    except ImportError as error:
+        if error.name != "gradio":
+            raise
+        raise StylenetError('stylenet app needs Gradio: pip install -e ".[app]"') from None
+    from stylenet.pretrained import kept_models_dir
+
+    page = server.create(args.models or kept_models_dir(), device=args.device, max_memory=max_memory)
+    print(f"stylenet app: http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
+    server.launch(page, args.host, args.port, args.max_file_size)
     return 0
 
 

@@ -28,6 +28,11 @@ def needs_clip(name: str) -> str:
 # Reasons start with one of these; `needs_painting`, `needs_extra` and `needs_clip` write them.
 ALLOWED = (NO_GPU, NOT_GLIBC, "needs the painting ", "needs the optional extra ", "needs the clip ")
 
+# Deliberately not allowed: CI installs Chromium (.ci/run), so a missing browser there is a failure,
+# while a user without it sees the browser test skipped with this reason.
+NO_CHROMIUM = "needs Chromium for the browser test (apt-get install chromium), found no chromium on PATH"
+NO_PLAYWRIGHT = 'needs Playwright for the browser test: pip install -e ".[dev]"'
+
 
 def skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
     """The reason a skipped report gives, without pytest's "Skipped: " prefix."""

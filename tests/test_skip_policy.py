@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_STYLES, require_painting, style_dir
-from skip_policy import NO_GPU, StrictSkips, needs_extra, needs_painting
+from skip_policy import ALLOWED, NO_CHROMIUM, NO_GPU, NO_PLAYWRIGHT, StrictSkips, needs_extra, needs_painting
 
 ALLOWED_SKIPS = f"""
 import pytest
@@ -49,6 +49,13 @@ def test_any_other_skip_fails_a_strict_run_and_is_named(pytester: pytest.Pyteste
     result = _run(pytester, source, strict=True)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*skips for a cause not allowed*", "test_tiny.py*"])
+
+
+def test_a_missing_browser_fails_a_strict_run(pytester: pytest.Pytester) -> None:
+    assert not NO_CHROMIUM.startswith(ALLOWED) and not NO_PLAYWRIGHT.startswith(ALLOWED)
+    source = f"import pytest\ndef test_browser(): pytest.skip({NO_CHROMIUM!r})\n"
+    assert _run(pytester, source, strict=True).ret == pytest.ExitCode.TESTS_FAILED
+    assert _run(pytester, source, strict=False).ret == pytest.ExitCode.OK
 
 
 def test_without_strict_mode_a_skip_is_only_reported(pytester: pytest.Pytester) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +21,17 @@ from stylenet.inference.postprocess import blend, preserve_color
 from stylenet.inference.targets import ImageJob, plan_outputs
 from stylenet.inference.video import probe_video, stylize_video
 
-__all__ = ["ImageJob", "MemoryPlan", "Settings", "plan_memory", "plan_outputs", "process", "run_images", "run_video"]
+__all__ = [
+    "ImageJob",
+    "MemoryPlan",
+    "Settings",
+    "plan_memory",
+    "plan_outputs",
+    "process",
+    "read_image",
+    "run_images",
+    "run_video",
+]
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,18 @@ def process(
     return out
 
 
+def read_image(stylizer: Stylizer, source: Path, settings: Settings) -> tuple[torch.Tensor, MemoryPlan]:
+    """The image at `source` as (3, H, W) at its working size, and the memory plan to stylize it with.
+
+    The plan is made from the header alone, so an image too large to hold is refused before it is
+    decoded. Raises `UnreadableImageError`, `MemoryLimitError` or `OSError`, each one line."""
+    width, height = image_size(source)
+    size = working_size(height, width, settings)
+    plan = plan_memory(stylizer, (height, width), size, settings, str(source))
+    image = to_tensor(open_rgb(source))
+    return resize(image.unsqueeze(0), size)[0], plan
+
+
 def _save(image: torch.Tensor, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
@@ -132,17 +156,13 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
 
     for job in jobs:
         try:
-            width, height = image_size(job.source)  # the header only: nothing is decoded before the plan
-            size = working_size(height, width, settings)
-            job_plan = plan_memory(stylizer, (height, width), size, settings, str(job.source))
-            image = to_tensor(open_rgb(job.source))
+            image, job_plan = read_image(stylizer, job.source, settings)
         except (UnreadableImageError, MemoryLimitError, OSError) as error:
             message = str(error) if str(error).startswith(str(job.source)) else f"{job.source}: {error}"
             tqdm.write(f"skipped {message}", file=sys.stderr)
             failed += 1
             bar.update(1)
             continue
-        image = resize(image.unsqueeze(0), size)[0]
         if pending and (pending[0][1].shape != image.shape or len(pending) >= job_plan.batch or job_plan != plan):
             flush()
         plan = job_plan
@@ -152,17 +172,26 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
     return written, failed
 
 
-def run_video(stylizer: Stylizer, job: ImageJob, settings: Settings) -> int:
-    """Stylize a video frame by frame; output keeps the source's resolution, rate and frame count."""
+def run_video(
+    stylizer: Stylizer,
+    job: ImageJob,
+    settings: Settings,
+    progress: Callable[[int, int | None], Any] | None = None,
+) -> int:
+    """Stylize a video frame by frame; output keeps the source's resolution, rate and frame count.
+
+    `progress(frames done, frame count or None)` is called after each batch; default: a tqdm bar."""
     info = probe_video(job.source)
     full = (info.height, info.width)
     size = working_size(*full, settings)
     plan = plan_memory(stylizer, full, size, settings, str(job.source))
-    with tqdm(desc=job.source.name, unit="frame") as bar:
 
-        def frames(batch: list[np.ndarray]) -> list[np.ndarray]:
-            tensors = torch.stack([to_tensor(f) for f in batch])  # (N, 3, H, W)
-            out = process(stylizer, resize(tensors, size), settings, plan.tile)
-            return [to_array(o) for o in resize(out, full)]
+    def frames(batch: list[np.ndarray]) -> list[np.ndarray]:
+        tensors = torch.stack([to_tensor(f) for f in batch])  # (N, 3, H, W)
+        out = process(stylizer, resize(tensors, size), settings, plan.tile)
+        return [to_array(o) for o in resize(out, full)]
 
+    if progress is not None:
+        return stylize_video(job.source, job.target, frames, plan.batch, lambda n: progress(n, info.frames))
+    with tqdm(desc=job.source.name, unit="frame", total=info.frames) as bar:
         return stylize_video(job.source, job.target, frames, plan.batch, lambda n: bar.update(n - bar.n))

@@ -11,10 +11,17 @@ from stylenet.imageio import to_array, to_tensor
 from stylenet.inference.model import Stylizer
 
 
-def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
-    """Shows camera `camera` stylised until q or Esc is pressed; prints the frame rate it reached."""
+def stylize_frame(stylizer: Stylizer, rgb: np.ndarray, settings) -> np.ndarray:
+    """One camera frame, uint8 RGB (H, W, 3), stylized at its working size (`settings.size`/`scale`)."""
     from stylenet.inference.runner import process, resize, working_size
 
+    frame = to_tensor(rgb).unsqueeze(0)  # (1, 3, H, W)
+    batch = resize(frame, working_size(*frame.shape[-2:], settings))
+    return to_array(process(stylizer, batch, settings, settings.tile or "auto")[0])
+
+
+def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
+    """Shows camera `camera` stylised until q or Esc is pressed; prints the frame rate it reached."""
     try:
         import cv2
     except ImportError as error:
@@ -28,10 +35,7 @@ def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
             ok, bgr = capture.read()
             if not ok:
                 break
-            rgb = to_tensor(bgr[..., ::-1]).unsqueeze(0)  # OpenCV frames are BGR
-            batch = resize(rgb, working_size(*rgb.shape[-2:], settings))
-            out = process(stylizer, batch, settings, settings.tile or "auto")[0]
-            shown = np.ascontiguousarray(to_array(out)[..., ::-1])
+            shown = np.ascontiguousarray(stylize_frame(stylizer, bgr[..., ::-1], settings)[..., ::-1])  # OpenCV: BGR
             cv2.imshow("stylenet (q to quit)", shown)
             frames += 1
             if cv2.waitKey(1) & 0xFF in (ord("q"), 27):

@@ -1,0 +1,43 @@
+"""Starting the page: the catalog, the handlers and the layout, served on one queue, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from stylenet.app.catalog import Catalog
+from stylenet.app.handlers import Handlers
+from stylenet.app.layout import build, theme
+
+HOST = "127.0.0.1"
+PORT = 7860
+MAX_FILE_SIZE = "200MB"
+
+
+def create(models_dir: Path | None, device: str = "cpu", max_memory: int | None = None) -> gr.Blocks:
+    """The page for the shipped styles and the `.pt` files of `models_dir`; the first model is loaded now."""
+    page = build(Handlers(Catalog(models_dir, device=device), max_memory=max_memory))
+    # One model run at a time across the page (see layout.RUN); other events need no limit.
+    return page.queue(default_concurrency_limit=1)
+
+
+def launch(
+    page: gr.Blocks, host: str = HOST, port: int = PORT, max_file_size: str | int = MAX_FILE_SIZE, block: bool = True
+) -> str:
+    """Serves `page` at http://host:port; returns its address (at once when `block` is False)."""
+    _, url, _ = page.launch(
+        server_name=host,
+        server_port=port,
+        share=False,  # a share link tunnels through a third-party server
+        max_file_size=max_file_size,
+        prevent_thread_lock=not block,
+        quiet=not block,
+        show_error=True,
+        footer_links=[],
+        theme=theme(),
+        ssr_mode=False,  # server-side rendering would start Node
+        mcp_server=False,
+        pwa=False,
+    )
+    return url
