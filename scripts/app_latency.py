@@ -1,0 +1,75 @@
+"""How much the web app adds to a photo's stylisation: the page's round trip against the stylizer alone.
+
+    python scripts/app_latency.py [--model wave] [--size 512] [--repeats 5]
+
+Both run in this process on the same loaded model, one after the other: the stylizer as `stylenet
+stylize` runs it (read the photo, stylize, write a PNG), and a request to `stylenet app` on a local port
+through Gradio's own client (upload, queue, the same work, the result sent back). Prints the medians and
+their ratio; the photo is scikit-image's astronaut at `--size` px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from gradio_client import Client, handle_file
+from PIL import Image
+from skimage import data
+
+from stylenet import load_model
+from stylenet.app import server
+from stylenet.app.handlers import SLIDERS
+from stylenet.benchmark.machine import machine_info
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _median_seconds(run, repeats: int) -> float:
+    run()  # warm-up: allocations, kernel choice, the client's first connection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="wave", help="a shipped style (the app lists those by name)")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    photo = folder / "photo.png"
+    Image.fromarray(data.astronaut()).resize((args.size, args.size), Image.Resampling.LANCZOS).save(photo)
+
+    stylizer = load_model(args.model)
+    direct = _median_seconds(lambda: stylizer.stylize_image(photo).save(folder / "out.png"), args.repeats)
+
+    page = server.create(None)
+    url = server.launch(page, port=_free_port(), block=False)
+    client = Client(url, verbose=False)
+    request = (args.model, handle_file(str(photo)), args.size, 1.0, False, *([0.0] * SLIDERS))
+    app = _median_seconds(lambda: client.predict(*request, api_name="/photo"), args.repeats)
+    page.close()
+    machine = machine_info()
+    flags = ", ".join(flag for flag, present in machine["cpu_flags"].items() if present)
+    print(f"{machine['cpu_model']}, {machine['torch_num_threads']} threads ({flags})")
+    print(f"{args.size} px photo, model {args.model}, median of {args.repeats}:")
+    print(f"  stylizer alone (read, stylize, write PNG): {direct:.3f} s")
+    print(f"  through the app (upload, queue, stylize, send back): {app:.3f} s")
+    print(f"  app / stylizer: {app / direct:.2f}x, {app - direct:+.3f} s")
+
+
+if __name__ == "__main__":
+    main()
