@@ -7,8 +7,10 @@
 # train. OUT: a folder for the runs, the evaluation report and the packed model. STYLENET_STYLE_DIR
 # must hold the five paintings of configs/style/ (its starry_night.jpg is used, not the package's). Stage 1 is the compare_cpu recipe (128 px,
 # content at relu4_2) to 6,000 steps; stage 2 resumes it at 256 px with the content at relu2_2
-# (configs/experiment/paintings.yaml) to 7,000. A stopped stage resumes by rerunning its line with
-# ckpt_path=OUT/<stage>/checkpoints/last.ckpt.
+# (configs/experiment/paintings.yaml) to 7,000. Stage 3 fine-tunes that model with the temporal term
+# (configs/experiment/paintings_stable.yaml), and a control fine-tunes it as long without the term:
+# the video stability report compares the two on the clips scripts/fetch_clips.sh fetches. A stopped
+# stage resumes by rerunning its line with ckpt_path=OUT/<stage>/checkpoints/last.ckpt.
 set -euo pipefail
 photos=$1 out=$2
 held_out="astronaut building chelsea coffee motorcycle_left sunrise"
@@ -23,8 +25,15 @@ python train.py experiment=compare_cpu "data.root=$out/train" "style=[starry,wav
   trainer.max_steps=6000 "paths.output_dir=$out/stage1" "paths.kept_models_dir=$out/stage1_model"
 python train.py experiment=paintings "data.root=$out/train" "ckpt_path=$out/stage1/checkpoints/last.ckpt" \
   "paths.output_dir=$out/stage2" "paths.kept_models_dir=$out/stage2_model"
+python train.py experiment=paintings_stable "data.root=$out/train" "finetune=$out/stage2_model/$five.pt" \
+  "paths.output_dir=$out/stage3" "paths.kept_models_dir=$out/stage3_model"
+python train.py experiment=paintings_stable "data.root=$out/train" "finetune=$out/stage2_model/$five.pt" \
+  loss.temporal_weight=0 "paths.output_dir=$out/stage3_control" "paths.kept_models_dir=$out/stage3_control_model"
 # Scored on the two held-out photos scikit-image ships (anyone can rerun this on the same photos).
 python scripts/demo_photos.py "$out/evaluation_photos" --held-out
-stylenet evaluate "$out/stage2_model/$five.pt" --photos "$out/evaluation_photos" -o "$out/evaluation"
-python scripts/pack_pretrained.py "$out/stage2_model/$five.pt" --card stylenet/pretrained/paintings.card.yaml \
+stylenet evaluate "$out/stage3_model/$five.pt" --photos "$out/evaluation_photos" -o "$out/evaluation"
+bash scripts/fetch_clips.sh "$out/clips"
+stylenet evaluate "$out/stage3_model/$five.pt" --video "$out/clips/vtest.avi" "$out/clips/tree.avi" --frames 60 \
+  --baseline "$out/stage3_control_model/$five.pt" -o "$out/evaluation_video"
+python scripts/pack_pretrained.py "$out/stage3_model/$five.pt" --card stylenet/pretrained/paintings.card.yaml \
   --report "$out/evaluation/report.json" -o stylenet/pretrained/paintings.pt --markdown docs/models.md
