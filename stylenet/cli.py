@@ -166,6 +166,9 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--frames", type=int, default=100, help="with --video: the first N frames of each clip")
     parser.add_argument(
+        "--video-size", type=int, help="with --video: frames scaled to N px on the longest side (default: as they are)"
+    )
+    parser.add_argument(
         "--style",
         help="a model of several styles: the one of its styles to score (default: every one, a report row each); "
         "a model of one style: a style name from configs/style/ or an image path (default: the model's)",

@@ -311,6 +311,7 @@ def _run_video(args: argparse.Namespace, out_dir: Path) -> None:
         style=args.style,
         frames=args.frames,
         device=args.device,
+        size=args.video_size,
     )
     for clip in report["clips"]:
         errors = clip["warping_error_by_model"]

@@ -113,12 +113,12 @@ def test_evaluate_video_writes_a_report_with_the_floor_each_model_and_their_rati
     model, baseline = tiny_model(tmp_path / "a.pt", 0), tiny_model(tmp_path / "b.pt", 1)
     out = tmp_path / "report"
     argv = ["evaluate", str(model), "--video", str(clip), "--baseline", str(baseline), "--frames", "5", "-o", str(out)]
-    assert main(argv) == 0
+    assert main([*argv, "--video-size", "32"]) == 0
     printed = capsys.readouterr().out
     assert "pan.mp4: warping error input" in printed and "video_report.md" in printed
     report = json.loads((out / "video_report.json").read_text())
     (entry,) = report["clips"]
-    assert entry["frames"] == 5 and entry["size"] == [64, 48]
+    assert entry["frames"] == 5 and entry["size"] == [32, 24]  # --video-size: the longest side
     assert set(entry["per_frame"]) == {"input", "model/tiny0", "baseline/tiny1"}
     assert all(len(values) == 4 for values in entry["per_frame"].values())
     means = entry["warping_error_by_model"]
@@ -137,6 +137,7 @@ def test_evaluate_video_writes_a_report_with_the_floor_each_model_and_their_rati
         (["--photos", ".", "--baseline", "x.pt"], "--baseline compares warping errors: it needs --video"),
         (["--video", "missing.mp4"], "--video missing.mp4: no such file"),
         (["--video", "CLIP", "--frames", "1"], "--frames must be at least 2"),
+        (["--video", "CLIP", "--video-size", "8"], "--video-size must be at least 16"),
     ],
 )
 def test_evaluate_video_mistakes_are_one_line(

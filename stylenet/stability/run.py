@@ -11,6 +11,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from stylenet.errors import ConfigError
 from stylenet.inference.model import load_model
 from stylenet.inference.stylizer import Stylizer
@@ -44,6 +47,16 @@ def _mean_by_model(values: dict[str, float], models: list[str]) -> dict[str, flo
     return means
 
 
+def _fit(frame: np.ndarray, size: int | None) -> np.ndarray:
+    """`frame` scaled down to `size` px on its longest side (as `stylenet stylize --size` does), or as it is."""
+    height, width = frame.shape[:2]
+    if size is None or max(height, width) <= size:
+        return frame
+    scale = size / max(height, width)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(frame).resize(target, Image.Resampling.LANCZOS))
+
+
 def _styles_mean(per_pair: dict[str, list[float]], which: str) -> list[float]:
     """Per frame pair, the mean error over the styles of model `which` ("model" or "baseline")."""
     mine = [values for key, values in per_pair.items() if key.startswith(f"{which}/")]
@@ -60,7 +73,12 @@ def evaluate_video(
     flow: float = 8.0,
     noise: float = 0.02,
     device: str = "cpu",
+    size: int | None = None,
 ) -> dict[str, Any]:
+    """Warping errors of `model` (and `baseline`) on the first `frames` frames of each clip, resized to `size`
+    px on the longest side where larger (None: as they are); writes the report into `out_dir`."""
+    if size is not None and size < 16:
+        raise ConfigError(f"--video-size must be at least 16 px, not {size}")
     if frames < 2:
         raise ConfigError(f"--frames must be at least 2 (errors are between consecutive frames), not {frames}")
     for clip in clips:
@@ -73,11 +91,12 @@ def evaluate_video(
         "model": str(model),
         "baseline": None if baseline is None else str(baseline),
         "max_frames": frames,
+        "video_size": size,
         "exact": {"flow_px": flow, "noise_std": noise, "frames_per_clip": EXACT_FRAMES},
         "clips": [],
     }
     for clip in clips:
-        decoded = list(read_frames(clip, frames))
+        decoded = [_fit(frame, size) for frame in read_frames(clip, frames)]
         if len(decoded) < 2:
             raise ConfigError(f"--video {clip}: {len(decoded)} frame(s); the warping error needs at least 2")
         per_pair = clip_errors(stylizers, decoded)
