@@ -33,7 +33,7 @@ python train.py experiment=paintings_stable "data.root=$out/train" "finetune=$ou
 python scripts/demo_photos.py "$out/evaluation_photos" --held-out
 stylenet evaluate "$out/stage3_model/$five.pt" --photos "$out/evaluation_photos" -o "$out/evaluation"
 bash scripts/fetch_clips.sh "$out/clips"
-stylenet evaluate "$out/stage3_model/$five.pt" --video "$out/clips/vtest.avi" "$out/clips/tree.avi" --frames 60 \
+stylenet evaluate "$out/stage3_model/$five.pt" --video "$out/clips/vtest.avi" "$out/clips/tree.avi" --frames 30 --video-size 384 \
   --baseline "$out/stage3_control_model/$five.pt" -o "$out/evaluation_video"
 python scripts/pack_pretrained.py "$out/stage3_model/$five.pt" --card stylenet/pretrained/paintings.card.yaml \
   --report "$out/evaluation/report.json" -o stylenet/pretrained/paintings.pt --markdown docs/models.md

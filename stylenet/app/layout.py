@@ -20,6 +20,11 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(font=FONTS, font_mono=MONO)
 
 
+def _picture(label: str, elem_id: str) -> gr.Image:
+    """An image shown on the page (PNG, lossless), to look at or download, not to edit."""
+    return gr.Image(label=label, format="png", interactive=False, buttons=["download", "fullscreen"], elem_id=elem_id)
+
+
 def build(handlers: Handlers) -> gr.Blocks:
     catalog = handlers.catalog
     first = catalog.names[0]
@@ -44,20 +49,8 @@ def build(handlers: Handlers) -> gr.Blocks:
                 photo = gr.File(label="Photo (upload or drop)", file_types=["image"], elem_id="photo")
                 run_photo = gr.Button("Stylize", variant="primary", elem_id="run-photo")
             with gr.Row():
-                original = gr.Image(
-                    label="Original",
-                    format="png",
-                    interactive=False,
-                    buttons=["download", "fullscreen"],
-                    elem_id="original",
-                )
-                result = gr.Image(
-                    label="Stylized",
-                    format="png",
-                    interactive=False,
-                    buttons=["download", "fullscreen"],
-                    elem_id="result",
-                )
+                original = _picture("Original", "original")
+                result = _picture("Stylized", "result")
             download = gr.File(label="Stylized, full resolution", interactive=False, elem_id="download")
         with gr.Tab("Video"):
             with gr.Row():
