@@ -100,8 +100,8 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     real_forward = PerceptualLoss.forward
     training_calls = []
 
-    def diverging(self, output, content):
-        terms = real_forward(self, output, content)
+    def diverging(self, output, content, styles=None):
+        terms = real_forward(self, output, content, styles)
         training_calls.append(1)
         if len(training_calls) >= 4:  # the 4th step (index 3), after the step-2 checkpoint
             terms.style = terms.style * float("nan")
