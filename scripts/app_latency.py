@@ -2,10 +2,11 @@
 
     python scripts/app_latency.py [--model wave] [--size 512] [--repeats 5]
 
-Both run in this process on the same loaded model, one after the other: the stylizer as `stylenet
-stylize` runs it (read the photo, stylize, write a PNG), and a request to `stylenet app` on a local port
-through Gradio's own client (upload, queue, the same work, the result sent back). Prints the medians and
-their ratio; the photo is scikit-image's astronaut at `--size` px.
+Three ways to the same result, one after the other: the command `stylenet stylize` as a user runs it
+(a new process that loads the model), the stylizer inside this process on a loaded model (read the
+photo, stylize, write a PNG: the part of the command the app cannot skip), and a request to `stylenet app`
+on a local port through Gradio's own client (upload, queue, the same work, the result sent back). Prints
+the medians and the app's ratio to each; the photo is scikit-image's astronaut at `--size` px.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,6 +56,9 @@ def main() -> None:
     photo = folder / "photo.png"
     Image.fromarray(data.astronaut()).resize((args.size, args.size), Image.Resampling.LANCZOS).save(photo)
 
+    # The installed command, started as a shell would (its own interpreter, imports and model load).
+    command = [sys.executable, "-m", "stylenet.cli", "stylize", args.model, str(photo), "-o", str(folder / "cli.png")]
+    cli = _median_seconds(lambda: subprocess.run(command, check=True, capture_output=True), args.repeats)
     stylizer = load_model(args.model)
     direct = _median_seconds(lambda: stylizer.stylize_image(photo).save(folder / "out.png"), args.repeats)
 
@@ -66,8 +72,10 @@ def main() -> None:
     flags = ", ".join(flag for flag, present in machine["cpu_flags"].items() if present)
     print(f"{machine['cpu_model']}, {machine['torch_num_threads']} threads ({flags})")
     print(f"{args.size} px photo, model {args.model}, median of {args.repeats}:")
+    print(f"  `stylenet stylize` command (new process): {cli:.3f} s")
     print(f"  stylizer alone (read, stylize, write PNG): {direct:.3f} s")
     print(f"  through the app (upload, queue, stylize, send back): {app:.3f} s")
+    print(f"  app / command: {app / cli:.2f}x, {app - cli:+.3f} s")
     print(f"  app / stylizer: {app / direct:.2f}x, {app - direct:+.3f} s")
 
 
