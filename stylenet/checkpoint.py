@@ -178,7 +178,10 @@ def load_lightning_checkpoint(path: str | Path) -> tuple[TransformerNet, dict[st
     prefix = NETWORK_PREFIX
     weights = {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
     network = build_network(path, info.get("model"), weights)
-    metadata = {"model": network.config.to_dict(), "steps": checkpoint["global_step"]}
+    before = info.get("steps_before", 0)  # a fine-tuning run's: the steps of the model it started from
+    if not (isinstance(before, int) and before >= 0):
+        raise CheckpointError(f"{path}: malformed checkpoint: its steps_before must be a whole number, not {before!r}")
+    metadata = {"model": network.config.to_dict(), "steps": before + checkpoint["global_step"]}
     metadata |= {key: info[key] for key in ("style", "styles", "loss") if info.get(key) is not None}
     _check_metadata(path, metadata, network.num_styles)
     return network, metadata

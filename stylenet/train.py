@@ -269,6 +269,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         compile=compile,
         loss_definition=_loss_summary(cfg),
         style_row_lr_scale=cfg.style_row_lr_scale,
+        steps_before=steps_before,
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)

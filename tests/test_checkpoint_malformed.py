@@ -111,6 +111,10 @@ CKPT_CASES = {
     "no weights": ({"state_dict": None}, "no network description or weights"),
     "step a word": ({"global_step": "x"}, "global_step"),
     "no step": ({"global_step": None}, "global_step"),
+    "steps before a word": (
+        {"stylenet": {"model": dict(CONFIG), "style": {"name": "t"}, "steps_before": "x"}},
+        "steps_before",
+    ),
     "not a dict": ({}, None),
 }
 
@@ -130,6 +134,8 @@ def test_a_well_formed_ckpt_loads_and_tells_its_step(tmp_path: Path) -> None:
     network, metadata = load_lightning_checkpoint(_ckpt(tmp_path))
     assert metadata["steps"] == 5 and network.config.to_dict() == {**CONFIG, "num_styles": 1} and not network.training
     assert read_lightning_checkpoint(_ckpt(tmp_path))["global_step"] == 5
+    tuned = {"model": dict(CONFIG), "style": {"name": "t"}, "steps_before": 7000}  # a fine-tuning run's
+    assert load_lightning_checkpoint(_ckpt(tmp_path, stylenet=tuned))[1]["steps"] == 7005
 
 
 def test_unreadable_files_are_refused_in_one_line(tmp_path: Path) -> None:

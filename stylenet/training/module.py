@@ -64,6 +64,7 @@ class StyleTransferModule(pl.LightningModule):
         check_finite_every_n_steps: int = 50,
         loss_definition: dict[str, Any] | None = None,
         style_row_lr_scale: float = 1.0,
+        steps_before: int = 0,
     ):
         """`style`: what describes the style (name, image, size), or a list of them, one per row of a
         network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
@@ -80,10 +81,13 @@ class StyleTransferModule(pl.LightningModule):
         `style_row_lr_scale` multiplies the learning rate of the instance norms' scale and shift in a
         network of several styles: each row is trained by only the images drawn in its style.
 
+        `steps_before`: the steps the network had trained before this run (a fine-tuned model's), written
+        into checkpoints so that a model read from one counts them too.
+
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
-        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "loss_definition"])
+        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "loss_definition", "steps_before"])
         self.network = network
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -91,6 +95,7 @@ class StyleTransferModule(pl.LightningModule):
         self.styles = list(style) if isinstance(style, list) else [style]
         self.loss_definition = loss_definition
         self.style_row_lr_scale = style_row_lr_scale
+        self.steps_before = steps_before
         if len(self.styles) != network.num_styles:
             raise ValueError(f"{len(self.styles)} style(s) described for a network of {network.num_styles}")
         self.example_input_array = torch.zeros(1, 3, 256, 256)
@@ -268,3 +273,5 @@ class StyleTransferModule(pl.LightningModule):
         checkpoint["stylenet"] = {"model": self.network.config.to_dict(), **style_metadata(self.styles)}
         if self.loss_definition is not None:
             checkpoint["stylenet"]["loss"] = self.loss_definition
+        if self.steps_before:
+            checkpoint["stylenet"]["steps_before"] = self.steps_before
