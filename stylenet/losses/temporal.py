@@ -83,8 +83,11 @@ class TemporalPair:
         return (moved + noise).clamp(0, 1), flow
 
 
-def temporal_error(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def temporal_error(
+    first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """How far the stylised second frame `second` is from the stylised first `first` moved by `flow`: (B,)
-    mean squared differences on [0, 1] pixels, over the pixels the flow sees."""
-    moved, mask = warp(first, flow)
-    return masked_mse(second, moved, mask)
+    mean squared differences on [0, 1] pixels, over the pixels the flow sees and `mask` (B, 1, H, W), where
+    given, keeps (an estimated flow's trusted pixels)."""
+    moved, inside = warp(first, flow)
+    return masked_mse(second, moved, inside if mask is None else inside * mask)

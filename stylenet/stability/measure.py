@@ -17,13 +17,8 @@ import torch
 
 from stylenet.imageio import to_tensor
 from stylenet.inference.stylizer import Stylizer
-from stylenet.losses.temporal import TemporalPair, masked_mse, temporal_error, warp
+from stylenet.losses.temporal import TemporalPair, temporal_error
 from stylenet.stability.flow import FrameFlow
-
-
-def _pair_error(previous: torch.Tensor, current: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor) -> float:
-    moved, _ = warp(previous, flow)
-    return float(masked_mse(current, moved, mask)[0])
 
 
 def clip_errors(stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray]) -> dict[str, list[float]]:
@@ -40,7 +35,7 @@ def clip_errors(stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray]) ->
         if previous_frame is not None:
             flow, mask = flow_of(previous_frame, frame)
             for name, image in current.items():
-                errors[name].append(_pair_error(previous[name], image, flow, mask))
+                errors[name].append(float(temporal_error(previous[name], image, flow, mask)[0]))
         previous_frame, previous = frame, current
     return errors
 
