@@ -6,7 +6,9 @@ Three ways to the same result, one after the other: the command `stylenet styliz
 (a new process that loads the model), the stylizer inside this process on a loaded model (read the
 photo, stylize, write a PNG: the part of the command the app cannot skip), and a request to `stylenet app`
 on a local port through Gradio's own client (upload, queue, the same work, the result sent back). Prints
-the medians and the app's ratio to each; the photo is scikit-image's astronaut at `--size` px.
+the medians and the app's ratio to each; the photo is scikit-image's astronaut at `--size` px. Last, the
+same stylizer compiled (`load_model(..., compile=True)`): what compiling costs once, what it saves a photo,
+and after how many photos of one style it pays (the page does not compile: each new blend is a new network).
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ def main() -> None:
     stylizer = load_model(args.model)
     direct = _median_seconds(lambda: stylizer.stylize_image(photo).save(folder / "out.png"), args.repeats)
 
+    started = time.perf_counter()
+    compiled = load_model(args.model, compile=True)
+    compiled.stylize_image(photo)  # compiles on the first call
+    compiling = time.perf_counter() - started
+    fast = _median_seconds(lambda: compiled.stylize_image(photo).save(folder / "out.png"), args.repeats)
+
     page = server.create(None)
     url = server.launch(page, port=_free_port(), block=False)
     client = Client(url, verbose=False)
@@ -77,6 +85,9 @@ def main() -> None:
     print(f"  through the app (upload, queue, stylize, send back): {app:.3f} s")
     print(f"  app / command: {app / cli:.2f}x, {app - cli:+.3f} s")
     print(f"  app / stylizer: {app / direct:.2f}x, {app - direct:+.3f} s")
+    saved = direct - fast
+    pays = f"pays after {compiling / saved:.0f} photos" if saved > 0 else "never pays"
+    print(f"  stylizer compiled ({compiled.backend}): {fast:.3f} s; compiling + first call {compiling:.1f} s: {pays}")
 
 
 if __name__ == "__main__":
