@@ -16,6 +16,7 @@ from PIL import Image
 
 from stylenet.errors import ConfigError
 from stylenet.inference.model import load_model
+from stylenet.inference.runner import Settings, working_size
 from stylenet.inference.stylizer import Stylizer
 from stylenet.inference.video import read_frames
 from stylenet.pretrained import resolve
@@ -48,13 +49,13 @@ def _mean_by_model(values: dict[str, float], models: list[str]) -> dict[str, flo
 
 
 def _fit(frame: np.ndarray, size: int | None) -> np.ndarray:
-    """`frame` scaled down to `size` px on its longest side (as `stylenet stylize --size` does), or as it is."""
+    """`frame` scaled down (never up) to `size` px on its longest side, to the size `stylenet stylize --size`
+    picks, or as it is. Lanczos on the 8-bit frame, so that the flow sees a sharp picture."""
     height, width = frame.shape[:2]
     if size is None or max(height, width) <= size:
         return frame
-    scale = size / max(height, width)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(frame).resize(target, Image.Resampling.LANCZOS))
+    target_height, target_width = working_size(height, width, Settings(size=size))
+    return np.asarray(Image.fromarray(frame).resize((target_width, target_height), Image.Resampling.LANCZOS))
 
 
 def _styles_mean(per_pair: dict[str, list[float]], which: str) -> list[float]:
