@@ -87,6 +87,26 @@ def test_exact_pairs_measure_the_noise_alone_for_a_model_that_follows_the_motion
     assert errors["glued"] > 5 * errors["input"]  # a texture fixed to the frame does not follow the motion
 
 
+def test_the_exact_measure_reuses_the_stylisations_the_clip_measure_made() -> None:
+    frames = panning_frames(4, noise=0.0)
+    calls = []
+
+    def counted(images: torch.Tensor) -> torch.Tensor:
+        calls.append(len(images))
+        return images.flip(-1)
+
+    fresh = exact_pairs({"m": counted}, frames[::2], flow=4.0, noise=0.02)
+    assert len(calls) == 4  # each frame and its moved copy
+    calls.clear()
+    kept = {0: {}, 2: {}}
+    clip_errors({"m": counted}, frames, keep=kept)
+    assert len(calls) == 4 and set(kept[2]) == {"m"}
+    calls.clear()
+    reused = exact_pairs({"m": counted}, frames[::2], flow=4.0, noise=0.02, stylized=[kept[0], kept[2]])
+    assert len(calls) == 2  # the moved copies only
+    assert reused == pytest.approx(fresh)
+
+
 def make_clip(path: Path, frames: list[np.ndarray]) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=10)

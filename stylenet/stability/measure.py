@@ -21,17 +21,23 @@ from stylenet.losses.temporal import TemporalPair, temporal_error
 from stylenet.stability.flow import FrameFlow
 
 
-def clip_errors(stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray]) -> dict[str, list[float]]:
+def clip_errors(
+    stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray], keep: dict[int, dict[str, torch.Tensor]] | None = None
+) -> dict[str, list[float]]:
     """Per consecutive pair of `frames` (RGB uint8), the warping error of the input ("input") and of each
-    stylizer's output (by its name): lists of len(frames) - 1."""
+    stylizer's output (by its name): lists of len(frames) - 1.
+
+    `keep`: frame index -> {} to fill with that frame's stylisations by name, for `exact_pairs` to reuse."""
     flow_of = FrameFlow()
     errors: dict[str, list[float]] = {"input": [], **{name: [] for name in stylizers}}
     previous_frame: np.ndarray | None = None
     previous: dict[str, torch.Tensor] = {}
-    for frame in frames:
+    for index, frame in enumerate(frames):
         current = {"input": to_tensor(frame).unsqueeze(0)}  # (1, 3, H, W) in [0, 1]
         for name, stylizer in stylizers.items():
             current[name] = stylizer(current["input"]).cpu().float()
+        if keep is not None and index in keep:
+            keep[index].update((name, current[name]) for name in stylizers)
         if previous_frame is not None:
             flow, mask = flow_of(previous_frame, frame)
             for name, image in current.items():
@@ -41,17 +47,26 @@ def clip_errors(stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray]) ->
 
 
 def exact_pairs(
-    stylizers: dict[str, Stylizer], frames: list[np.ndarray], flow: float, noise: float, seed: int = 0
+    stylizers: dict[str, Stylizer],
+    frames: list[np.ndarray],
+    flow: float,
+    noise: float,
+    seed: int = 0,
+    stylized: list[dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Mean error over `frames` each paired with a copy moved by a known random flow of up to `flow` px plus
-    Gaussian noise of `noise` std: of the input ("input": the noise alone) and of each stylizer's output."""
+    Gaussian noise of `noise` std: of the input ("input": the noise alone) and of each stylizer's output.
+
+    `stylized`: per frame, its stylisations by stylizer name where already made (`clip_errors(keep=)`)."""
     pair = TemporalPair(flow, noise)
     generator = torch.Generator().manual_seed(seed)
     sums = {"input": 0.0, **{name: 0.0 for name in stylizers}}
-    for frame in frames:
+    for index, frame in enumerate(frames):
         image = to_tensor(frame).unsqueeze(0)
         moved, known = pair(image, generator)
         sums["input"] += float(temporal_error(image, moved, known)[0])
+        made = stylized[index] if stylized is not None else {}
         for name, stylizer in stylizers.items():
-            sums[name] += float(temporal_error(stylizer(image).cpu().float(), stylizer(moved).cpu().float(), known)[0])
+            still = made[name] if name in made else stylizer(image).cpu().float()
+            sums[name] += float(temporal_error(still, stylizer(moved).cpu().float(), known)[0])
     return {name: total / max(len(frames), 1) for name, total in sums.items()}

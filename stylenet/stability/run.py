@@ -100,10 +100,11 @@ def evaluate_video(
         decoded = [_fit(frame, size) for frame in read_frames(clip, frames)]
         if len(decoded) < 2:
             raise ConfigError(f"--video {clip}: {len(decoded)} frame(s); the warping error needs at least 2")
-        per_pair = clip_errors(stylizers, decoded)
+        spread = list(range(0, len(decoded), max(len(decoded) // EXACT_FRAMES, 1)))[:EXACT_FRAMES]
+        kept: dict[int, dict[str, Any]] = {index: {} for index in spread}  # the exact measure reuses these
+        per_pair = clip_errors(stylizers, decoded, keep=kept)
         means = {name: statistics.fmean(values) for name, values in per_pair.items()}
-        spread = decoded[:: max(len(decoded) // EXACT_FRAMES, 1)][:EXACT_FRAMES]
-        exact = exact_pairs(stylizers, spread, flow, noise)
+        exact = exact_pairs(stylizers, [decoded[i] for i in spread], flow, noise, stylized=[kept[i] for i in spread])
         chart = out_dir / f"video_{Path(clip).stem}.png"
         by_model = {"input": per_pair["input"]} | {which: _styles_mean(per_pair, which) for which in models}
         line_chart(by_model, f"{Path(clip).name}: warping error per frame (mean over styles)", chart)
