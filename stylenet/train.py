@@ -270,6 +270,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loss_definition=_loss_summary(cfg),
         style_row_lr_scale=cfg.style_row_lr_scale,
         steps_before=steps_before,
+        weight_average_decay=cfg.get("weight_average_decay"),
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)
@@ -307,6 +308,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # A final Lightning checkpoint, so that a longer run can continue from exactly here.
     trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
     val = {k: float(v) for k, v in trainer.validate(module, datamodule=datamodule, verbose=False)[0].items()}
+    module.keep_averaged_weights()  # the model written below is the average, the network validated above
     skipped = datamodule.skipped_at_setup + module.skipped_images
     if skipped:
         log.warning("skipped %d unusable image(s) in the dataset", skipped)

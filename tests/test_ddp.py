@@ -11,10 +11,15 @@ import torch
 from conftest import REPO, tiny_overrides
 
 from stylenet.checkpoint import load_inference_checkpoint
+from stylenet.training.weight_average import CHECKPOINT_KEY
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["loss.temporal_weight=5"]], ids=["perceptual", "with-temporal-term"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["loss.temporal_weight=5", "weight_average_decay=0.5"]],
+    ids=["perceptual", "with-temporal-term-and-weight-average"],
+)
 def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path, extra: list[str]) -> None:
     overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.output_dir")] + extra
     command = [
@@ -34,3 +39,7 @@ def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path, extra: list[s
     network, metadata = load_inference_checkpoint(tmp_path / "kept" / "starry.pt")
     assert metadata["steps"] == 4
     assert not list((tmp_path / "kept").glob("starry.*.pt")), "only rank 0 may write the kept model"
+    if "weight_average_decay=0.5" in extra:  # the kept model is the average the checkpoint holds
+        assert checkpoint[CHECKPOINT_KEY]["updates"] == 4
+        saved = {k[len("network.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
+        assert all(torch.equal(v, saved[k]) for k, v in network.state_dict().items())

@@ -111,8 +111,14 @@ def test_a_style_list_naming_a_missing_painting_is_refused_before_any_work(paint
     assert not (paintings / "run").exists()
 
 
-@pytest.mark.parametrize("base_styles", [["stripes"], ["stripes", "dots"]])
-def test_init_adds_a_style_training_only_the_norms(paintings: Path, base_styles: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("base_styles", "averaging"),
+    [(["stripes"], []), (["stripes", "dots"], []), (["stripes", "dots"], ["weight_average_decay=0.5"])],
+)
+def test_init_adds_a_style_training_only_the_norms(
+    paintings: Path, base_styles: list[str], averaging: list[str]
+) -> None:
+    """Also with a weight average: the average of weights that never change is those weights, exactly."""
     base_cfg = compose_config([*tiny_overrides(paintings / "base"), f"styles=[{','.join(base_styles)}]"])
     base_path = train(base_cfg)["model"]
     base, _ = load_inference_checkpoint(base_path)
@@ -120,7 +126,7 @@ def test_init_adds_a_style_training_only_the_norms(paintings: Path, base_styles:
     new = paintings / "new.png"
     Image.fromarray((torch.rand(40, 40, 3) * 255).to(torch.uint8).numpy()).save(new)
     overrides = ["style=custom", f"style.image={new}", "style.name=noise", f"init={base_path}"]
-    result = train(compose_config([*tiny_overrides(paintings / "add"), *overrides]))
+    result = train(compose_config([*tiny_overrides(paintings / "add"), *overrides, *averaging]))
     grown, metadata = load_inference_checkpoint(result["model"])
 
     assert [s["name"] for s in metadata["styles"]] == [*base_styles, "noise"]

@@ -39,7 +39,7 @@ class SampleImages(pl.Callback):
         network = pl_module.network
         was_training = network.training
         network.eval()
-        with torch.no_grad():
+        with torch.no_grad(), pl_module.averaged_weights():  # the network the run will keep
             per_style = self._stylize(network, pl_module.device)
         network.train(was_training)
         grid = make_grid(torch.cat([self.photos, *per_style]), nrow=len(self.photos), padding=2)

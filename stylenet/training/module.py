@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,6 +17,9 @@ from stylenet.errors import StylenetError
 from stylenet.losses.perceptual import LossTerms, PerceptualLoss
 from stylenet.networks.style_rows import norm_parameters
 from stylenet.networks.transformer import TransformerNet
+from stylenet.training.weight_average import WeightAverage, take_from_checkpoint
+
+log = logging.getLogger(__name__)
 
 # Lightning checkpoints leave out the frozen loss network: it is rebuilt from the config.
 _LOSS_PREFIX = "loss."
@@ -65,6 +70,7 @@ class StyleTransferModule(pl.LightningModule):
         loss_definition: dict[str, Any] | None = None,
         style_row_lr_scale: float = 1.0,
         steps_before: int = 0,
+        weight_average_decay: float | None = None,
     ):
         """`style`: what describes the style (name, image, size), or a list of them, one per row of a
         network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
@@ -84,6 +90,10 @@ class StyleTransferModule(pl.LightningModule):
         `steps_before`: the steps the network had trained before this run (a fine-tuned model's), written
         into checkpoints so that a model read from one counts them too.
 
+        `weight_average_decay`: keep an exponential moving average of the network's weights (`WeightAverage`)
+        with this decay, validate and sample with it, and write it as the checkpoints' network (their own
+        weights ride along for resuming); None: the network as trained.
+
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
@@ -96,6 +106,10 @@ class StyleTransferModule(pl.LightningModule):
         self.loss_definition = loss_definition
         self.style_row_lr_scale = style_row_lr_scale
         self.steps_before = steps_before
+        self.weight_average_decay = weight_average_decay
+        self.weight_average: WeightAverage | None = None  # made on the network's device, at the start of fitting
+        self._loaded_average: dict[str, Any] | None = None
+        self._own_weights: dict[str, torch.Tensor] | None = None  # the weights as trained, while the average validates
         if len(self.styles) != network.num_styles:
             raise ValueError(f"{len(self.styles)} style(s) described for a network of {network.num_styles}")
         self.example_input_array = torch.zeros(1, 3, 256, 256)
@@ -231,6 +245,40 @@ class StyleTransferModule(pl.LightningModule):
                 "resume from the last checkpoint with ckpt_path=.../checkpoints/last.ckpt"
             )
 
+    def on_fit_start(self) -> None:
+        if self.weight_average_decay is None or self.weight_average is not None:
+            return
+        self.weight_average = WeightAverage(self.network, self.weight_average_decay)
+        if self._loaded_average is not None:
+            self.weight_average.load_state_dict(self._loaded_average)
+            self._loaded_average = None
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """The network holds the weight average inside the block (its own weights without one)."""
+        if self.weight_average is None:
+            yield
+            return
+        with self.weight_average.swapped_in(self.network):
+            yield
+
+    def keep_averaged_weights(self) -> None:
+        """Makes the weight average the network's own weights for good: the end of training."""
+        if self.weight_average is not None:
+            self.weight_average.copy_to(self.network)
+            self.weight_average = None
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here, not in on_train_batch_end: callbacks (checkpoints, samples) run that hook first and must see
+        # this step in the average; and here it is once per step when several batches make one.
+        if self.weight_average is not None:
+            self.weight_average.update(self.network)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.weight_average is not None:
+            self._own_weights = self.weight_average.swap_in(self.network)
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # The global step (already advanced past this batch), not batch_idx: that restarts every
         # epoch, and a small folder's epochs would never reach the check. Every rank has the same one.
@@ -241,6 +289,9 @@ class StyleTransferModule(pl.LightningModule):
         self._stop_if_non_finite("train")
 
     def on_validation_epoch_end(self) -> None:
+        if self._own_weights is not None:
+            WeightAverage.swap_out(self.network, self._own_weights)
+            self._own_weights = None
         self._stop_if_non_finite("val")
         self._first_non_finite.pop("val", None)  # each validation is judged on its own
 
@@ -265,10 +316,22 @@ class StyleTransferModule(pl.LightningModule):
         mismatch = network_mismatch(checkpoint, self.network)
         if mismatch:
             raise NetworkMismatchError(mismatch)
+        # An averaging run's checkpoint: the network resumes from its weights as trained, the average goes on.
+        loaded = take_from_checkpoint(checkpoint, NETWORK_PREFIX)
+        if loaded is None:
+            return
+        if self.weight_average_decay is None:
+            log.info("the checkpoint's weight average is not kept: this run does not average (weight_average_decay)")
+        elif self.weight_average is not None:  # strategies that restore after the fit has started
+            self.weight_average.load_state_dict(loaded)
+        else:
+            self._loaded_average = loaded
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._stop_if_non_finite("train")  # never write a diverged network over the last good one
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(_LOSS_PREFIX)}
+        if self.weight_average is not None:
+            self.weight_average.put_in_checkpoint(checkpoint, NETWORK_PREFIX, self._own_weights)
         # Enough for inference code to rebuild the network from a .ckpt without Lightning.
         checkpoint["stylenet"] = {"model": self.network.config.to_dict(), **style_metadata(self.styles)}
         if self.loss_definition is not None:
