@@ -176,6 +176,26 @@ def test_fast_backends_report_their_agreement_with_eager_fp32() -> None:
         assert rows["cudagraph-fp16"]["status"] == "skipped" and "CUDA" in rows["cudagraph-fp16"]["reason"]
 
 
+def test_the_default_model_is_the_shipped_starry_and_random_weights_where_it_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stylenet.benchmark import suite
+    from stylenet.errors import StylenetError
+    from stylenet.inference import model
+
+    network, metadata = suite._default_network()
+    shipped, _ = model.load_network("starry")
+    assert metadata["style"]["name"] == "starry"
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in network.state_dict().items())
+
+    def unreadable(path):
+        raise StylenetError("a Git LFS pointer, not the model")
+
+    monkeypatch.setattr(model, "load_network", unreadable)
+    network, metadata = suite._default_network()
+    assert metadata["style"]["name"] == "random" and network.num_styles == 1
+
+
 def test_all_backends_leave_gpu_only_ones_to_gpus() -> None:
     assert expand_backends(["all"], cuda=True) == list(BACKENDS)
     assert not set(expand_backends(["all"], cuda=False)) & set(GPU_DEFAULT_ONLY)

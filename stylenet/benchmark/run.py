@@ -54,7 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (after one warm-up)")
     parser.add_argument("--train-size", type=int, default=256, help="training image size in pixels (default 256)")
     parser.add_argument("--train-batch", type=int, default=4, help="training batch size (default 4)")
-    parser.add_argument("--model", type=Path, default=None, help="a .pt or .ckpt model (default: random weights)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a .pt or .ckpt model, or a shipped style's name (default: starry)"
+    )
     parser.add_argument(
         "--memory-reuse",
         choices=MEMORY_REUSE,
