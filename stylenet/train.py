@@ -283,7 +283,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         auto_insert_metric_name=False,
         every_n_train_steps=cfg.checkpoint_every_n_steps,
         save_last=True,
-        save_top_k=1,  # with no monitor: the latest periodic checkpoint, beside last.ckpt
+        save_top_k=cfg.get("checkpoint_keep", 1),  # with no monitor: the latest periodic ones (-1: all), and last.ckpt
     )
     callbacks = [checkpoints, samples, Throughput(), LearningRateMonitor("step")]
     if cfg.trainer.enable_progress_bar:

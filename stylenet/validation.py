@@ -115,6 +115,9 @@ def check_train_config(cfg: Any) -> None:
         whole_number(cfg.seed, "seed", minimum=0)
     for key in ("checkpoint_every_n_steps", "sample_every_n_steps", "sample_size"):
         whole_number(cfg[key], key)
+    keep = cfg.get("checkpoint_keep", 1)
+    if keep != -1:
+        whole_number(keep, "checkpoint_keep (or -1 for all)", minimum=0)
     whole_number(cfg.style.size, "style.size")
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
         if key in cfg.loss:

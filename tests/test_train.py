@@ -71,6 +71,15 @@ def test_lightning_checkpoint_holds_no_loss_network_but_rebuild_info(tiny_cfg, t
     assert all(torch.equal(v, kept.state_dict()[k]) for k, v in network.state_dict().items())
 
 
+@pytest.mark.parametrize(
+    ("keep", "kept"), [("1", ["step_000004.ckpt"]), ("-1", ["step_000002.ckpt", "step_000004.ckpt"])]
+)
+def test_checkpoint_keep_sets_how_many_periodic_checkpoints_stay(tmp_path: Path, keep: str, kept: list[str]) -> None:
+    train(compose_config(tiny_overrides(tmp_path) + [f"checkpoint_keep={keep}"]))
+    periodic = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*.ckpt"))
+    assert periodic == kept
+
+
 def test_resume_continues_the_global_step(tmp_path: Path) -> None:
     first = compose_config(tiny_overrides(tmp_path / "a"))
     train(first)

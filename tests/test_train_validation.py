@@ -44,6 +44,8 @@ BAD = {
     "data.image_size=8": "data.image_size must be a whole number >= 16",
     "sample_size=0": "sample_size",
     "checkpoint_every_n_steps=abc": "checkpoint_every_n_steps",
+    "checkpoint_keep=-2": "checkpoint_keep",
+    "checkpoint_keep=abc": "checkpoint_keep",
     "style.size=-3": "style.size",
     "loss.style_weight=-1": "loss.style_weight",
     "seed=abc": "seed",
