@@ -42,6 +42,27 @@ for steps in 2000 4000 6000; do
     "starry=$out/eval/starry_$steps/report.json" "wave=$out/eval/wave_$steps/report.json"
 done
 
+# Weight averaging: the three S = 6000 runs resumed to 10000 steps keeping a moving average of their
+# weights (weight_average_decay=0.998), every periodic checkpoint (1000 steps apart) kept and evaluated.
+for run in "multi5:$multi" starry:style=starry wave:style=wave; do
+  name=${run%%:*}
+  train "${run#*:}" trainer.max_steps=10000 weight_average_decay=0.998 checkpoint_every_n_steps=1000 checkpoint_keep=-1 \
+    "ckpt_path=$out/${name}_6000/checkpoints/last.ckpt" "paths.output_dir=$out/${name}_averaged" \
+    "paths.kept_models_dir=$out/models_averaged"
+done
+for steps in 007000 008000 009000 010000; do  # each checkpoint's average, and its weights as trained
+  for name in multi5 starry wave; do
+    checkpoint="$out/${name}_averaged/checkpoints/step_$steps.ckpt"
+    evaluate "$checkpoint" "$out/eval/${name}_averaged_$steps"
+    python scripts/trained_weights.py "$checkpoint" "$out/${name}_trained_$steps.ckpt"
+    evaluate "$out/${name}_trained_$steps.ckpt" "$out/eval/${name}_trained_$steps"
+  done
+  for kind in averaged trained; do
+    python scripts/multistyle_table.py quality "$out/eval/multi5_${kind}_$steps/report.json" \
+      "starry=$out/eval/starry_${kind}_$steps/report.json" "wave=$out/eval/wave_${kind}_$steps/report.json"
+  done
+done
+
 # A new style: 1667 steps of norms only (10 minutes of this recipe's full step, 0.36 s alone on
 # the machine of the docs) added to the five-style network at 4000 steps, at optimizer.lr=0.01,
 # against a from-scratch run of graffiti (10000 steps would be 60 minutes), checkpointed every 500 steps.

@@ -182,3 +182,25 @@ def test_a_checkpoint_written_while_the_average_validates_still_holds_the_weight
     assert all(torch.equal(saved[k], network.state_dict()[k]) for k in saved)
     assert all(torch.equal(checkpoint["state_dict"][f"network.{k}"], v) for k, v in average.items())
     assert any(not torch.equal(saved[k], average[k]) for k in saved)
+
+
+def test_the_weights_as_trained_can_be_written_as_a_checkpoint_of_their_own(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    train(compose_config(tiny_overrides(tmp_path) + ["weight_average_decay=0.5"]))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    script = [sys.executable, str(REPO / "scripts" / "trained_weights.py")]
+    done = subprocess.run([*script, str(last), str(tmp_path / "trained.ckpt")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    trained = torch.load(last, weights_only=True)[_AVERAGE_KEY]["training_weights"]
+    network, _ = load_lightning_checkpoint(tmp_path / "trained.ckpt")
+    assert all(torch.equal(v, trained[k]) for k, v in network.state_dict().items())
+    again = subprocess.run([*script, str(last), str(tmp_path / "trained.ckpt")], capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stderr  # never written over
+    plain = subprocess.run(
+        [*script, str(tmp_path / "trained.ckpt"), str(tmp_path / "x.ckpt")], capture_output=True, text=True
+    )
+    assert plain.returncode == 2 and "not a checkpoint of a run that averages" in plain.stderr
