@@ -276,6 +276,23 @@ def test_style_rows_report_ratios_against_the_single_style_model(tmp_path: Path,
     assert f"{blend:.3f}x" in printed and f"{blend:.3f}x" in markdown
 
 
+def test_style_rows_run_in_one_process_with_their_calls_interleaved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylenet.benchmark import measure, styles
+
+    calls = []
+
+    def runner(choice, frame, device):
+        return lambda: calls.append(choice["name"]) or frame
+
+    monkeypatch.setattr(styles, "stylizer_runner", runner)
+    choices = {name: {"name": name} for name in ("a", "b", "c")}
+    spec = {"kind": "style-set", "choices": choices, "height": 16, "width": 16, "repeats": 3}
+    result = measure.measure(spec)
+    assert result["status"] == "ok" and set(result["rows"]) == {"a", "b", "c"}
+    timed = calls[len(choices) * measure.WARMUP :]  # after each row's first call and warm-up
+    assert timed == ["a", "b", "c"] * 3
+
+
 def test_style_table_sets_each_choice_beside_the_single_style_model() -> None:
     from stylenet.benchmark.styles import with_single_style_ratio
 

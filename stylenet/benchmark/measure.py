@@ -65,6 +65,38 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _measure_style_set(spec: dict[str, Any]) -> dict[str, Any]:
+    """The style rows (`spec["choices"]`: row name -> model file and style) in one process, their calls
+    interleaved (A, B, C, A, B, C...): whatever drifts while they run (other load, clocks, the allocator's
+    state) falls on every row alike, and rows that run the same network time the same. Each row's median."""
+    import torch
+
+    from stylenet.benchmark.backends import benchmark_frame
+    from stylenet.benchmark.styles import stylizer_runner
+
+    device = pick_device()
+    baseline = rss_mb()
+    frame = benchmark_frame(spec["height"], spec["width"])
+    runners = {name: stylizer_runner(choice, frame, device) for name, choice in spec["choices"].items()}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    with torch.inference_mode():
+        for name, run in runners.items():
+            output = run()
+            if spec.get("outputs", {}).get(name):  # kept for the PSNR column
+                torch.save(output.detach().float().clamp(0, 1).cpu(), spec["outputs"][name])
+            for _ in range(WARMUP - 1):
+                run()
+        sync(device)
+        for _ in range(spec["repeats"]):
+            for name, run in runners.items():
+                times[name] += _timed_ms(run, 1, device)
+    rows = {
+        name: {"ms_per_frame": statistics.median(t), "min_ms": min(t), "frames_per_s": 1000 / statistics.median(t)}
+        for name, t in times.items()
+    }
+    return {"rows": rows, "baseline_rss_mb": baseline}
+
+
 def _measure_peak(spec: dict[str, Any]) -> dict[str, Any]:
     from stylenet.hardware import cpu_has_native_bf16
 
@@ -102,7 +134,12 @@ def measure(spec: dict[str, Any], reset_peak: bool = False) -> dict[str, Any]:
     if reset_peak:
         reset_peak_rss()
     try:
-        kinds = {"training": _measure_training, "peak": _measure_peak, "inference": _measure_inference}
+        kinds = {
+            "training": _measure_training,
+            "peak": _measure_peak,
+            "inference": _measure_inference,
+            "style-set": _measure_style_set,
+        }
         result = kinds[spec["kind"]](spec)
     except Exception as error:  # compile, fp16 and exporters fail in many ways; each is a reason to report
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""

@@ -73,6 +73,37 @@ def _default_network() -> tuple[Any, dict[str, Any]]:
         return TransformerNet().eval(), {"style": {"name": "random"}, "steps": 0}
 
 
+def _style_rows(
+    style_models: dict[str, dict[str, Any]],
+    base: dict[str, Any],
+    measure_fn: Any,
+    workdir: Path,
+    size: str,
+    fp32_output: str | None,
+) -> list[dict[str, Any]]:
+    """The single-style model and the choices of the multi-style one, measured together in one process with
+    their calls interleaved (`measure._measure_style_set`); each choice with its ratio to the single style."""
+    single_output = str(workdir / f"out-{SINGLE}-{size}-{base['memory_reuse']}.pt")
+    spec = {**base, "kind": "style-set", "choices": style_models, "outputs": {SINGLE: single_output}}
+    measured = measure_fn(spec)
+    rows = []
+    for variant, choice in style_models.items():
+        row = {"size": size, "backend": variant, **({"style": choice["style"]} if choice["style"] else {})}
+        if measured.get("status") != "ok":
+            row.update(memory_reuse=base["memory_reuse"], **{k: v for k, v in measured.items() if k != "rows"})
+        else:  # the peak memory is the process's, shared by the rows
+            shared = {k: v for k, v in measured.items() if k != "rows"}
+            row.update(shared, **measured["rows"][variant], interleaved=True)
+        rows.append(row)
+    single = rows[0]
+    psnr = _psnr_db(single_output, fp32_output) if single.get("status") == "ok" else None
+    if psnr is not None:  # the same weights as eager-fp32: how far its precision takes it
+        single["psnr_vs_eager_fp32_db"] = psnr
+    for row in rows[1:]:
+        with_single_style_ratio(row, single)
+    return rows
+
+
 def _prepare(
     model: str | None, backends: list[str], workdir: Path, styles: int | None = None
 ) -> tuple[str, dict[str, str], dict[str, str], dict[str, dict[str, Any]]]:
@@ -186,8 +217,13 @@ def run_benchmark(
             row = measure_in_subprocess(spec, workdir, child_timeout_s) if isolate else measure(spec, reset_peak=True)
             # One progress line per measurement: a long run shows where it is, and a run cut short
             # still leaves its figures in the log.
-            inference = spec["kind"] == "inference"
+            inference = spec["kind"] in ("inference", "style-set")
             where = f"{spec['width']}x{spec['height']}" if inference else f"training {spec['size']} px"
+            if spec["kind"] == "style-set":
+                figures = {name: r["ms_per_frame"] for name, r in row.get("rows", {}).items()}
+                done = ", ".join(f"{name} {ms:.1f} ms" for name, ms in figures.items()) or "skipped"
+                print(f"  {where} style rows, reuse {spec['memory_reuse']}: {done}", file=sys.stderr, flush=True)
+                return {"memory_reuse": spec["memory_reuse"], **row}
             figure = row.get("ms_per_frame", row.get("ms_per_step"))
             done = f"{figure:.1f} ms" if figure is not None else f"skipped ({row.get('reason', '')[:80]})"
             print(f"  {where} {spec['variant']}, reuse {spec['memory_reuse']}: {done}", file=sys.stderr, flush=True)
@@ -220,26 +256,17 @@ def run_benchmark(
                 if psnr is not None:
                     row["psnr_vs_eager_fp32_db"] = psnr
                 result["inference"].append(_with_ratio(row, reference, "ms_per_frame", faster_is_lower=True))
-            single: dict[str, Any] = {}
-            for variant, choice in style_models.items():
-                row = {"size": size, "backend": variant, **({"style": choice["style"]} if choice["style"] else {})}
-                output = str(workdir / f"out-{variant}-{size}-{reuse}.pt") if variant == SINGLE else None
-                row.update(measure_fn({**base, "variant": variant, **choice, "output": output}))
-                psnr = _psnr_db(output, outputs.get("eager-fp32")) if output else None
-                if psnr is not None:  # the same weights as eager-fp32: how far its precision takes it
-                    row["psnr_vs_eager_fp32_db"] = psnr
-                if variant == SINGLE:
-                    single = row
-                else:
-                    with_single_style_ratio(row, single)
-                result["inference"].append(_with_ratio(row, reference, "ms_per_frame", faster_is_lower=True))
+            if style_models:
+                rows = _style_rows(style_models, base, measure_fn, workdir, size, outputs.get("eager-fp32"))
+                result["inference"] += [_with_ratio(r, reference, "ms_per_frame", faster_is_lower=True) for r in rows]
         if style_models:
             precision = native_precision(device().type)
             result["styles_note"] = (
                 f"stylizer-*: `load_model` as `stylenet stylize` runs it ({precision}, uncompiled, untiled): "
                 f"{SINGLE} the model of one style; stylizer-{styles}-styles the same network holding {styles} styles, "
                 f"one chosen; stylizer-{styles}-blend an equal blend of all; vs 1 style: {SINGLE} ms / the row's ms "
-                "(above 1 is faster), same size and memory reuse"
+                "(above 1 is faster), same size and memory reuse; the three run in one process, their calls "
+                "interleaved, so that drift falls on each alike (peak RSS: that process's)"
             )
         if train:
             variants = training_variants(cpu_has_native_bf16(), torch.cuda.is_available())
