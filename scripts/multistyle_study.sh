@@ -71,6 +71,10 @@ train style=custom style.image=graffiti.png style.name=graffiti "init=$out/model
 train style=custom style.image=graffiti.png style.name=graffiti trainer.max_steps=10000 checkpoint_every_n_steps=500 \
   "paths.output_dir=$out/graffiti_scratch" "paths.kept_models_dir=$out/models_scratch"
 evaluate "$out/models_added/$five+graffiti.pt" "$out/eval/graffiti_added" --style graffiti
+# The same added to the averaged network of S = 10000 (the weight-averaging block above).
+train style=custom style.image=graffiti.png style.name=graffiti "init=$out/models_averaged/$five.pt" trainer.max_steps=1667 \
+  optimizer.lr=0.01 "paths.output_dir=$out/graffiti_added_averaged" "paths.kept_models_dir=$out/models_added_averaged"
+evaluate "$out/models_added_averaged/$five+graffiti.pt" "$out/eval/graffiti_added_averaged" --style graffiti
 scratch_reports=()
 for ckpt in "$out"/graffiti_scratch/checkpoints/step_*.ckpt; do
   name=$(basename "$ckpt" .ckpt)
