@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from stylenet.benchmark import BenchmarkError
-from stylenet.benchmark.backends import BACKENDS, GPU_DEFAULT_ONLY, expand_backends, inference_runner
+from stylenet.benchmark.backends import BACKENDS, GPU_DEFAULT_ONLY, expand_backends
 from stylenet.benchmark.peak import PeakShapes
 from stylenet.benchmark.reference import ReferenceVGG16, reference_network, reference_train_step_factory
 from stylenet.benchmark.report import format_markdown, format_report
 from stylenet.benchmark.run import add_parser, parse_sizes, run
-from stylenet.benchmark.styles import prepare_style_models, style_variants
+from stylenet.benchmark.styles import prepare_style_models, style_variants, stylizer_runner
 from stylenet.benchmark.suite import run_benchmark
 from stylenet.inference.model import load_model, load_network
 from stylenet.networks.style_rows import norm_parameters
@@ -232,8 +232,8 @@ def test_style_rows_choose_and_blend_what_they_say(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = wide(photo, torch.full((3,), 1 / 3)).clamp(0, 1)
     assert torch.allclose(several.with_style(specs[blend]["style"])(photo), expected, atol=1e-5)
-    for variant in specs:  # what a measuring process runs: the stylizer in its choice, at the default precision
-        run = inference_runner({"variant": variant, "height": 24, "width": 32, **specs[variant]}, torch.device("cpu"))
+    for variant in specs:  # what the measuring process runs: the stylizer in its choice, at the default precision
+        run = stylizer_runner(specs[variant], torch.rand(1, 3, 24, 32), torch.device("cpu"))
         assert run().shape == (1, 3, 24, 32)
 
 

@@ -94,10 +94,6 @@ def inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
 
         network, frame = reference_network().to(device), frame.to(device) * 255  # the reference works in 0..255
         return lambda: network(frame)
-    if variant.startswith(STYLIZER_PREFIX):
-        from stylenet.benchmark.styles import stylizer_runner
-
-        return stylizer_runner(spec, frame, device)
     if variant == "pt2":
         network = torch.export.load(spec["artifact"]).module().to(device)
         frame = frame.to(device)

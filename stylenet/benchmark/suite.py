@@ -86,14 +86,12 @@ def _style_rows(
     single_output = str(workdir / f"out-{SINGLE}-{size}-{base['memory_reuse']}.pt")
     spec = {**base, "kind": "style-set", "choices": style_models, "outputs": {SINGLE: single_output}}
     measured = measure_fn(spec)
+    shared = {k: v for k, v in measured.items() if k != "rows"}  # status, reason or the process's peak memory
     rows = []
     for variant, choice in style_models.items():
-        row = {"size": size, "backend": variant, **({"style": choice["style"]} if choice["style"] else {})}
-        if measured.get("status") != "ok":
-            row.update(memory_reuse=base["memory_reuse"], **{k: v for k, v in measured.items() if k != "rows"})
-        else:  # the peak memory is the process's, shared by the rows
-            shared = {k: v for k, v in measured.items() if k != "rows"}
-            row.update(shared, **measured["rows"][variant], interleaved=True)
+        row = {"size": size, "backend": variant, **({"style": choice["style"]} if choice["style"] else {}), **shared}
+        if measured.get("status") == "ok":
+            row.update(measured["rows"][variant], interleaved=True)
         rows.append(row)
     single = rows[0]
     psnr = _psnr_db(single_output, fp32_output) if single.get("status") == "ok" else None

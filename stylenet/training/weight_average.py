@@ -68,9 +68,6 @@ class WeightAverage:
         finally:
             self.swap_out(network, own)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "updates": self.updates, "average": dict(self.average)}
-
     def put_in_checkpoint(self, checkpoint: dict[str, Any], prefix: str, own: dict[str, torch.Tensor] | None) -> None:
         """Makes the average the network of a Lightning checkpoint (`prefix`: its keys' in the state dict), so
         that every reader of the file gets it, and keeps the weights as trained beside it for resuming.
