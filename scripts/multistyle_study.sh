@@ -83,6 +83,25 @@ for ckpt in "$out"/graffiti_scratch/checkpoints/step_*.ckpt; do
 done
 python scripts/multistyle_table.py added graffiti "$out/eval/graffiti_added/report.json" "${scratch_reports[@]}"
 
+# The shipped five-style model (`init=paintings`) as the base, with its own recipe (experiment=paintings:
+# 256 px, batch 4, content at relu2_2). Step times alone on the machine (2 threads, 90 steps,
+# checkpoints 30 apart): 1.30 s adding, 1.40 s from scratch, so 430 adding steps are 9.3 minutes
+# and 2400 from-scratch steps 56 minutes.
+shipped() { python train.py experiment=paintings styles=null style=custom style.image=graffiti.png style.name=graffiti \
+  "data.root=$photos" trainer.enable_progress_bar=false "$@"; }
+shipped init=paintings optimizer.lr=0.01 trainer.max_steps=430 \
+  "paths.output_dir=$out/graffiti_added_shipped" "paths.kept_models_dir=$out/models_added_shipped"
+shipped trainer.max_steps=2400 checkpoint_every_n_steps=300 checkpoint_keep=-1 trainer.val_check_interval=300 \
+  "paths.output_dir=$out/graffiti_scratch_shipped" "paths.kept_models_dir=$out/models_scratch_shipped"
+evaluate "$out/models_added_shipped/$five+graffiti.pt" "$out/eval/graffiti_added_shipped" --style graffiti
+shipped_reports=()
+for ckpt in "$out"/graffiti_scratch_shipped/checkpoints/step_*.ckpt; do
+  name=$(basename "$ckpt" .ckpt)
+  evaluate "$ckpt" "$out/eval/graffiti_scratch_shipped_$name"
+  shipped_reports+=("$out/eval/graffiti_scratch_shipped_$name/report.json")
+done
+python scripts/multistyle_table.py added graffiti "$out/eval/graffiti_added_shipped/report.json" "${shipped_reports[@]}"
+
 # Blends, and speed (run this last, alone on the machine).
 python -m stylenet.blend_path "$out/models4000/$five.pt" --photos "$held_out" --pair starry,wave --grid "$out/blend.png"
 python -m stylenet.blend_path "$out/models4000/$five.pt" --photos "$held_out" --pair scream,composition_vii
