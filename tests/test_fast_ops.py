@@ -91,7 +91,7 @@ def test_compiled_interleave_equals_the_eager_one(layout, rows, cols):
     # The form compiled code takes (no strides read); run eagerly here, values and gradients.
     phases = torch.randn(2, 4 * 3, rows, cols, dtype=torch.float64).contiguous(memory_format=layout)
     phases.requires_grad_(True)
-    eager = fast_ops._interleave(fast_ops._phase_views(phases), layout == torch.channels_last)
+    eager = fast_ops._interleave(fast_ops.phase_views(phases), layout == torch.channels_last)
     compiled = fast_ops.interleave_by_cropping(phases)
     assert eager.shape == (2, 3, 2 * rows - 2, 2 * cols - 2) and eager.is_contiguous(memory_format=layout)
     torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
@@ -107,7 +107,7 @@ def test_upsample_conv_does_the_multiply_adds_of_2x2_kernels(layout):
     batch, ci, co, (h, w) = 2, 8, 6, (5, 7)
     x = torch.randn(batch, ci, h, w).contiguous(memory_format=layout)
     weight, bias = torch.randn(co, ci, 3, 3), torch.randn(co)
-    assert fast_ops._phase_weight(weight).shape == (4 * co, ci, 2, 2)
+    assert fast_ops.phase_weight(weight).shape == (4 * co, ci, 2, 2)
 
     def conv_flops(function) -> int:
         with FlopCounterMode(display=False) as counter:

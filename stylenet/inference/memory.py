@@ -91,23 +91,28 @@ def _widths(model: dict[str, Any]) -> tuple[int, int]:
     return first.out_channels, second.out_channels
 
 
-def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool) -> float:
+def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool, compiled: bool = False) -> float:
     """Peak bytes per input pixel of one forward pass, at the network's widest full-resolution step.
 
     The lower layers run at a quarter and a sixteenth of the pixels, so the full-resolution steps
     set the peak. Eager (fp32, exported graphs): the nearest-upsampled half-resolution features
     (c2 channels), their reflection-padded copy and the convolution backend's reordered copy of
     it, with the c1-channel output written once in the backend's layout and once in PyTorch's:
-    3 c2 + 2 c1. The fast path (`FastRunner`) upsamples sub-pixel: c1 phases, their interleaved
-    copy and its normalised copy, with the backend's blocked copies of the phase convolution's
-    input (c2 at a quarter of the pixels, padded) and of one c1 output: 4 c1 + c2, in its own
-    dtype. On top: the input cast to that dtype,
-    the network's output, its float32 copy and the clamped result.
+    3 c2 + 2 c1. The fast path (`FastRunner`), eager, runs `stylenet.networks.low_memory_ops`:
+    a c1 output beside its input (c2 at a quarter of the pixels), and for images too small for
+    the border form a padded c1 copy beside a c1 activation: 2 c1 + c2 / 4, in its own dtype.
+    Compiled, the sub-pixel upsampling's c1 phases, their interleaved copy and its normalised
+    copy, with the backend's blocked copies of the phase convolution's input and of one c1
+    output: 4 c1 + c2. On top: the input cast to that dtype, the network's output, its float32
+    copy and the clamped result.
     """
     c1, c2 = _widths(model)
     element = torch.finfo({"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)).bits // 8
     element = element if fast else 4
-    features = 4 * c1 + c2 if fast else 3 * c2 + 2 * c1
+    if fast:
+        features = 4 * c1 + c2 if compiled else 2 * c1 + c2 / 4
+    else:
+        features = 3 * c2 + 2 * c1
     io = 3 * element + 3 * element + 2 * 3 * 4
     return MARGIN * (features * element + io)
 

@@ -115,7 +115,8 @@ class Stylizer:
 
     def activation_bytes_per_pixel(self) -> float:
         model = self.metadata.get("model") or {}
-        return activation_bytes_per_pixel(model, self.precision, fast=isinstance(self._run, FastRunner))
+        fast = isinstance(self._run, FastRunner)
+        return activation_bytes_per_pixel(model, self.precision, fast, compiled=fast and self._run.compiled)
 
     def plan_tile(
         self,

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _layout(x: Tensor) -> torch.memory_format:
+def layout_of(x: Tensor) -> torch.memory_format:
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format
 
@@ -64,7 +64,7 @@ def _(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tens
 def _instance_norm_backward(
     grad: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor, eps: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    grad = grad.contiguous(memory_format=_layout(x))  # the kernel is one-pass only when both layouts agree
+    grad = grad.contiguous(memory_format=layout_of(x))  # the kernel is one-pass only when both layouts agree
     grad_x = torch.empty_like(x)
     grad_weight = torch.zeros_like(weight)
     grad_bias = torch.zeros_like(weight)
@@ -144,7 +144,7 @@ def instance_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor
 _TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
 
-def _phase_weight(weight: Tensor) -> Tensor:
+def phase_weight(weight: Tensor) -> Tensor:
     """(Co, Ci, 3, 3) -> (4 Co, Ci, 2, 2): the 2x2 kernel of each of the four output phases.
 
     Output channels are phase-major (phase (a, b) is channels (2a + b) Co to (2a + b + 1) Co), so
@@ -160,6 +160,11 @@ def _phase_weight(weight: Tensor) -> Tensor:
     return phases.reshape(4 * co, ci, 2, 2).to(weight.dtype)
 
 
+def phase_bias(bias: Tensor | None) -> Tensor | None:
+    """(Co,) -> (4 Co,): each phase's outputs take the convolution's bias."""
+    return None if bias is None else bias.repeat(4)
+
+
 def _interleave_phases(phases: Tensor, channels_last: bool) -> Tensor:
     """(B, 4 Co, h + 1, w + 1) 2x2-convolution outputs, phase-major -> (B, Co, 2h, 2w), one copy.
 
@@ -169,10 +174,10 @@ def _interleave_phases(phases: Tensor, channels_last: bool) -> Tensor:
     """
     if torch.compiler.is_compiling():
         return interleave_by_cropping(phases)
-    return _interleave(_phase_views(phases), channels_last)
+    return _interleave(phase_views(phases), channels_last)
 
 
-def _phase_views(phases: Tensor) -> Tensor:
+def phase_views(phases: Tensor) -> Tensor:
     """(B, 4 Co, h + 1, w + 1) -> (B, 2, 2, Co, h, w): phase (a, b) from row a and column b, a view.
 
     The offset, one row (column) more per phase step, is a stride, so that slicing the phases adds
@@ -198,7 +203,7 @@ def interleave_by_cropping(phases: Tensor) -> Tensor:
     """`_interleave_phases` for compiled code: whole phase outputs interleaved, then cropped.
 
     Strides read while tracing need not be those of the buffer Inductor makes (with frozen weights,
-    `_phase_views` of an NCHW convolution read wrong values), so this form uses no strides.
+    `phase_views` of an NCHW convolution read wrong values), so this form uses no strides.
     Interleaved in reverse order, (h + 1) x (w + 1) outputs of phase (1 - a, 1 - b) in slot
     (a, b), the wanted pixels are one block, one row and column in: Inductor computes it as one
     indexed copy. Eager, it would be two copies (the flip, then the interleave).
@@ -257,10 +262,9 @@ def upsample_conv(x: Tensor, size: tuple[int, int], weight: Tensor, bias: Tensor
     (h, w), (height, width) = x.shape[-2:], size
     if height not in (2 * h - 1, 2 * h) or width not in (2 * w - 1, 2 * w) or min(h, w) < 2:
         raise ValueError(f"upsample_conv: cannot upsample {h}x{w} to {height}x{width} by two")
-    layout = _layout(x)
+    layout = layout_of(x)
     padded = _replicate_pad(x)  # (B, Ci, h + 2, w + 2)
-    phase_bias = None if bias is None else bias.repeat(4)
-    phases = F.conv2d(padded, _phase_weight(weight), phase_bias)  # (B, 4 Co, h + 1, w + 1)
+    phases = F.conv2d(padded, phase_weight(weight), phase_bias(bias))  # (B, 4 Co, h + 1, w + 1)
     y = _interleave_phases(phases, layout == torch.channels_last)[..., :height, :width]  # (B, Co, H, W)
     if height % 2:
         y = torch.cat([y[..., :-1, :], _reference_rows(x, size, weight, bias)], dim=-2)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenet.networks import fast_ops
+from stylenet.networks import fast_ops, low_memory_ops
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,22 @@ class TransformerConfig:
 
 
 class InstanceNorm(nn.InstanceNorm2d):
-    """Affine instance norm that can run through `fast_ops.instance_norm` (same parameters and result)."""
+    """Affine instance norm that can run through `fast_ops.instance_norm` (same parameters and result).
+
+    Like `nn.ReLU(inplace=True)`, with the fast layers on and no gradients (eager inference) it
+    normalises its input in place: the network only ever hands it a layer's fresh output.
+    """
 
     fast = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fast and x.dim() == 4:
-            return fast_ops.instance_norm(x, self.weight, self.bias, self.eps)
+            return _instance_norm(x, self.weight, self.bias, self.eps, fast=True)
         return super().forward(x)
 
 
 class ConditionalInstanceNorm(nn.Module):
-    """Instance norm whose scale and shift are a table with one row per style.
+    """Instance norm whose scale and shift are a table with one row per style (in place as `InstanceNorm`).
 
     Dumoulin, Shlens & Kudlur 2017, "A Learned Representation for Artistic Style" (arXiv
     1610.07629): everything else in the network is shared. `style` weighs the rows: a one-hot
@@ -75,6 +79,8 @@ class ConditionalInstanceNorm(nn.Module):
 
 
 def _instance_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, fast: bool) -> torch.Tensor:
+    if fast and low_memory_ops.applies(x):
+        return low_memory_ops.instance_norm_(x, weight, bias, eps)
     if fast and x.dim() == 4:
         return fast_ops.instance_norm(x, weight, bias, eps)
     return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
@@ -114,6 +120,12 @@ class ConvLayer(nn.Sequential):
             ReflectionPad(kernel_size // 2),
             nn.Conv2d(in_ch, out_ch, kernel_size, stride),
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad, conv = self
+        if pad.fast and low_memory_ops.is_large(x):  # eager inference: no padded copy of x
+            return low_memory_ops.padded_conv(x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect")
+        return conv(pad(x))
 
 
 class ConvNormReLU(nn.Sequential):
@@ -170,7 +182,10 @@ class UpsampleBlock(nn.Module):
     def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "nearest" and self.fast:
             conv = self.conv[1]
-            x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
+            if low_memory_ops.applies(x) and tuple(size) == (2 * x.shape[-2], 2 * x.shape[-1]):
+                x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias, fast_ops.layout_of(x))
+            else:
+                x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
         elif self.mode == "nearest":
             x = self.conv(F.interpolate(x, size=size, mode="nearest"))
         else:  # twice the input: one row/column too many where the encoder rounded up
@@ -237,6 +252,7 @@ class TransformerNet(nn.Module):
         y = self.encoder[2](y, style)  # (B, c3, ceil(H/4), ceil(W/4))
         for block in self.residuals:
             y = block(y, style)
-        y = self.upsample[1](self.upsample[0](y, half, style), full, style)
+        y = self.upsample[0](y, half, style)  # one statement each, so that y's previous value is freed
+        y = self.upsample[1](y, full, style)
         y = self.output(y)  # (B, 3, H, W)
         return y if self.training else y.clamp(0.0, 1.0)

@@ -1,0 +1,112 @@
+"""Forms of the fast layers for eager inference that never hold a second full-size activation.
+
+At 1920x1080 every 32-channel activation of the transformation network is 133 MB in bf16. The
+plain forms hold two or three of them at once: a normalised copy beside its input, a padded copy
+beside the tensor it pads, and the whole four-phase output of the sub-pixel upsampling beside its
+interleaved result. These compute the same values (tests/test_low_memory_ops.py) while holding at
+most the layer's input and output plus a strip a few rows high. They are for inference only
+(no gradients) and eager only: compiled inference leaves buffers to Inductor's memory planning.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylenet.networks.fast_ops import phase_bias, phase_views, phase_weight
+
+# The sub-pixel upsampling writes its output in strips of about this many bytes of phase outputs.
+# Strips that stay in cache ran faster than the whole-image form at every size measured, 512 px
+# included, even with the one-row overlap between strips computed twice.
+STRIP_BYTES = 4 << 20
+# Below this input size a padded copy is small beside the peak, and padding then convolving was
+# as fast or faster (a 512 px frame). From glibc's largest mmap threshold on,
+# every such copy is also a fresh mapping that pays page faults on first touch.
+LARGE_BYTES = 32 << 20
+
+
+def applies(x: Tensor) -> bool:
+    """Whether these forms may run: eager, without gradients, on an (N, C, H, W) activation."""
+    return x.dim() == 4 and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+
+def is_large(x: Tensor) -> bool:
+    """Whether `x` is large enough for `padded_conv` to pay (see `LARGE_BYTES`)."""
+    return applies(x) and x.numel() * x.element_size() >= LARGE_BYTES
+
+
+def instance_norm_(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """Affine instance norm of `x` written into `x` itself, one batch-norm call per image.
+
+    For a layer's fresh output that nothing else reads. The batch-norm kernel measures its
+    statistics in a first pass and then normalises element by element, so its output may alias
+    its input (the test compares it with the out-of-place operator, bit for bit).
+    """
+    stats_dtype = weight.dtype
+    for image in x.split(1):
+        mean = image.new_empty(image.shape[1], dtype=stats_dtype)
+        invstd = torch.empty_like(mean)
+        torch.ops.aten.native_batch_norm.out(
+            image, weight, bias, None, None, True, 0.0, eps, out=image, save_mean=mean, save_invstd=invstd
+        )
+    return x
+
+
+def padded_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, pad: int, mode: str) -> Tensor:
+    """`F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)` without the padded copy of `x`.
+
+    The convolution pads with zeros on its own (oneDNN does it inside the kernel); only the output
+    rows and columns whose window reaches into the padding differ, and those are recomputed from
+    strips of `x` padded the right way, a kernel's height or width each.
+    """
+    h, w = x.shape[-2:]
+    k = weight.shape[-1]
+    top = -(-pad // stride)  # output rows whose window starts above the image
+    bottom = (h - k + pad) // stride + 1  # the first output row whose window ends below it
+    left, right = top, (w - k + pad) // stride + 1
+    if pad == 0 or bottom <= top or right <= left:  # too small for separate borders: the plain way
+        return F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)
+    out = F.conv2d(x, weight, bias, stride, padding=pad)
+    first_row, first_col = bottom * stride - pad, right * stride - pad  # where the far borders' windows start
+    edge_rows, edge_cols = (top - 1) * stride + k - pad, (left - 1) * stride + k - pad  # what the near ones read
+
+    def border(strip: Tensor, padding: tuple[int, int, int, int]) -> Tensor:
+        return F.conv2d(F.pad(strip, padding, mode=mode), weight, bias, stride)
+
+    out[..., :top, :] = border(x[..., :edge_rows, :], (pad, pad, pad, 0))
+    out[..., :, :left] = border(x[..., :edge_cols], (pad, 0, pad, pad))
+    if bottom < out.shape[-2]:  # with a stride, the last window may end inside the image
+        out[..., bottom:, :] = border(x[..., first_row:, :], (pad, pad, 0, pad))
+    if right < out.shape[-1]:
+        out[..., :, right:] = border(x[..., first_col:], (0, pad, pad, pad))
+    return out
+
+
+def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None, layout: torch.memory_format) -> Tensor:
+    """`fast_ops.upsample_conv` to exactly twice the size of `x`, written into its output strip by strip.
+
+    Each strip convolves a few rows of the replicate-padded input with the phase kernels and copies
+    the four phases straight to their interleaved places, so the whole phase output (as large as
+    the result) never exists.
+    """
+    n, _, h, w = x.shape
+    co = weight.shape[0]
+    kernels, biases = phase_weight(weight), phase_bias(bias)
+    out = torch.empty((n, co, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout)
+    rows = max(1, STRIP_BYTES // (4 * co * (w + 1) * x.element_size() * n))
+    for start in range(0, h, rows):
+        stop = min(start + rows, h)
+        # Padded rows start .. stop + 1 are input rows start - 1 .. stop, the edge rows repeated.
+        pieces = [x[..., max(start - 1, 0) : stop + 1, :]]
+        if start == 0:
+            pieces.insert(0, x[..., :1, :])
+        if stop == h:
+            pieces.append(x[..., -1:, :])
+        strip = torch.cat(pieces, dim=-2)
+        strip = torch.cat([strip[..., :1], strip, strip[..., -1:]], dim=-1)
+        phases = F.conv2d(strip, kernels, biases)  # (N, 4 Co, stop - start + 1, w + 1)
+        # Output pixel (2i + a, 2j + b), as (N, a, b, Co, i, j) to match the phase views.
+        target = out[..., 2 * start : 2 * stop, :].unflatten(-1, (w, 2)).unflatten(-3, (stop - start, 2))
+        target.permute(0, 3, 5, 1, 2, 4).copy_(phase_views(phases))
+    return out

@@ -1,0 +1,107 @@
+"""The low-memory forms of eager inference compute exactly what the plain fast layers compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylenet.networks import fast_ops, low_memory_ops
+from stylenet.networks.transformer import TransformerNet
+
+CASES = [
+    (torch.float32, torch.contiguous_format),
+    (torch.float32, torch.channels_last),
+    (torch.bfloat16, torch.channels_last),
+]
+
+
+def _tensor(*shape: int, dtype=torch.float32, layout=torch.contiguous_format) -> torch.Tensor:
+    return torch.randn(*shape).to(dtype).contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize(("dtype", "layout"), CASES)
+def test_instance_norm_in_place_equals_the_batch_norm_kernel_bit_for_bit(dtype, layout) -> None:
+    torch.manual_seed(0)
+    x = _tensor(2, 16, 23, 37, dtype=dtype, layout=layout) * 3 + 1
+    weight, bias = torch.rand(16).to(dtype), torch.rand(16).to(dtype)
+    expected = fast_ops.instance_norm(x, weight, bias, 1e-5)
+    storage = x.data_ptr()
+    with torch.inference_mode():
+        out = low_memory_ops.instance_norm_(x, weight, bias, 1e-5)
+    assert out.data_ptr() == storage and out.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("dtype", "layout"), CASES)
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pad", "mode", "size"),
+    [
+        (kernel, stride, pad, mode, size)
+        for kernel, stride, pad, mode in [
+            (9, 1, 4, "reflect"),
+            (3, 2, 1, "reflect"),
+            (3, 1, 1, "reflect"),
+            (2, 1, 1, "replicate"),
+        ]
+        for size in [(16, 16), (17, 23), (6, 40), (3, 3)]
+        if mode == "replicate" or min(size) > pad  # reflection needs more rows than the padding
+    ],
+)
+def test_padded_conv_equals_padding_then_convolving(dtype, layout, kernel, stride, pad, mode, size) -> None:
+    torch.manual_seed(0)
+    x = _tensor(2, 5, *size, dtype=dtype, layout=layout)
+    weight, bias = torch.randn(7, 5, kernel, kernel).to(dtype), torch.randn(7).to(dtype)
+    expected = F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)
+    with torch.inference_mode():
+        out = low_memory_ops.padded_conv(x, weight, bias, stride, pad, mode)
+    tolerance = {"rtol": 1e-2, "atol": 1e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(out, expected, **tolerance)
+
+
+@pytest.mark.parametrize(("dtype", "layout"), CASES)
+@pytest.mark.parametrize("strip_bytes", [1, 5000, 1 << 30])  # one row a strip, a few rows, the whole image
+def test_upsample_by_strips_equals_the_whole_image_form_bit_for_bit(monkeypatch, dtype, layout, strip_bytes) -> None:
+    monkeypatch.setattr(low_memory_ops, "STRIP_BYTES", strip_bytes)
+    torch.manual_seed(0)
+    x = _tensor(2, 6, 9, 14, dtype=dtype, layout=layout)
+    weight, bias = torch.randn(4, 6, 3, 3).to(dtype), torch.randn(4).to(dtype)
+    expected = fast_ops.upsample_conv(x, (18, 28), weight, bias)
+    with torch.inference_mode():
+        out = low_memory_ops.upsample_conv_by_strips(x, weight, bias, layout)
+    assert out.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("dtype", "layout"), CASES)
+@pytest.mark.parametrize(
+    ("size", "doubles"), [((32, 48), True), ((35, 29), False)]
+)  # whether the decoder's steps are x2 exactly
+def test_the_network_runs_them_in_eager_inference_with_the_same_output(
+    monkeypatch, dtype, layout, size, doubles
+) -> None:
+    monkeypatch.setattr(low_memory_ops, "LARGE_BYTES", 0)  # the border form at this small size too
+    ran: set[str] = set()
+    for name in ("instance_norm_", "padded_conv", "upsample_conv_by_strips"):
+        form = getattr(low_memory_ops, name)
+        monkeypatch.setattr(low_memory_ops, name, lambda *a, _form=form, _name=name: ran.add(_name) or _form(*a))
+    torch.manual_seed(0)
+    network = TransformerNet().train().to(dtype, memory_format=layout).use_fast_ops().requires_grad_(False)
+    x = _tensor(2, 3, *size, dtype=dtype, layout=layout).sigmoid()
+    given = x.clone()
+    with torch.enable_grad():  # the plain fast layers (the forms are for inference only)
+        expected = network(x)
+    assert not ran
+    with torch.inference_mode():
+        out = network(x)
+    assert ran == {"instance_norm_", "padded_conv"} | ({"upsample_conv_by_strips"} if doubles else set())
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert torch.equal(x, given)  # in place only on the network's own activations
+
+
+def test_training_and_compiled_code_keep_the_plain_forms() -> None:
+    x = torch.rand(1, 4, 8, 8)
+    assert not low_memory_ops.applies(x)  # gradients enabled
+    with torch.no_grad():
+        assert low_memory_ops.applies(x) and not low_memory_ops.is_large(x)
+        assert low_memory_ops.is_large(torch.empty(1, 32, 512, 512))  # 32 MiB in fp32
