@@ -16,6 +16,16 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 five="starry+wave+scream+composition_vii+udnie"
 train() { python train.py experiment=compare_cpu "data.root=$photos" trainer.enable_progress_bar=false "$@"; }
 evaluate() { stylenet evaluate "$1" --photos "$held_out" --gatys-steps 0 -o "$2" "${@:3}"; }
+# Graffiti added (its report) against every periodic checkpoint of a from-scratch run (OUT/<run>).
+against_scratch() {
+  local reports=() ckpt name
+  for ckpt in "$out/$2"/checkpoints/step_*.ckpt; do
+    name=$(basename "$ckpt" .ckpt)
+    evaluate "$ckpt" "$out/eval/$2_$name"
+    reports+=("$out/eval/$2_$name/report.json")
+  done
+  python scripts/multistyle_table.py added graffiti "$1" "${reports[@]}"
+}
 
 # Per-style quality. The five-style network at style_row_lr_scale=1 and 5 (the default), 2000
 # steps, batch 4; the scale-5 run resumed to 4000 and 6000, and single-style starry and wave
@@ -75,13 +85,7 @@ evaluate "$out/models_added/$five+graffiti.pt" "$out/eval/graffiti_added" --styl
 train style=custom style.image=graffiti.png style.name=graffiti "init=$out/models_averaged/$five.pt" trainer.max_steps=1667 \
   optimizer.lr=0.01 "paths.output_dir=$out/graffiti_added_averaged" "paths.kept_models_dir=$out/models_added_averaged"
 evaluate "$out/models_added_averaged/$five+graffiti.pt" "$out/eval/graffiti_added_averaged" --style graffiti
-scratch_reports=()
-for ckpt in "$out"/graffiti_scratch/checkpoints/step_*.ckpt; do
-  name=$(basename "$ckpt" .ckpt)
-  evaluate "$ckpt" "$out/eval/graffiti_scratch_$name"
-  scratch_reports+=("$out/eval/graffiti_scratch_$name/report.json")
-done
-python scripts/multistyle_table.py added graffiti "$out/eval/graffiti_added/report.json" "${scratch_reports[@]}"
+against_scratch "$out/eval/graffiti_added/report.json" graffiti_scratch
 
 # The shipped five-style model (`init=paintings`) as the base, with its own recipe (experiment=paintings:
 # 256 px, batch 4, content at relu2_2). Step times alone on the machine (2 threads, 90 steps,
@@ -94,13 +98,7 @@ shipped init=paintings optimizer.lr=0.01 trainer.max_steps=430 \
 shipped trainer.max_steps=2400 checkpoint_every_n_steps=300 checkpoint_keep=-1 trainer.val_check_interval=300 \
   "paths.output_dir=$out/graffiti_scratch_shipped" "paths.kept_models_dir=$out/models_scratch_shipped"
 evaluate "$out/models_added_shipped/$five+graffiti.pt" "$out/eval/graffiti_added_shipped" --style graffiti
-shipped_reports=()
-for ckpt in "$out"/graffiti_scratch_shipped/checkpoints/step_*.ckpt; do
-  name=$(basename "$ckpt" .ckpt)
-  evaluate "$ckpt" "$out/eval/graffiti_scratch_shipped_$name"
-  shipped_reports+=("$out/eval/graffiti_scratch_shipped_$name/report.json")
-done
-python scripts/multistyle_table.py added graffiti "$out/eval/graffiti_added_shipped/report.json" "${shipped_reports[@]}"
+against_scratch "$out/eval/graffiti_added_shipped/report.json" graffiti_scratch_shipped
 
 # Blends, and speed (run this last, alone on the machine).
 python -m stylenet.blend_path "$out/models4000/$five.pt" --photos "$held_out" --pair starry,wave --grid "$out/blend.png"
