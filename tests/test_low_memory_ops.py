@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylenet.networks import fast_ops, low_memory_ops
+from stylenet.networks import blocked_conv, fast_ops, low_memory_ops
 from stylenet.networks.transformer import TransformerNet
 
 CASES = [
@@ -81,10 +81,13 @@ def test_the_network_runs_them_in_eager_inference_with_the_same_output(
     monkeypatch, dtype, layout, size, doubles
 ) -> None:
     monkeypatch.setattr(low_memory_ops, "LARGE_BYTES", 0)  # the border form at this small size too
+    monkeypatch.setattr(blocked_conv, "FEW_CHANNELS", 0)  # the output layer as plainly (tests/test_blocked_conv.py)
     ran: set[str] = set()
     for name in ("instance_norm_", "padded_conv", "upsample_conv_by_strips"):
         form = getattr(low_memory_ops, name)
-        monkeypatch.setattr(low_memory_ops, name, lambda *a, _form=form, _name=name: ran.add(_name) or _form(*a))
+        monkeypatch.setattr(
+            low_memory_ops, name, lambda *a, _form=form, _name=name, **k: ran.add(_name) or _form(*a, **k)
+        )
     torch.manual_seed(0)
     network = TransformerNet().train().to(dtype, memory_format=layout).use_fast_ops().requires_grad_(False)
     x = _tensor(2, 3, *size, dtype=dtype, layout=layout).sigmoid()

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from stylenet.networks.blocked_conv import blocked_conv
 from stylenet.networks.fast_ops import phase_bias, phase_views, phase_weight
 
 # The sub-pixel upsampling writes its output in strips of about this many bytes of phase outputs.
@@ -53,12 +54,15 @@ def instance_norm_(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tenso
     return x
 
 
-def padded_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, pad: int, mode: str) -> Tensor:
+def padded_conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, pad: int, mode: str, blocked: bool = False
+) -> Tensor:
     """`F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)` without the padded copy of `x`.
 
     The convolution pads with zeros on its own (oneDNN does it inside the kernel); only the output
     rows and columns whose window reaches into the padding differ, and those are recomputed from
-    strips of `x` padded the right way, a kernel's height or width each.
+    strips of `x` padded the right way, a kernel's height or width each. `blocked`: the main
+    convolution (stride 1) by output blocks (`blocked_conv`), for layers with few output channels.
     """
     h, w = x.shape[-2:]
     k = weight.shape[-1]
@@ -67,7 +71,7 @@ def padded_conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, pad
     left, right = top, (w - k + pad) // stride + 1
     if pad == 0 or bottom <= top or right <= left:  # too small for separate borders: the plain way
         return F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)
-    out = F.conv2d(x, weight, bias, stride, padding=pad)
+    out = blocked_conv(x, weight, bias, pad) if blocked else F.conv2d(x, weight, bias, stride, padding=pad)
     first_row, first_col = bottom * stride - pad, right * stride - pad  # where the far borders' windows start
     edge_rows, edge_cols = (top - 1) * stride + k - pad, (left - 1) * stride + k - pad  # what the near ones read
 

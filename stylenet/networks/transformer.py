@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenet.networks import fast_ops, low_memory_ops
+from stylenet.networks import blocked_conv, fast_ops, low_memory_ops
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,18 @@ class ConvLayer(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad, conv = self
-        if pad.fast and low_memory_ops.is_large(x):  # eager inference: no padded copy of x
-            return low_memory_ops.padded_conv(x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect")
+        if not pad.fast or torch.is_grad_enabled() or x.dim() != 4:
+            return conv(pad(x))
+        # Inference: the output layer's three channels by blocks; eager, no padded copy of a large x.
+        blocked = conv.out_channels < blocked_conv.FEW_CHANNELS and conv.stride[0] == 1
+        if torch.compiler.is_compiling():
+            return blocked_conv.blocked_conv(pad(x), conv.weight, conv.bias, 0) if blocked else conv(pad(x))
+        if low_memory_ops.is_large(x):
+            return low_memory_ops.padded_conv(
+                x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked
+            )
+        if blocked:
+            return blocked_conv.blocked_conv(pad(x), conv.weight, conv.bias, 0)
         return conv(pad(x))
 
 

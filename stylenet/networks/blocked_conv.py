@@ -1,0 +1,59 @@
+"""A convolution with few output channels, computed as one with many: output blocks as channels.
+
+The network's last layer maps 32 channels to 3 with a 9x9 kernel. oneDNN vectorises over output
+channels, so three of them leave most of each vector register empty, and that layer took a large
+share of a frame for a small share of its arithmetic (docs/performance.md, Where the time went).
+Here each s x s block of output pixels becomes s*s*C output channels of one convolution with
+stride s and an (k + s - 1)-wide kernel (the original kernel at each of the block's offsets, zero
+elsewhere), and a pixel shuffle puts the pixels back in place (the inverse of Shi et al. 2016's
+sub-pixel layout). The zeros cost (k + s - 1)^2 / k^2 more multiply-adds, 1.8x at s = 4, and the
+layer still ran three times faster. Rows and columns past the last whole block are computed the
+plain way on strips a kernel high.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylenet.networks.fast_ops import layout_of
+
+# Output channels below which blocking pays: oneDNN's bf16 and fp32 kernels fill 16 lanes.
+FEW_CHANNELS = 16
+BLOCK = 4
+
+
+def block_weight(weight: Tensor, block: int) -> Tensor:
+    """(Co, Ci, k, k) -> (Co * block^2, Ci, k + block - 1, k + block - 1), channel (c, p, q) for pixel (p, q)."""
+    co, ci, k, _ = weight.shape
+    size = k + block - 1
+    rows = []
+    for p in range(block):  # the kernel moved down by p and right by q inside the larger window
+        for q in range(block):
+            rows.append(F.pad(weight, (q, size - k - q, p, size - k - p)))
+    return torch.stack(rows, dim=1).reshape(co * block * block, ci, size, size)
+
+
+def blocked_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, block: int = BLOCK) -> Tensor:
+    """`F.conv2d(x, weight, bias, padding=padding)` (stride 1, square kernel), computed by output blocks."""
+    h, w = x.shape[-2:]
+    k = weight.shape[-1]
+    height, width = h + 2 * padding - k + 1, w + 2 * padding - k + 1
+    rows, cols = height // block * block, width // block * block
+    if min(rows, cols) < max(block, padding):  # too small to have whole blocks and plain strips
+        return F.conv2d(x, weight, bias, padding=padding)
+    biases = None if bias is None else bias.repeat_interleave(block * block)
+    out = F.pixel_shuffle(F.conv2d(x, block_weight(weight, block), biases, stride=block, padding=padding), block)
+    if (rows, cols) == (height, width):
+        return out
+    whole, shape = out, (x.shape[0], weight.shape[0], height, width)
+    out = torch.empty(shape, dtype=whole.dtype, device=x.device, memory_format=layout_of(whole))
+    out[..., :rows, :cols] = whole
+    if rows < height:  # output row r reads input rows r - padding .. r - padding + k - 1
+        strip = F.pad(x[..., rows - padding :, :], (padding, padding, 0, padding))
+        out[..., rows:, :] = F.conv2d(strip, weight, bias)
+    if cols < width:
+        strip = F.pad(x[..., cols - padding :], (0, padding, padding, padding))
+        out[..., :, cols:] = F.conv2d(strip, weight, bias)
+    return out

@@ -1,0 +1,61 @@
+"""The output layer's convolution by output blocks equals the plain convolution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylenet.networks import blocked_conv
+from stylenet.networks.transformer import TransformerNet
+
+CASES = [
+    (torch.float32, torch.contiguous_format),
+    (torch.float32, torch.channels_last),
+    (torch.bfloat16, torch.channels_last),
+]
+
+
+@pytest.mark.parametrize(("dtype", "layout"), CASES)
+@pytest.mark.parametrize("size", [(16, 16), (17, 23), (40, 9), (31, 64)])  # whole blocks, and rows or columns left over
+@pytest.mark.parametrize("padding", [0, 4])
+@pytest.mark.parametrize("block", [2, 4])
+def test_blocked_conv_equals_the_plain_convolution(dtype, layout, size, padding, block) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, *size).to(dtype).contiguous(memory_format=layout)
+    weight, bias = torch.randn(3, 8, 9, 9).to(dtype), torch.randn(3).to(dtype)
+    expected = F.conv2d(x, weight, bias, padding=padding)
+    out = blocked_conv.blocked_conv(x, weight, bias, padding, block)
+    assert out.shape == expected.shape and out.is_contiguous(memory_format=layout)
+    tolerance = {"rtol": 2e-2, "atol": 5e-2} if dtype == torch.bfloat16 else {"rtol": 1e-4, "atol": 1e-4}
+    torch.testing.assert_close(out, expected, **tolerance)
+
+
+def test_the_block_weight_places_the_kernel_at_each_pixel_of_the_block() -> None:
+    weight = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
+    blocked = blocked_conv.block_weight(weight, 2)  # (2 * 4, 1, 4, 4)
+    assert blocked.shape == (8, 1, 4, 4)
+    for c in range(2):
+        for p in range(2):
+            for q in range(2):
+                kernel = blocked[c * 4 + p * 2 + q, 0]
+                assert (
+                    torch.equal(kernel[p : p + 3, q : q + 3], weight[c, 0])
+                    and kernel.abs().sum() == weight[c].abs().sum()
+                )
+
+
+def test_the_network_s_output_layer_runs_by_blocks_in_eager_inference(monkeypatch) -> None:
+    calls = []
+    original = blocked_conv.blocked_conv
+    monkeypatch.setattr(blocked_conv, "blocked_conv", lambda *a: calls.append(a[1].shape) or original(*a))
+    torch.manual_seed(0)
+    network = TransformerNet().train().use_fast_ops().requires_grad_(False)
+    x = torch.rand(1, 3, 36, 52)
+    with torch.enable_grad():
+        expected = network(x)
+    assert not calls
+    with torch.inference_mode():
+        out = network(x)
+    assert calls == [torch.Size([3, 32, 9, 9])]  # the last layer only: every other one has 32+ outputs
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
