@@ -1,11 +1,14 @@
-"""Eager fast-path speed with and without the low-memory forms (`stylenet.networks.low_memory_ops`).
+"""Eager fast-path speed with and without the low-memory forms and the output layer by blocks.
 
-    python scripts/low_memory_speed.py [--model M.pt] [--repeats 6]
+    python scripts/inference_forms_speed.py [--model M.pt] [--repeats 6]
 
-One process per memory-reuse setting (it is process-wide); inside each, the two forms alternate
-frame by frame on the same loaded model, so that both see the same machine. "plain" is the fast
-path with `low_memory_ops.applies` answering False: padding copies, out-of-place instance norms
-and the whole-image sub-pixel upsampling. Prints median ms per frame and plain / low-memory.
+One process per memory-reuse setting (it is process-wide); inside each, the forms alternate frame
+by frame on the same loaded model, so that all see the same machine:
+- plain: `low_memory_ops.applies` answering False (padding copies, out-of-place instance norms,
+  the whole-image sub-pixel upsampling) and the output layer as one convolution;
+- low-memory: `stylenet.networks.low_memory_ops` on, the output layer as one convolution;
+- both: as `stylenet stylize` runs, the output layer by blocks (`stylenet.networks.blocked_conv`).
+Prints median ms per frame of each, and plain / both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [(512, 512), (1080, 1920)]
+FORMS = ["plain", "low-memory", "both"]
 
 
 def _child(model: str, reuse: bool, repeats: int) -> dict[str, float]:
@@ -27,19 +31,20 @@ def _child(model: str, reuse: bool, repeats: int) -> dict[str, float]:
 
     import stylenet
     from stylenet.hardware import keep_freed_memory
-    from stylenet.networks import low_memory_ops
+    from stylenet.networks import blocked_conv, low_memory_ops
 
     if reuse:
         keep_freed_memory()
-    applies = low_memory_ops.applies
+    applies, few = low_memory_ops.applies, blocked_conv.FEW_CHANNELS
     run = stylenet.load_model(model, precision="bf16", compile=False)._run
     times: dict[str, list[float]] = {}
     with torch.inference_mode():
         for height, width in SIZES:
             frame = torch.rand(1, 3, height, width)
             for repeat in range(repeats + 1):  # the first round warms up
-                for form in ("plain", "low-memory"):
-                    low_memory_ops.applies = applies if form == "low-memory" else (lambda x: False)
+                for form in FORMS:
+                    low_memory_ops.applies = (lambda x: False) if form == "plain" else applies
+                    blocked_conv.FEW_CHANNELS = few if form == "both" else 0
                     started = time.perf_counter()
                     run(frame)
                     if repeat:
@@ -56,13 +61,15 @@ def main() -> int:
     if args.child:
         print(json.dumps(_child(args.model, args.child == "on", args.repeats)))
         return 0
-    print(f"{'memory reuse':<14}{'size':<11}{'plain ms':>10}{'low-memory ms':>15}{'plain / low-memory':>20}")
+    print("| memory reuse | size | plain ms | low-memory ms | both ms | plain / both |")
+    print("|---|---|---|---|---|---|")
     for reuse in ("off", "on"):
         command = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats), "--child", reuse]
         result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         for height, width in SIZES:
-            plain, low = result[f"{width}x{height} plain"], result[f"{width}x{height} low-memory"]
-            print(f"{reuse:<14}{f'{width}x{height}':<11}{plain:>10.1f}{low:>15.1f}{plain / low:>20.2f}")
+            ms = [result[f"{width}x{height} {form}"] for form in FORMS]
+            cells = " | ".join(f"{value:.1f}" for value in ms)
+            print(f"| {reuse} | {width}x{height} | {cells} | {ms[0] / ms[2]:.2f} |")
     return 0
 
 
