@@ -45,17 +45,30 @@ def test_the_block_weight_places_the_kernel_at_each_pixel_of_the_block() -> None
                 )
 
 
-def test_the_network_s_output_layer_runs_by_blocks_in_eager_inference(monkeypatch) -> None:
+def test_its_gradients_equal_the_plain_convolution_s_in_float64() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 19, 22, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 4, 9, 9, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 3, 19, 22, dtype=torch.float64)
+    grads = []
+    for conv in (lambda: F.conv2d(x, weight, bias, padding=4), lambda: blocked_conv.blocked_conv(x, weight, bias, 4)):
+        grads.append(torch.autograd.grad((conv() * upstream).sum(), (x, weight, bias)))
+    for blocked, plain in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(blocked, plain, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_the_network_s_output_layer_runs_by_blocks_with_the_fast_layers(monkeypatch, grad) -> None:
     calls = []
     original = blocked_conv.blocked_conv
     monkeypatch.setattr(blocked_conv, "blocked_conv", lambda *a: calls.append(a[1].shape) or original(*a))
     torch.manual_seed(0)
-    network = TransformerNet().train().use_fast_ops().requires_grad_(False)
+    network = TransformerNet().train()
     x = torch.rand(1, 3, 36, 52)
-    with torch.enable_grad():
-        expected = network(x)
+    expected = network(x)  # the plain layers
     assert not calls
-    with torch.inference_mode():
-        out = network(x)
+    with torch.set_grad_enabled(grad):
+        out = network.use_fast_ops()(x)
     assert calls == [torch.Size([3, 32, 9, 9])]  # the last layer only: every other one has 32+ outputs
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)

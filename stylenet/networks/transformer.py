@@ -123,12 +123,10 @@ class ConvLayer(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad, conv = self
-        if not pad.fast or torch.is_grad_enabled() or x.dim() != 4:
+        if not pad.fast or x.dim() != 4:
             return conv(pad(x))
-        # Inference: the output layer's three channels by blocks; eager, no padded copy of a large x.
+        # The output layer's three channels by blocks; in eager inference, no padded copy of a large x.
         blocked = conv.out_channels < blocked_conv.FEW_CHANNELS and conv.stride[0] == 1
-        if torch.compiler.is_compiling():
-            return blocked_conv.blocked_conv(pad(x), conv.weight, conv.bias, 0) if blocked else conv(pad(x))
         if low_memory_ops.is_large(x):
             return low_memory_ops.padded_conv(
                 x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked
