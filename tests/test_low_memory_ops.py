@@ -107,4 +107,4 @@ def test_training_and_compiled_code_keep_the_plain_forms() -> None:
     assert not low_memory_ops.applies(x)  # gradients enabled
     with torch.no_grad():
         assert low_memory_ops.applies(x) and not low_memory_ops.is_large(x)
-        assert low_memory_ops.is_large(torch.empty(1, 32, 512, 512))  # 32 MiB in fp32
+        assert low_memory_ops.is_large(torch.empty(1, 32, 256, 256))  # 8 MiB in fp32

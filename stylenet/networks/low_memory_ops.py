@@ -22,9 +22,10 @@ from stylenet.networks.fast_ops import phase_bias, phase_views, phase_weight
 # included, even with the one-row overlap between strips computed twice.
 STRIP_BYTES = 4 << 20
 # Below this input size a padded copy is small beside the peak, and padding then convolving was
-# as fast or faster (a 512 px frame). From glibc's largest mmap threshold on,
-# every such copy is also a fresh mapping that pays page faults on first touch.
-LARGE_BYTES = 32 << 20
+# as fast or faster than the border strips' extra calls (the residual blocks of a 512 px frame);
+# from here on the copy costs more than the strips, and from 32 MiB (glibc's largest mmap
+# threshold) each copy is also a fresh mapping that pays page faults on first touch.
+LARGE_BYTES = 8 << 20
 
 
 def applies(x: Tensor) -> bool:
