@@ -68,7 +68,7 @@ def test_upsample_by_strips_equals_the_whole_image_form_bit_for_bit(monkeypatch,
     weight, bias = torch.randn(4, 6, 3, 3).to(dtype), torch.randn(4).to(dtype)
     expected = fast_ops.upsample_conv(x, (18, 28), weight, bias)
     with torch.inference_mode():
-        out = low_memory_ops.upsample_conv_by_strips(x, weight, bias, layout)
+        out = low_memory_ops.upsample_conv_by_strips(x, weight, bias)
     assert out.is_contiguous(memory_format=layout)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylenet.networks.blocked_conv import blocked_conv
-from stylenet.networks.fast_ops import phase_bias, phase_views, phase_weight
+from stylenet.networks.fast_ops import layout_of, phase_bias, phase_views, phase_weight
 
 # The sub-pixel upsampling writes its output in strips of about this many bytes of phase outputs.
 # Strips that stay in cache ran faster than the whole-image form at every size measured, 512 px
@@ -88,7 +88,7 @@ def padded_conv(
     return out
 
 
-def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None, layout: torch.memory_format) -> Tensor:
+def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """`fast_ops.upsample_conv` to exactly twice the size of `x`, written into its output strip by strip.
 
     Each strip convolves a few rows of the replicate-padded input with the phase kernels and copies
@@ -98,7 +98,7 @@ def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None, layo
     n, _, h, w = x.shape
     co = weight.shape[0]
     kernels, biases = phase_weight(weight), phase_bias(bias)
-    out = torch.empty((n, co, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout)
+    out = torch.empty((n, co, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout_of(x))
     rows = max(1, STRIP_BYTES // (4 * co * (w + 1) * x.element_size() * n))
     for start in range(0, h, rows):
         stop = min(start + rows, h)

@@ -191,7 +191,7 @@ class UpsampleBlock(nn.Module):
         if self.mode == "nearest" and self.fast:
             conv = self.conv[1]
             if low_memory_ops.applies(x) and tuple(size) == (2 * x.shape[-2], 2 * x.shape[-1]):
-                x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias, fast_ops.layout_of(x))
+                x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias)
             else:
                 x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
         elif self.mode == "nearest":
