@@ -47,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "checkpoint", type=Path, help=f"a .pt inference checkpoint or a Lightning .ckpt, or a shipped style {SHIPPED}"
     )
-    export.add_argument("--format", default="all", choices=["onnx", "pt2", "all"], help="all: both onnx and pt2")
+    export.add_argument(
+        "--format",
+        default="all",
+        choices=["onnx", "pt2", "aoti", "all"],
+        help="all: both onnx and pt2, which run anywhere; aoti: the fast path compiled ahead of time for CPUs "
+        "like this one (a .aoti.pt2 package, several times faster; needs a C++ compiler, a minute or two)",
+    )
     export.add_argument(
         "-o",
         "--output",
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from stylenet.inference.export import FORMATS, choose_style, export, file_stem
+    from stylenet.inference.export import PORTABLE, SUFFIXES, choose_style, export, file_stem
     from stylenet.inference.model import load_network
     from stylenet.pretrained import resolve
 
@@ -231,11 +237,11 @@ def _export(args: argparse.Namespace) -> int:
     stem = file_stem(baked_metadata) if baked is not network else resolved.path.stem
     # Nothing is written into the installed package: a shipped style exports to the working directory.
     out = args.output or (Path(".") if resolved.shipped else args.checkpoint.parent)
-    formats = FORMATS if args.format == "all" else (args.format,)
+    formats = PORTABLE if args.format == "all" else (args.format,)
     if len(formats) > 1 and out.suffix:
         out = out.parent  # one file name cannot hold two formats
     for fmt in formats:
-        target = out if out.suffix else out / f"{stem}.{fmt}"
+        target = out if out.suffix else out / f"{stem}{SUFFIXES[fmt]}"
         print(f"wrote {export(baked, baked_metadata, target, fmt)}")
     return 0
 

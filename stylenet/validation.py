@@ -122,6 +122,10 @@ def check_train_config(cfg: Any) -> None:
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
         if key in cfg.loss:
             positive_number(cfg.loss[key], f"loss.{key}", allow_zero=True)
+    if "temporal_motion" in cfg.loss:
+        from stylenet.losses.temporal import MOTIONS  # here: model files load through this module, losses do not
+
+        one_of(cfg.loss.temporal_motion, "loss.temporal_motion", list(MOTIONS))
     _check_trainer(cfg.trainer)
     _check_data(cfg.data)
     check_network_config(cfg.model)

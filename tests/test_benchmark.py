@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from stylenet.benchmark import BenchmarkError
-from stylenet.benchmark.backends import BACKENDS, GPU_DEFAULT_ONLY, expand_backends
+from stylenet.benchmark.backends import BACKENDS, CPU_ONLY, GPU_DEFAULT_ONLY, expand_backends
 from stylenet.benchmark.peak import PeakShapes
 from stylenet.benchmark.reference import ReferenceVGG16, reference_network, reference_train_step_factory
 from stylenet.benchmark.report import format_markdown, format_report
@@ -197,8 +197,9 @@ def test_the_default_model_is_the_shipped_starry_and_random_weights_where_it_can
 
 
 def test_all_backends_leave_gpu_only_ones_to_gpus() -> None:
-    assert expand_backends(["all"], cuda=True) == list(BACKENDS)
+    assert expand_backends(["all"], cuda=True) == [b for b in BACKENDS if b not in CPU_ONLY]
     assert not set(expand_backends(["all"], cuda=False)) & set(GPU_DEFAULT_ONLY)
+    assert set(CPU_ONLY) <= set(expand_backends(["all"], cuda=False))
     assert expand_backends(["cudagraph-fp16"], cuda=False) == ["cudagraph-fp16"]  # asked for by name: kept
 
 

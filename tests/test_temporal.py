@@ -93,7 +93,15 @@ def test_training_with_the_term_logs_it_and_counts_it_in_the_total(tmp_path: Pat
     assert LossTerms(*(torch.tensor(float(v)) for v in (1, 2, 3))).total == 6
 
 
-@pytest.mark.parametrize("bad", ["loss.temporal_weight=-1", "loss.temporal_noise=-0.1", "loss.temporal_flow=abc"])
+BAD_TEMPORAL = [
+    "loss.temporal_weight=-1",
+    "loss.temporal_noise=-0.1",
+    "loss.temporal_flow=abc",
+    "loss.temporal_motion=zoom",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_TEMPORAL)
 def test_bad_temporal_settings_stop_before_training(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ConfigError, match="loss.temporal"):
         train(compose_config([*tiny_overrides(tmp_path), bad]))
@@ -135,3 +143,19 @@ def test_finetuning_refuses_a_model_of_other_styles_or_beside_init(tmp_path: Pat
     with pytest.raises(ConfigError, match="use one of them"):
         train(compose_config([*tiny_overrides(tmp_path / "b"), f"finetune={model}", f"init={model}"]))
     assert not (tmp_path / "a" / "run").exists() and not (tmp_path / "b" / "run").exists()
+
+
+def test_whole_pixel_shifts_move_pixels_without_blurring_them() -> None:
+    images = torch.rand(3, 3, 16, 20)
+    moved, flow = TemporalPair(flow=3.0, noise=0.0, motion="shift")(images, torch.Generator().manual_seed(1))
+    for image, shifted, (dx, dy) in zip(images, moved, flow[:, :, 0, 0].long().tolist(), strict=True):
+        assert flow.eq(flow[:, :, :1, :1]).all() and abs(dx) <= 3 and abs(dy) <= 3
+        # Pixel (x, y) of the moved copy is pixel (x + dx, y + dy) of the photo, exactly.
+        inner = shifted[:, max(-dy, 0) : 16 - max(dy, 0), max(-dx, 0) : 20 - max(dx, 0)]
+        source = image[:, max(dy, 0) : 16 + min(dy, 0), max(dx, 0) : 20 + min(dx, 0)]
+        assert torch.allclose(inner, source, atol=1e-6)
+
+
+def test_an_unknown_motion_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="motion must be one of smooth, shift"):
+        TemporalPair(flow=1.0, noise=0.0, motion="zoom")

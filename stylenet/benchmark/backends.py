@@ -10,7 +10,8 @@ from stylenet.benchmark import BenchmarkError
 
 # eager-*: the module as trained; autocast-*: eager under torch.autocast; fast-*: stylenet's fast path
 # (weights cast once, channels-last, `stylenet.inference.fast`); compile-*: the fast path through
-# torch.compile; cudagraph-*: the fast path replayed as one CUDA graph (CUDA only).
+# torch.compile; cudagraph-*: the fast path replayed as one CUDA graph (CUDA only); aoti-bf16: the fast
+# path compiled ahead of time into a package (`stylenet.inference.aot_package`, CPU only).
 BACKENDS = (
     "eager-fp32",
     "autocast-bf16",
@@ -25,12 +26,14 @@ BACKENDS = (
     "cudagraph-fp16",
     "onnxruntime",
     "pt2",
+    "aoti-bf16",
 )
 CUDA_ONLY = ("cudagraph-bf16", "cudagraph-fp16")
 # fp16 has no native CPU kernels here (measured 0.67x the reference): "all" leaves it to GPUs.
 GPU_DEFAULT_ONLY = ("autocast-fp16", "fast-fp16", "compile-fp16", *CUDA_ONLY)
 REFERENCE = "reference-eager-fp32"
-EXPORTED = {"onnxruntime": "onnx", "pt2": "pt2"}  # backend: the export format it runs
+CPU_ONLY = ("aoti-bf16",)
+EXPORTED = {"onnxruntime": "onnx", "pt2": "pt2", "aoti-bf16": "aoti"}  # backend: the export format it runs
 STYLIZER_PREFIX = "stylizer-"  # the multi-style rows (stylenet.benchmark.styles), asked for with --styles N
 
 
@@ -40,7 +43,7 @@ def expand_backends(names: list[str], cuda: bool = False) -> list[str]:
     if unknown:
         raise BenchmarkError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)} or all")
     if "all" in names:
-        return [b for b in BACKENDS if cuda or b not in GPU_DEFAULT_ONLY]
+        return [b for b in BACKENDS if (b not in CPU_ONLY if cuda else b not in GPU_DEFAULT_ONLY)]
     return [b for b in BACKENDS if b in names]
 
 
@@ -98,6 +101,15 @@ def inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
         network = torch.export.load(spec["artifact"]).module().to(device)
         frame = frame.to(device)
         return lambda: network(frame)
+    if variant == "aoti-bf16":
+        if device.type != "cpu":
+            raise BenchmarkError("aoti-bf16 packages are compiled for CPUs")
+        from pathlib import Path
+
+        from stylenet.inference.aot_package import load_aoti
+
+        run, _ = load_aoti(Path(spec["artifact"]), device, "auto")  # as load_model runs it, padding included
+        return lambda: run(frame)
     network = _load_network(spec["weights"]).to(device)
     frame = frame.to(device)
     if kind in ("fast", "compile"):

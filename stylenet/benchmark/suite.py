@@ -105,11 +105,11 @@ def _style_rows(
 def _prepare(
     model: str | None, backends: list[str], workdir: Path, styles: int | None = None
 ) -> tuple[str, dict[str, str], dict[str, str], dict[str, dict[str, Any]]]:
-    """Saves the network weights for the measuring processes; exports onnx/pt2 once for every size; writes the
+    """Saves the network weights for the measuring processes; exports onnx/pt2/aoti once for every size; writes the
     models of the multi-style rows where `styles` asks for them."""
     import torch
 
-    from stylenet.inference.export import export
+    from stylenet.inference.export import SUFFIXES, export
     from stylenet.inference.model import load_network
 
     if model:
@@ -125,7 +125,9 @@ def _prepare(
         if backend not in backends:
             continue
         try:
-            artifacts[backend] = str(export(network, metadata, workdir / f"model.{fmt}", fmt))
+            precision = backend.rpartition("-")[2] if fmt == "aoti" else None
+            path = workdir / f"model{SUFFIXES[fmt]}"
+            artifacts[backend] = str(export(network, metadata, path, fmt, precision=precision))
         except Exception as error:  # a failed export skips that backend only
             message = (str(error).strip().splitlines() or [""])[0]
             failures[backend] = f"export failed: {error.__class__.__name__}: {message}"[:500]

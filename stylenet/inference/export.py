@@ -15,14 +15,17 @@ import torch
 
 from stylenet.checkpoint import styles_of
 from stylenet.errors import StylenetError
+from stylenet.inference.aot_package import SUFFIX as AOTI_SUFFIX
+from stylenet.inference.aot_package import export_aoti
 from stylenet.inference.metadata import METADATA_KEY, describe
 from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
 from stylenet.inference.stylizer import style_names
 from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import TransformerNet
 
-FORMATS = ("onnx", "pt2")
-SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
+FORMATS = ("onnx", "pt2", "aoti")
+PORTABLE = ("onnx", "pt2")  # what --format all writes: files that run on any machine
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "aoti": AOTI_SUFFIX}
 
 
 class ExportError(StylenetError):
@@ -140,12 +143,19 @@ def export_onnx(network: TransformerNet, metadata: dict[str, Any], path: str | P
 
 
 def export(
-    network: TransformerNet, metadata: dict[str, Any], out: str | Path, fmt: str, style: StyleChoice = None
+    network: TransformerNet,
+    metadata: dict[str, Any],
+    out: str | Path,
+    fmt: str,
+    style: StyleChoice = None,
+    precision: str | None = None,
 ) -> Path:
-    """Write `network` as `fmt` ("onnx" or "pt2") to `out` (a file path, or a folder).
+    """Write `network` as `fmt` ("onnx", "pt2" or "aoti": compiled for this CPU, `aot_package`) to `out`
+    (a file path, or a folder).
 
     A network of several styles takes their weights (float32, (S,)) as a second input, unless `style`
-    ("wave", "starry=0.7,wave=0.3" or {name: weight}) bakes that choice into a single-style model."""
+    ("wave", "starry=0.7,wave=0.3" or {name: weight}) bakes that choice into a single-style model.
+    `precision`: an "aoti" package's (default: bf16 where this CPU has native bf16); the others are fp32."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)} or all, not {fmt!r}")
     network, metadata = choose_style(network, metadata, style)
@@ -154,4 +164,6 @@ def export(
     if out.is_dir() or not out.suffix:
         out = out / f"{file_stem(metadata)}{SUFFIXES[fmt]}"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "aoti":
+        return export_aoti(network, metadata, out, precision)
     return (export_onnx if fmt == "onnx" else export_pt2)(network, metadata, out)

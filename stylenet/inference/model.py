@@ -1,6 +1,7 @@
 """`load_model`: any stylenet model file -> a `Stylizer` that maps images to stylised images.
 
-Accepts the compact `.pt` checkpoint, a Lightning `.ckpt`, an exported `.onnx` or `.pt2`.
+Accepts the compact `.pt` checkpoint, a Lightning `.ckpt`, an exported `.onnx` or `.pt2`, or a
+`.aoti.pt2` package compiled ahead of time.
 Never imports Lightning, Hydra or the loss network; checkpoints load with
 `weights_only=True`, so a model file cannot run code when opened.
 """
@@ -18,6 +19,7 @@ import torch
 from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, load_lightning_checkpoint
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
+from stylenet.inference.aot_package import is_aoti_package, load_aoti
 from stylenet.inference.fast import DTYPES, FastRunner
 from stylenet.inference.memory import parse_size
 from stylenet.inference.metadata import METADATA_KEY, parse
@@ -117,7 +119,8 @@ def load_model(
     max_memory: int | str | None = None,
     style: StyleChoice = None,
 ) -> Stylizer:
-    """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx or .pt2), or of a shipped style.
+    """A `Stylizer` for the model at `path` (.pt, .ckpt, .onnx, .pt2 or a compiled .aoti.pt2), or of a
+    shipped style.
 
     `path` that is not a file may name the shipped model's styles (`stylenet models`): "wave", a blend
     "starry=0.7,wave=0.3", or "paintings" (all of them, chosen with `style`).
@@ -128,7 +131,8 @@ def load_model(
     takes its own name only.
 
     `precision="auto"` runs .pt/.ckpt models in bf16 where the hardware has native bf16 (the
-    fast path, within 35 dB PSNR of fp32) and exported models in fp32. `compile=True` compiles
+    fast path, within 35 dB PSNR of fp32), exported models in fp32 and compiled packages in the precision
+    they were compiled in (`stylenet.inference.aot_package`). `compile=True` compiles
     the fast path with torch.compile: tens of seconds once, then about twice as fast on CPU.
     `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
     network; larger images are tiled (default: a share of the memory free at the call).
@@ -145,11 +149,16 @@ def load_model(
     path, style = _resolved(path, style)
     target = resolve_device(device)
     suffix = path.suffix.lower()
-    if precision == "auto":
+    compiled = suffix == ".pt2" and is_aoti_package(path)
+    if compiled:  # runs in the precision it was compiled in
+        run, metadata = load_aoti(path, target, precision)
+        precision, backend = metadata["compiled"]["precision"], "aoti"
+    elif precision == "auto":
         precision = native_precision(target.type) if suffix in (".pt", ".ckpt") else "fp32"
     if suffix in (".onnx", ".pt2"):
-        loader, backend = (_load_onnx, "onnxruntime") if suffix == ".onnx" else (_load_pt2, "torch.export")
-        run, metadata = loader(path, target, precision)
+        if not compiled:
+            loader, backend = (_load_onnx, "onnxruntime") if suffix == ".onnx" else (_load_pt2, "torch.export")
+            run, metadata = loader(path, target, precision)
         if _num_styles(metadata) == 1:
             style_weights(style, style_names(metadata))  # its own name is the only choice: anything else is refused
             return Stylizer(run, metadata, target, precision, backend, max_memory=max_memory)

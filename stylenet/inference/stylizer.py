@@ -115,6 +115,8 @@ class Stylizer:
 
     def activation_bytes_per_pixel(self) -> float:
         model = self.metadata.get("model") or {}
+        if self._backend == "aoti":  # the fast path as Inductor compiled it
+            return activation_bytes_per_pixel(model, self.precision, fast=True, compiled=True)
         fast = isinstance(self._run, FastRunner)
         return activation_bytes_per_pixel(model, self.precision, fast, compiled=fast and self._run.compiled)
 

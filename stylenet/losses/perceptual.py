@@ -87,7 +87,8 @@ class PerceptualLoss(nn.Module):
 
     `temporal_weight` > 0 adds the stability term of Wang et al. 2020 (stylenet/losses/temporal.py): the
     network's output for a copy of the photo moved by a random smooth flow of up to `temporal_flow` pixels
-    plus noise of standard deviation `temporal_noise` must equal its output for the photo, moved alike.
+    (`temporal_motion="shift"`: a whole-pixel shift of the whole image) plus noise of standard deviation
+    `temporal_noise` must equal its output for the photo, moved alike.
     The caller makes the pair (`temporal_pair`, None when the term is off) and runs the network on it: the
     term needs the network, not just its output, and the random draws stay outside compiled code.
     """
@@ -104,14 +105,16 @@ class PerceptualLoss(nn.Module):
         temporal_weight: float = 0.0,
         temporal_flow: float = 8.0,
         temporal_noise: float = 0.02,
+        temporal_motion: str = "smooth",
     ):
         super().__init__()
         if temporal_weight < 0:
             raise ConfigError(f"loss.temporal_weight must be >= 0, got {temporal_weight}")
         try:
-            self.temporal_pair = TemporalPair(temporal_flow, temporal_noise) if temporal_weight > 0 else None
+            pair = TemporalPair(temporal_flow, temporal_noise, temporal_motion)
         except ValueError as error:
-            raise ConfigError(f"loss.temporal_flow and loss.temporal_noise: {error}") from error
+            raise ConfigError(f"loss.temporal_flow, temporal_noise and temporal_motion: {error}") from error
+        self.temporal_pair = pair if temporal_weight > 0 else None
         self.temporal_weight = float(temporal_weight)
         images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
         self.vgg = vgg
@@ -175,6 +178,7 @@ def build_perceptual_loss(
     temporal_weight: float = 0.0,
     temporal_flow: float = 8.0,
     temporal_noise: float = 0.02,
+    temporal_motion: str = "smooth",
 ) -> PerceptualLoss:
     """A `PerceptualLoss` on a VGG19 truncated after the deepest of the layers named."""
     if not content_layers or not style_layers:
@@ -195,4 +199,5 @@ def build_perceptual_loss(
         temporal_weight,
         temporal_flow,
         temporal_noise,
+        temporal_motion,
     )

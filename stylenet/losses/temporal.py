@@ -36,6 +36,25 @@ def random_smooth_flow(
     return shift + local
 
 
+def random_shift_flow(
+    batch: int,
+    height: int,
+    width: int,
+    magnitude: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """(B, 2, H, W) flow: a shift of the whole image by up to `magnitude` whole pixels each way. Warping by
+    it moves pixels without interpolating between them, so neither frame of the pair is blurred."""
+    device = generator.device if generator is not None else device
+    reach = int(magnitude)
+    shift = torch.randint(-reach, reach + 1, (batch, 2, 1, 1), generator=generator, device=device)
+    return shift.float().expand(batch, 2, height, width)
+
+
+MOTIONS = {"smooth": random_smooth_flow, "shift": random_shift_flow}
+
+
 def warp(images: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`images` (B, C, H, W) moved by backward `flow` (B, 2, H, W), and the (B, 1, H, W) mask of pixels
     whose source lies inside the image (the others are border copies and say nothing)."""
@@ -64,20 +83,25 @@ class TemporalPair:
     """Makes the second "frame" of a still photo: moved by a random smooth flow, plus sensor-like noise.
 
     `flow`: the largest global shift in pixels (the local motion adds about half as much again);
-    `noise`: the standard deviation of the Gaussian noise added, on [0, 1] pixel values."""
+    `noise`: the standard deviation of the Gaussian noise added, on [0, 1] pixel values; `motion`:
+    "smooth" (a shift and a smooth local motion, sub-pixel) or "shift" (whole-pixel shifts of the whole
+    image, which warp exactly: the loss then never compares a texture with a blurred copy of itself)."""
 
-    def __init__(self, flow: float, noise: float):
+    def __init__(self, flow: float, noise: float, motion: str = "smooth"):
         if flow < 0 or noise < 0:
             raise ValueError("the temporal flow and noise magnitudes must be >= 0")
+        if motion not in MOTIONS:
+            raise ValueError(f"the motion must be one of {', '.join(MOTIONS)}, not {motion!r}")
         self.flow = float(flow)
         self.noise = float(noise)
+        self.motion = MOTIONS[motion]
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`images` (B, 3, H, W) in [0, 1] -> (the moved, noisy copies, their flow (B, 2, H, W))."""
         batch, _, height, width = images.shape
-        flow = random_smooth_flow(batch, height, width, self.flow, generator, images.device).to(images.device)
+        flow = self.motion(batch, height, width, self.flow, generator, images.device).to(images.device)
         moved, _ = warp(images, flow)
         noise = torch.randn(moved.shape, generator=generator, device=flow.device).to(images.device) * self.noise
         return (moved + noise).clamp(0, 1), flow
