@@ -28,7 +28,7 @@ from stylenet.checkpoint import CheckpointError
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
 from stylenet.inference.fast import FastRunner
-from stylenet.inference.metadata import METADATA_KEY, describe, parse
+from stylenet.inference.metadata import METADATA_KEY, describe, num_styles, parse
 from stylenet.networks.transformer import TransformerNet
 
 SUFFIX = ".aoti.pt2"
@@ -143,4 +143,4 @@ def load_aoti(path: Path, device: torch.device, precision: str):
 
         return run
 
-    return (run_with(None) if metadata.get("model", {}).get("num_styles", 1) == 1 else run_with), metadata
+    return (run_with(None) if num_styles(metadata) == 1 else run_with), metadata

@@ -17,3 +17,8 @@ def describe(metadata: dict[str, Any]) -> str:
 
 def parse(text: str) -> dict[str, Any]:
     return json.loads(text)
+
+
+def num_styles(metadata: dict[str, Any]) -> int:
+    """How many styles the network a model file describes holds (1 where it does not say)."""
+    return int((metadata.get("model") or {}).get("num_styles", 1))

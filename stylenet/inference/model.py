@@ -22,7 +22,7 @@ from stylenet.hardware import native_precision
 from stylenet.inference.aot_package import is_aoti_package, load_aoti
 from stylenet.inference.fast import DTYPES, FastRunner
 from stylenet.inference.memory import parse_size
-from stylenet.inference.metadata import METADATA_KEY, parse
+from stylenet.inference.metadata import METADATA_KEY, num_styles, parse
 from stylenet.inference.style_choice import StyleChoice, style_weights
 from stylenet.inference.stylizer import (  # noqa: F401 (Stylizer, as_picture, check_tensor: imported from here too)
     Stylizer,
@@ -72,7 +72,7 @@ def _load_pt2(path: Path, device: torch.device, precision: str):
         raise CheckpointError(f"{path}: a torch.export program, but not one exported by stylenet")
     module = program.module().to(device)
     metadata = parse(text)
-    if _num_styles(metadata) == 1:
+    if num_styles(metadata) == 1:
         return _torch_runner(module, device, precision), metadata
 
     def run_with(weights: torch.Tensor):  # the style weights are the program's second input
@@ -108,7 +108,7 @@ def _load_onnx(path: Path, device: torch.device, precision: str):
 
         return run
 
-    return (run_with(None) if _num_styles(metadata) == 1 else run_with), metadata
+    return (run_with(None) if num_styles(metadata) == 1 else run_with), metadata
 
 
 def load_model(
@@ -149,17 +149,17 @@ def load_model(
     path, style = _resolved(path, style)
     target = resolve_device(device)
     suffix = path.suffix.lower()
-    compiled = suffix == ".pt2" and is_aoti_package(path)
-    if compiled:  # runs in the precision it was compiled in
+    if suffix == ".pt2" and is_aoti_package(path):  # runs in the precision it was compiled in
         run, metadata = load_aoti(path, target, precision)
         precision, backend = metadata["compiled"]["precision"], "aoti"
+    elif suffix in (".onnx", ".pt2"):
+        precision = "fp32" if precision == "auto" else precision
+        loader, backend = (_load_onnx, "onnxruntime") if suffix == ".onnx" else (_load_pt2, "torch.export")
+        run, metadata = loader(path, target, precision)
     elif precision == "auto":
-        precision = native_precision(target.type) if suffix in (".pt", ".ckpt") else "fp32"
+        precision = native_precision(target.type)
     if suffix in (".onnx", ".pt2"):
-        if not compiled:
-            loader, backend = (_load_onnx, "onnxruntime") if suffix == ".onnx" else (_load_pt2, "torch.export")
-            run, metadata = loader(path, target, precision)
-        if _num_styles(metadata) == 1:
+        if num_styles(metadata) == 1:
             style_weights(style, style_names(metadata))  # its own name is the only choice: anything else is refused
             return Stylizer(run, metadata, target, precision, backend, max_memory=max_memory)
         return _several_styles(
@@ -184,10 +184,6 @@ def load_model(
         ),
         style,
     )
-
-
-def _num_styles(metadata: dict[str, Any]) -> int:
-    return int((metadata.get("model") or {}).get("num_styles", 1))
 
 
 def _several_styles(

@@ -112,13 +112,13 @@ def _instance_norm_from_sums(x: Tensor, weight: Tensor, bias: Tensor, eps: float
     """
     n, c, h, w = x.shape
     accumulate = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 sums in fp32; fp64 stays fp64
-    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view for channels-last x
     if torch.compiler.is_exporting():
         # One graph for every size (aot_package): the split below branches on whether its head or tail
         # is empty, which export would fix into the graph; Inductor splits this reduction by itself.
         total = x.sum((2, 3), dtype=accumulate)  # (N, C)
         squares = x.to(accumulate).square().sum((2, 3))
     else:
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view for channels-last x
         rows = h * w // _ROWS_PER_PARTIAL_SUM * _ROWS_PER_PARTIAL_SUM
         head = pixels[:, :rows].reshape(n, -1, _ROWS_PER_PARTIAL_SUM, c).to(accumulate)
         tail = pixels[:, rows:].to(accumulate)
