@@ -70,6 +70,7 @@ def folder_module(root: Path, **overrides) -> PhotoDataModule:
         val_size=VAL_SIZE,
         min_size=MIN_SIZE,
         num_workers=0,
+        min_epoch_photos=0,  # one item per file, so that the tests below can account for each
     )
     return PhotoDataModule(**(settings | overrides))
 
@@ -206,11 +207,10 @@ def test_photo_dataset_batches_stay_full_through_a_dataloader() -> None:
 
 
 def test_image_folder_keeps_every_file_in_one_split_without_labels(photo_tree: PhotoTree) -> None:
-    # Left to itself, the imagefolder builder would make "test"/"val" splits and folder labels.
+    # Every image file of every subfolder, "test"/"val" ones too, as one set; other files left out.
     records = image_folder(photo_tree.root)
     assert len(records) == photo_tree.files
-    assert records.column_names == ["image"]
-    paths = {Path(records[i]["image"]["path"]) for i in range(len(records))}
+    paths = set(records)
     assert len(paths) == photo_tree.files
     assert all(p.is_relative_to(photo_tree.root) and p.suffix != ".txt" for p in paths)
 
@@ -245,6 +245,25 @@ def test_folder_split_accounts_for_every_file(folder_data: PhotoDataModule, phot
     unusable_in_train = sum(folder_data.train_set.load(i) is None for i in range(len(folder_data.train_set)))
     assert unusable_in_train + folder_data.skipped_at_setup == photo_tree.unusable
     assert len(folder_data.train_set) + len(folder_data.val_images) + folder_data.skipped_at_setup == photo_tree.files
+
+
+def test_a_small_folder_is_repeated_to_fill_an_epoch(photo_tree: PhotoTree) -> None:
+    once = folder_module(photo_tree.root)
+    once.setup("fit")
+    files = len(once.train_set)
+    repeated = folder_module(photo_tree.root, min_epoch_photos=files * 3 - 1)
+    repeated.setup("fit")
+    # Every training file equally often: three times, the fewest that reach the minimum.
+    assert list(repeated.train_set.items) == list(once.train_set.items) * 3
+    assert repeated.val_images and len(repeated.val_images) == len(once.val_images)
+    big_enough = folder_module(photo_tree.root, min_epoch_photos=files)
+    big_enough.setup("fit")
+    assert len(big_enough.train_set) == files
+
+
+def test_min_epoch_photos_must_not_be_negative(photo_tree: PhotoTree) -> None:
+    with pytest.raises(ConfigError, match="min_epoch_photos"):
+        folder_module(photo_tree.root, min_epoch_photos=-1)
 
 
 def test_folder_val_batch_is_fixed_centre_crops(folder_data: PhotoDataModule) -> None:

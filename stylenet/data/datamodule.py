@@ -12,11 +12,11 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from stylenet.data.demo import EPOCH_REPEATS, demo_photos
-from stylenet.data.folder import decode_record, image_folder
-from stylenet.data.hub import StreamedPhotos, hub_dataset, record_key
+from stylenet.data.folder import image_folder
+from stylenet.data.hub import StreamedPhotos, decode_record, hub_dataset, record_key
 from stylenet.data.photos import PhotoDataset, collate_photos, eval_transform, is_usable, train_transform
 from stylenet.errors import ConfigError, DataError
-from stylenet.imageio import UnreadableImageError
+from stylenet.imageio import UnreadableImageError, open_rgb
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,14 @@ SOURCES = ("demo", "folder", "hub")
 _VALIDATION_ORDER_SEED = 0
 
 
-def _first_usable(records, order, count: int, min_size: int) -> list[tuple[int, Image.Image]]:
+def _first_usable(records, order, count: int, min_size: int, decode=decode_record) -> list[tuple[int, Image.Image]]:
     """Up to `count` usable photos in `order`, each with its position in `order`."""
     found: list[tuple[int, Image.Image]] = []
     for position, index in enumerate(order):
         if len(found) == count:
             break
         try:
-            image = decode_record(records[index])
+            image = decode(records[index])
         except UnreadableImageError:
             continue
         if is_usable(image, min_size):
@@ -54,7 +54,8 @@ class PhotoDataModule(pl.LightningDataModule):
     Neither depends on `seed`. Unusable files met while choosing them are counted in
     `skipped_at_setup`; those met during training are replaced by usable ones and counted per
     batch (see `collate_photos`). A streamed hub dataset is shuffled through a buffer of
-    `shuffle_buffer` records.
+    `shuffle_buffer` records. A folder of fewer than `min_epoch_photos` training photos is
+    repeated within an epoch to at least that many.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class PhotoDataModule(pl.LightningDataModule):
         min_size: int = 32,
         seed: int = 0,
         shuffle_buffer: int = 1000,
+        min_epoch_photos: int = 4096,
     ):
         super().__init__()
         if source not in SOURCES:
@@ -84,6 +86,8 @@ class PhotoDataModule(pl.LightningDataModule):
             raise ConfigError("data=hub needs data.name=<hub dataset id>")
         if image_size < 16 or batch_size < 1 or val_size < 1:
             raise ConfigError("data.image_size must be >= 16, data.batch_size and data.val_size >= 1")
+        if min_epoch_photos < 0:
+            raise ConfigError(f"data.min_epoch_photos={min_epoch_photos}: must be 0 or more")
         if shuffle_buffer < 1:
             raise ConfigError(f"data.shuffle_buffer={shuffle_buffer}: must be at least 1 (records held to shuffle)")
         self.save_hyperparameters()
@@ -114,17 +118,17 @@ class PhotoDataModule(pl.LightningDataModule):
         random.Random(_VALIDATION_ORDER_SEED).shuffle(order)
         if hp.val_root:
             val_records = image_folder(hp.val_root)
-            val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size)
+            val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size, open_rgb)
             if not val:
                 raise DataError(f"data.val_root={hp.val_root} holds no usable image")
-            if not _first_usable(records, order, 1, hp.min_size):
+            if not _first_usable(records, order, 1, hp.min_size, open_rgb):
                 raise DataError(f"data.root={hp.root}: none of its {len(records)} files is a usable image")
             train_order = order
         else:
             # Hold out at most half the photos, and find one more to train on, so that a folder
             # of broken files stops here rather than after a run of empty batches.
             wanted = min(hp.val_size, max(1, len(records) // 2))
-            usable = _first_usable(records, order, wanted + 1, hp.min_size)
+            usable = _first_usable(records, order, wanted + 1, hp.min_size, open_rgb)
             if len(usable) < 2:
                 raise DataError(
                     f"data.root={hp.root}: {len(usable)} usable image(s) among {len(records)} files; "
@@ -134,7 +138,12 @@ class PhotoDataModule(pl.LightningDataModule):
             train_order = order[val[-1][0] + 1 :]
         self.val_images = [image for _, image in val]
         self.skipped_at_setup += _unusable_before(val)
-        self.train_set = PhotoDataset(records.select(train_order), decode_record, transform, hp.min_size)
+        train = [records[i] for i in train_order]
+        # A small folder is repeated within an epoch (each time as other random crops): every epoch
+        # starts with the loader's workers refilling from nothing, and with two batches an epoch that
+        # wait set the pace (38 photos at batch 16 on a GPU: a third of the steps' own speed).
+        repeats = max(1, -(-hp.min_epoch_photos // max(1, len(train))))
+        self.train_set = PhotoDataset(train * repeats, open_rgb, transform, hp.min_size)
 
     def _setup_hub(self, transform) -> None:
         hp = self.hparams

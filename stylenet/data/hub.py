@@ -10,10 +10,17 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset
 
-from stylenet.data.folder import decode_record
 from stylenet.data.photos import Photo, is_usable
 from stylenet.errors import DataError
-from stylenet.imageio import UnreadableImageError
+from stylenet.imageio import UnreadableImageError, open_rgb, to_rgb
+
+
+def decode_record(record: dict[str, Any]) -> Image.Image:
+    """Decode one row of a hub image dataset whose image column was cast with decode=False."""
+    image = record["image"]
+    if isinstance(image, Image.Image):  # a hub dataset that decodes for us
+        return to_rgb(image)
+    return open_rgb(image["bytes"] if image.get("bytes") else image["path"])
 
 
 def hub_dataset(name: str, split: str, streaming: bool, image_column: str):
