@@ -137,7 +137,7 @@ def photo_tree(tmp_path_factory: pytest.TempPathFactory) -> PhotoTree:
 
 @pytest.fixture(scope="module")
 def folder_data(photo_tree: PhotoTree) -> PhotoDataModule:
-    """Set up once: building the imagefolder is the slow part."""
+    """Set up once: choosing the validation photos decodes them."""
     datamodule = folder_module(photo_tree.root)
     datamodule.setup("fit")
     return datamodule
