@@ -15,6 +15,7 @@
 # stage resumes by rerunning its line with ckpt_path=OUT/<stage>/checkpoints/last.ckpt.
 set -euo pipefail
 photos=$1 out=$2 device=${3:-}
+if [[ -n $device && $device != --gpu ]]; then echo "error: third argument: only --gpu (got $device)" >&2; exit 2; fi
 held_out="astronaut building chelsea coffee motorcycle_left sunrise"
 mkdir -p "$out/train" "$out/held_out"
 for photo in "$photos"/*; do

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from typing import Any
 
@@ -142,7 +143,7 @@ class PhotoDataModule(pl.LightningDataModule):
         # A small folder is repeated within an epoch (each time as other random crops): every epoch
         # starts with the loader's workers refilling from nothing, and with two batches an epoch that
         # wait set the pace (38 photos at batch 16 on a GPU: a third of the steps' own speed).
-        repeats = max(1, -(-hp.min_epoch_photos // max(1, len(train))))
+        repeats = max(1, math.ceil(hp.min_epoch_photos / len(train)))
         self.train_set = PhotoDataset(train * repeats, open_rgb, transform, hp.min_size)
 
     def _setup_hub(self, transform) -> None:
