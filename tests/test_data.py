@@ -71,6 +71,7 @@ def folder_module(root: Path, **overrides) -> PhotoDataModule:
         min_size=MIN_SIZE,
         num_workers=0,
         min_epoch_photos=0,  # one item per file, so that the tests below can account for each
+        cache_photos=0,  # files decoded at each crop: unusable ones are met (and counted) in training
     )
     return PhotoDataModule(**(settings | overrides))
 
@@ -261,9 +262,37 @@ def test_a_small_folder_is_repeated_to_fill_an_epoch(photo_tree: PhotoTree) -> N
     assert len(big_enough.train_set) == files
 
 
-def test_min_epoch_photos_must_not_be_negative(photo_tree: PhotoTree) -> None:
-    with pytest.raises(ConfigError, match="min_epoch_photos"):
-        folder_module(photo_tree.root, min_epoch_photos=-1)
+@pytest.mark.parametrize("key", ["min_epoch_photos", "cache_photos"])
+def test_counts_must_not_be_negative(photo_tree: PhotoTree, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        folder_module(photo_tree.root, **{key: -1})
+
+
+def test_a_small_folder_is_decoded_once_and_its_unusable_files_counted(photo_tree: PhotoTree) -> None:
+    per_crop = folder_module(photo_tree.root)
+    per_crop.setup("fit")
+    cached = folder_module(photo_tree.root, cache_photos=len(per_crop.train_set))
+    cached.setup("fit")
+    usable = [i for i in range(len(per_crop.train_set)) if per_crop.train_set.load(i) is not None]
+    # Only the usable training photos are kept, resized once (shorter side to the crop size), and
+    # the others are counted at setup: every file is still accounted for.
+    assert len(cached.train_set) == len(usable) < len(per_crop.train_set)
+    assert cached.skipped_at_setup == per_crop.skipped_at_setup + len(per_crop.train_set) - len(usable)
+    for photo_tensor in cached.train_set.items:
+        assert photo_tensor.dtype == torch.uint8 and min(photo_tensor.shape[1:]) == IMAGE_SIZE
+    # A crop of a kept photo is the crop the per-crop path makes of the same file, draw for draw.
+    for kept, index in enumerate(usable):
+        torch.manual_seed(kept)
+        expected, _ = per_crop.train_set[index]
+        torch.manual_seed(kept)
+        image, skipped = cached.train_set[kept]
+        assert skipped == 0 and torch.equal(image, expected)
+
+
+def test_a_folder_over_the_cache_limit_is_decoded_at_each_crop(photo_tree: PhotoTree) -> None:
+    data = folder_module(photo_tree.root, cache_photos=1)
+    data.setup("fit")
+    assert all(isinstance(item, Path) for item in data.train_set.items)
 
 
 def test_folder_val_batch_is_fixed_centre_crops(folder_data: PhotoDataModule) -> None:

@@ -215,3 +215,29 @@ def test_ordinary_ups_and_downs_of_the_loss_do_not_stop_a_run(tiny_cfg, monkeypa
     with open_dict(tiny_cfg):
         tiny_cfg.trainer.max_steps = 8
     assert train(tiny_cfg)["steps"] == 8
+
+
+def test_images_per_sec_is_wall_time_from_one_step_end_to_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loader waits count (the time between steps); the step after a validation is not timed."""
+    from types import SimpleNamespace
+
+    from stylenet.training import callbacks
+
+    clock = iter([10.0, 10.5, 20.0, 30.0, 30.25])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    logged: list[float] = []
+    module = SimpleNamespace(log=lambda name, value, **_: logged.append(value))
+    trainer = SimpleNamespace(world_size=2)
+    batch = {"images": torch.zeros(4, 3, 8, 8)}
+    throughput = callbacks.Throughput()
+
+    def end() -> None:
+        throughput.on_train_batch_end(trainer, module, None, batch, 0)
+
+    end()  # the first step: nothing to time it from
+    end()  # 0.5 s later: 4 images on each of 2 ranks
+    throughput.on_validation_end(trainer, module)
+    end()  # after a validation: not timed
+    end()  # 10 s later, loader wait and all
+    end()
+    assert logged == [16.0, 0.8, 32.0]

@@ -14,17 +14,19 @@ from stylenet.errors import DataError
 from stylenet.imageio import UnreadableImageError
 
 
+def resize_transform(size: int) -> Callable[[Image.Image], torch.Tensor]:
+    """A photo as a uint8 (3, H, W) tensor, its shorter side resized to `size`."""
+    return v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True)])
+
+
+def crop_transform(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A random square crop of a resized photo, randomly flipped, as float in [0, 1]."""
+    return v2.Compose([v2.RandomCrop(image_size), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
+
+
 def train_transform(image_size: int, resize: int | None = None) -> Callable[[Image.Image], torch.Tensor]:
     """Shorter side to `resize` (default `image_size`), random square crop, random flip."""
-    return v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(resize or image_size, antialias=True),
-            v2.RandomCrop(image_size),
-            v2.RandomHorizontalFlip(),
-            v2.ToDtype(torch.float32, scale=True),
-        ]
-    )
+    return v2.Compose([resize_transform(resize or image_size), crop_transform(image_size)])
 
 
 def eval_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
@@ -39,8 +41,34 @@ def eval_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
     )
 
 
-def is_usable(image: Image.Image, min_size: int) -> bool:
-    return min(image.size) >= min_size
+def is_usable(image: Image.Image | torch.Tensor, min_size: int) -> bool:
+    sides = image.shape[-2:] if isinstance(image, torch.Tensor) else image.size
+    return min(sides) >= min_size
+
+
+def as_decoded(image: Any) -> Any:
+    """The `decode` of photos already decoded (see `decode_once`): each item as it is."""
+    return image
+
+
+def decode_once(
+    items: Sequence[Any], decode: Callable[[Any], Image.Image], size: int, min_size: int
+) -> tuple[list[torch.Tensor], int]:
+    """Each usable photo decoded and resized (shorter side `size`) as uint8 (3, H, W), and how many were not usable.
+
+    For photos that are cropped again and again: decoding a large JPEG and resizing it costs tens
+    of milliseconds, a crop of the result almost nothing, and the result is the same every time.
+    """
+    resize = resize_transform(size)
+    kept: list[torch.Tensor] = []
+    for item in items:
+        try:
+            image = decode(item)
+        except UnreadableImageError:
+            continue
+        if is_usable(image, min_size):
+            kept.append(resize(image))
+    return kept, len(items) - len(kept)
 
 
 # One training sample: a (3, S, S) photo and how many unusable records were passed over to find it.
@@ -48,7 +76,7 @@ Photo = tuple[torch.Tensor, int]
 
 
 class PhotoDataset(Dataset):
-    """Map-style photos: `decode(item)` gives a PIL image or raises `UnreadableImageError`.
+    """Map-style photos: `decode(item)` gives a PIL image (or a decoded tensor) or raises `UnreadableImageError`.
 
     An unusable item (undecodable, or smaller than `min_size` on a side) is replaced by the next
     usable one, and the replacement counted (see `collate_photos`): every batch stays full, so
