@@ -271,6 +271,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         style_row_lr_scale=cfg.style_row_lr_scale,
         steps_before=steps_before,
         weight_average_decay=cfg.get("weight_average_decay"),
+        lr_schedule=cfg.get("lr_schedule", "constant"),
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)

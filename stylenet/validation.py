@@ -14,6 +14,8 @@ import torch
 
 from stylenet.errors import ConfigError
 
+LR_SCHEDULES = ("constant", "cosine")
+
 NETWORK_CHOICES = {"upsample": ("nearest", "transposed"), "norm": ("instance", "batch", "none")}
 NETWORK_KEYS = ("width", "num_residual_blocks", "upsample", "norm", "num_styles")
 
@@ -132,6 +134,7 @@ def check_train_config(cfg: Any) -> None:
     if "lr" in cfg.optimizer:  # 0 would train for hours without changing a weight
         positive_number(cfg.optimizer.lr, "optimizer.lr")
     positive_number(cfg.get("style_row_lr_scale", 1.0), "style_row_lr_scale")
+    one_of(cfg.get("lr_schedule", "constant"), "lr_schedule", list(LR_SCHEDULES))
     decay = cfg.get("weight_average_decay")
     if decay is not None and not (_is_number(decay) and 0 < decay < 1):
         raise ConfigError(f"weight_average_decay must be a number between 0 and 1 (e.g. 0.999) or null, not {decay!r}")

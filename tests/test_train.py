@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,20 @@ def test_images_per_sec_is_wall_time_from_one_step_end_to_the_next(monkeypatch: 
     end()  # 10 s later, loader wait and all
     end()
     assert logged == [16.0, 0.8, 32.0]
+
+
+def test_cosine_schedule_falls_to_zero_at_max_steps_also_when_a_resume_raises_them(tmp_path: Path) -> None:
+    first = compose_config(tiny_overrides(tmp_path / "a") + ["lr_schedule=cosine"])
+    train(first)
+    rates = [e.value for e in _events(tmp_path / "a" / "run").Scalars("lr-Adam")]
+    base = first.optimizer.lr
+    # Steps 0-3 of 4: the rate at the start of each step, along a half cosine to 0 at step 4.
+    assert rates == pytest.approx([base * 0.5 * (1 + math.cos(math.pi * step / 4)) for step in range(4)], rel=1e-5)
+    last = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    resumed = compose_config(
+        tiny_overrides(tmp_path / "b") + ["lr_schedule=cosine", f"ckpt_path={last}", "trainer.max_steps=8"]
+    )
+    train(resumed)
+    # Steps 4-7 of 8 (the monitor labels them one later after a resume), from where the cosine to 8 is.
+    rates = [e.value for e in _events(tmp_path / "b" / "run").Scalars("lr-Adam")]
+    assert rates == pytest.approx([base * 0.5 * (1 + math.cos(math.pi * step / 8)) for step in range(4, 8)], rel=1e-5)

@@ -49,6 +49,7 @@ BAD = {
     "style.size=-3": "style.size",
     "loss.style_weight=-1": "loss.style_weight",
     "seed=abc": "seed",
+    "lr_schedule=linear": "lr_schedule must be constant or cosine",
 }
 
 
@@ -88,6 +89,7 @@ def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path
         "model.width=2",
         "trainer.max_steps=1e3",
         "seed=null",
+        "lr_schedule=cosine",
     ],
 )
 def test_good_settings_pass(override: str, tmp_path: Path) -> None:

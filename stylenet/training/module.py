@@ -71,6 +71,7 @@ class StyleTransferModule(pl.LightningModule):
         style_row_lr_scale: float = 1.0,
         steps_before: int = 0,
         weight_average_decay: float | None = None,
+        lr_schedule: str = "constant",
     ):
         """`style`: what describes the style (name, image, size), or a list of them, one per row of a
         network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
@@ -94,6 +95,10 @@ class StyleTransferModule(pl.LightningModule):
         with this decay, validate and sample with it, and write it as the checkpoints' network (their own
         weights ride along for resuming); None: the network as trained.
 
+        `lr_schedule`: "constant", or "cosine": the learning rate falls along a half cosine to 0 at the
+        trainer's `max_steps` (the resumed run's, where it raises them), so the last steps settle
+        instead of hovering at the full step size.
+
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
@@ -107,6 +112,7 @@ class StyleTransferModule(pl.LightningModule):
         self.style_row_lr_scale = style_row_lr_scale
         self.steps_before = steps_before
         self.weight_average_decay = weight_average_decay
+        self.lr_schedule = lr_schedule
         self.weight_average: WeightAverage | None = None  # made on the network's device, at the start of fitting
         self._loaded_average: dict[str, Any] | None = None
         self._own_weights: dict[str, torch.Tensor] | None = None  # the weights as trained, while the average validates
@@ -295,7 +301,30 @@ class StyleTransferModule(pl.LightningModule):
         self._stop_if_non_finite("val")
         self._first_non_finite.pop("val", None)  # each validation is judged on its own
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
+        optimizer = self._optimizer()
+        if self.lr_schedule == "constant":
+            return optimizer
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self._cosine_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        # A resumed run restores each group's last rate, the old end's: a run that raised
+        # trainer.max_steps would take its first step at that (0 if the old run had finished).
+        if self.lr_schedule == "constant":
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            schedule = config.scheduler
+            for group, base in zip(schedule.optimizer.param_groups, schedule.base_lrs, strict=True):
+                group["lr"] = base * self._cosine_factor(schedule.last_epoch)
+
+    def _cosine_factor(self, step: int) -> float:
+        # The trainer's max_steps read at each step, not stored in the schedule: a resumed run that
+        # raises trainer.max_steps falls to 0 at the new end (a checkpoint does not keep this method).
+        end = self.trainer.max_steps
+        return 0.5 * (1 + math.cos(math.pi * min(step, end) / end))
+
+    def _optimizer(self) -> torch.optim.Optimizer:
         # Only what may train: adding a style to a trained model freezes all but the norms.
         trainable = [p for p in self.network.parameters() if p.requires_grad]
         if self.style_row_lr_scale == 1.0 or self.network.num_styles == 1:
