@@ -146,6 +146,18 @@ def _check_resume(cfg: DictConfig) -> None:
     if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
         raise NetworkMismatchError(mismatch)
     _check_resumed_row_lr(cfg, checkpoint, network.num_styles)
+    _check_resumed_lr_schedule(cfg, checkpoint)
+
+
+def _check_resumed_lr_schedule(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint keeps the schedule's state and the rate it had reached: resumed under the other
+    schedule, a cosine run would go on at its last, small rate, or a constant one start a cosine anew."""
+    saved = checkpoint.get("hyper_parameters", {}).get("lr_schedule", "constant")  # older checkpoints: constant
+    wanted = cfg.get("lr_schedule", "constant")
+    if saved != wanted:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} trained with lr_schedule={saved}; resume with lr_schedule={saved}"
+        )
 
 
 def _check_resumed_row_lr(cfg: DictConfig, checkpoint: dict[str, Any], num_styles: int) -> None:

@@ -259,3 +259,7 @@ def test_cosine_schedule_falls_to_zero_at_max_steps_also_when_a_resume_raises_th
     # Steps 4-7 of 8 (the monitor labels them one later after a resume), from where the cosine to 8 is.
     rates = [e.value for e in _events(tmp_path / "b" / "run").Scalars("lr-Adam")]
     assert rates == pytest.approx([base * 0.5 * (1 + math.cos(math.pi * step / 8)) for step in range(4, 8)], rel=1e-5)
+    # Resumed under the other schedule, the run would go on at the cosine's last rate: refused.
+    constant = compose_config(tiny_overrides(tmp_path / "c") + [f"ckpt_path={last}", "trainer.max_steps=8"])
+    with pytest.raises(ConfigError, match="trained with lr_schedule=cosine; resume with lr_schedule=cosine"):
+        train(constant)
