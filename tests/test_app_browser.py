@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +95,19 @@ def test_a_photo_stylized_in_the_browser(browser, served: str, astronaut: Path, 
     _choose(page, "model", STYLE)
     page.locator("#size input").fill(str(SIZE))
     page.locator("#size input").press("Tab")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # installed: the browser fixture needs it
+
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     _upload(page, "photo", astronaut)
-    page.locator("#photo").get_by_text(astronaut.name).wait_for(timeout=60_000)
+    try:
+        page.locator("#photo").get_by_text(astronaut.name).wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        # Seen twice in a full CI run (never alone): the chosen file never showed. Choose it once more,
+        # and say so in the warnings summary with what the page logged, so the cause can be found.
+        warnings.warn(f"the upload did not show within 30 s; uploading again. Page console: {console}", stacklevel=1)
+        _upload(page, "photo", astronaut)
+        page.locator("#photo").get_by_text(astronaut.name).wait_for(timeout=60_000)
     page.locator("#run-photo").click()
     link = page.locator("#download a").first
     link.wait_for(timeout=180_000)
