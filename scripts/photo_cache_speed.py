@@ -20,13 +20,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from stylenet.imageio import list_images, open_rgb
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = (10, 40)
 
 
 def enlarged_copies(photos: Path, size: int, out: Path) -> Path:
-    for path in sorted(p for p in photos.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
-        image = Image.open(path).convert("RGB")
+    for path in list_images(photos):
+        image = open_rgb(path)
         scale = size / max(image.size)
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
         image.save(out / f"{path.stem}.jpg", quality=92)

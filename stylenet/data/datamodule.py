@@ -164,11 +164,11 @@ class PhotoDataModule(pl.LightningDataModule):
         self.train_set = PhotoDataset(train * repeats, decode, transform, hp.min_size)
 
     def _decoded_once(self, photos: list, decode) -> list[torch.Tensor]:
-        """The usable `photos`, decoded and resized for cropping, the others counted as skipped.
+        """The usable `photos`, decoded and resized for cropping (`decode_once`), the others counted as skipped.
 
-        Each photo of a small set is cropped many times (every epoch, and repeated within one):
-        decoding and resizing it once here spares the loader's workers tens of milliseconds a crop
-        on the cores the training step needs. Workers share the result (fork) or get a copy.
+        Each photo of a small set is cropped many times (every epoch, and repeated within one), so
+        this is done once here, not by the loader's workers for every crop; they share the result
+        (fork) or get a copy.
         """
         hp = self.hparams
         kept, unusable = decode_once(photos, decode, hp.resize or hp.image_size, hp.min_size)
