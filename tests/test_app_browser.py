@@ -98,6 +98,10 @@ def test_a_photo_stylized_in_the_browser(browser, served: str, astronaut: Path, 
 
     console: list[str] = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    traffic: list[str] = []  # the upload's requests and how each ended, for the message below
+    page.on("request", lambda request: traffic.append(f"{request.method} {request.url} sent"))
+    page.on("response", lambda answer: traffic.append(f"{answer.request.method} {answer.url} -> {answer.status}"))
+    page.on("requestfailed", lambda request: traffic.append(f"{request.method} {request.url}: {request.failure}"))
     _upload(page, "photo", astronaut)
     try:
         page.locator("#photo").get_by_text(astronaut.name).wait_for(timeout=60_000)
@@ -105,7 +109,9 @@ def test_a_photo_stylized_in_the_browser(browser, served: str, astronaut: Path, 
         # Seen in some full CI runs, never alone: say what the page showed instead of only timing out.
         page.screenshot(path=str(tmp_path / "upload_not_shown.png"), full_page=True)
         shown = page.locator("#photo").inner_text(timeout=5_000)
-        raise AssertionError(f"the chosen photo never showed: #photo reads {shown!r}; console: {console}") from error
+        raise AssertionError(
+            f"the chosen photo never showed: #photo reads {shown!r}; console: {console}; requests since: {traffic}"
+        ) from error
     page.locator("#run-photo").click()
     link = page.locator("#download a").first
     link.wait_for(timeout=180_000)

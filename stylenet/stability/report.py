@@ -18,9 +18,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Model: `{report['model']}`" + (f"; baseline: `{report['baseline']}`" if compared else ""),
         "",
         "Warping error: mean squared difference on [0, 1] RGB between each stylised frame and the previous one",
-        "warped onto it by the optical flow of the input frames (OpenCV DIS), over pixels that pass the",
-        "forward-backward occlusion test; `input` is the same error of the unstylised frames, the floor the",
-        "flow allows. Exact: each of "
+        "warped onto it by the optical flow of the input frames (OpenCV DIS, refined to the frames' full",
+        "resolution), over pixels that pass the forward-backward occlusion test; `input` is the same error of",
+        "the unstylised frames, the floor the flow allows. Exact: each of "
         f"{exact['frames_per_clip']} frames per clip paired with a copy moved by a known smooth random flow",
         f"(up to {exact['flow_px']:g} px) plus noise (std {exact['noise_std']:g}); no flow is estimated.",
         "",
