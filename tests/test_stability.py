@@ -12,6 +12,7 @@ from skip_policy import needs_clip, needs_extra
 
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
+from stylenet.imageio import to_array
 from stylenet.losses.temporal import masked_mse, warp
 from stylenet.networks.transformer import TransformerNet
 
@@ -67,9 +68,9 @@ def test_fine_texture_moved_by_a_known_sub_pixel_flow_is_tracked_at_full_resolut
     coarse = torch.from_numpy(rng.random((1, 3, 32, 43))).float()  # detail every 3 px
     image = torch.nn.functional.interpolate(coarse, size=(96, 128), mode="bicubic", align_corners=False).clamp(0, 1)
     rows, columns = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
-    known = torch.stack([2.0 + 1.5 * torch.sin(3 * rows), torch.cos(4 * columns)]).unsqueeze(0)  # 0.5 to 3.5 px
+    known = torch.stack([2.0 + 1.5 * torch.sin(3 * rows), torch.cos(4 * columns)]).unsqueeze(0)  # x 2-3.5 px, y +-1
     moved, _ = warp(image, known)
-    frames = [(picture[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for picture in (image, moved)]
+    frames = [to_array(picture[0]) for picture in (image, moved)]
 
     def endpoint_error() -> float:
         estimated, mask = FrameFlow()(*frames)
