@@ -59,10 +59,18 @@ def test_noise_of_the_pair_has_the_asked_strength() -> None:
         TemporalPair(flow=-1.0, noise=0.0)
 
 
-def _loss(temporal_weight: float):
+def _loss(temporal_weight: float, detach: bool = False):
     style = torch.rand(1, 3, 32, 32)
     return build_perceptual_loss(
-        style, "random", ["relu2_2"], ["relu1_1", "relu2_1"], 1.0, 1.0, 0.0, temporal_weight=temporal_weight
+        style,
+        "random",
+        ["relu2_2"],
+        ["relu1_1", "relu2_1"],
+        1.0,
+        1.0,
+        0.0,
+        temporal_weight=temporal_weight,
+        temporal_detach=detach,
     )
 
 
@@ -83,6 +91,22 @@ def test_the_term_is_off_at_weight_zero_and_trains_the_network_when_on() -> None
         _loss(-1.0)
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_detached_target_pulls_only_the_moved_copys_output(detach: bool) -> None:
+    loss = _loss(10.0, detach=detach)
+    images = _textured()
+    moved, flow = loss.temporal_pair(images, torch.Generator().manual_seed(0))
+    output = images.clone().requires_grad_()  # stand-ins for the network's two outputs
+    moved_output = moved.clone().requires_grad_()
+    term = loss.temporal(moved_output, output, flow)
+    term.backward()
+    assert term > 0 and moved_output.grad.abs().sum() > 0
+    if detach:
+        assert output.grad is None
+    else:
+        assert output.grad.abs().sum() > 0
+
+
 def test_training_with_the_term_logs_it_and_counts_it_in_the_total(tmp_path: Path) -> None:
     cfg = compose_config([*tiny_overrides(tmp_path), "loss.temporal_weight=5", "loss.temporal_flow=2"])
     train(cfg)
@@ -98,6 +122,7 @@ BAD_TEMPORAL = [
     "loss.temporal_noise=-0.1",
     "loss.temporal_flow=abc",
     "loss.temporal_motion=zoom",
+    "loss.temporal_detach=maybe",
 ]
 
 

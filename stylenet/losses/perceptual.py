@@ -88,7 +88,9 @@ class PerceptualLoss(nn.Module):
     `temporal_weight` > 0 adds the stability term of Wang et al. 2020 (stylenet/losses/temporal.py): the
     network's output for a copy of the photo moved by a random smooth flow of up to `temporal_flow` pixels
     (`temporal_motion="shift"`: a whole-pixel shift of the whole image) plus noise of standard deviation
-    `temporal_noise` must equal its output for the photo, moved alike.
+    `temporal_noise` must equal its output for the photo, moved alike. `temporal_detach` makes that moved
+    output a fixed target: only the copy's output is pulled towards it, so the term cannot lower itself by
+    softening the output the content and style terms judge (docs/video.md).
     The caller makes the pair (`temporal_pair`, None when the term is off) and runs the network on it: the
     term needs the network, not just its output, and the random draws stay outside compiled code.
     """
@@ -106,6 +108,7 @@ class PerceptualLoss(nn.Module):
         temporal_flow: float = 8.0,
         temporal_noise: float = 0.02,
         temporal_motion: str = "smooth",
+        temporal_detach: bool = False,
     ):
         super().__init__()
         if temporal_weight < 0:
@@ -116,6 +119,7 @@ class PerceptualLoss(nn.Module):
             raise ConfigError(f"loss.temporal_flow, temporal_noise and temporal_motion: {error}") from error
         self.temporal_pair = pair if temporal_weight > 0 else None
         self.temporal_weight = float(temporal_weight)
+        self.temporal_detach = bool(temporal_detach)
         images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
         self.vgg = vgg
         self.content_layers = list(content_layers)
@@ -163,7 +167,8 @@ class PerceptualLoss(nn.Module):
     def temporal(self, moved_output: torch.Tensor, output: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """The weighted stability term: `moved_output`, the network's output for the copy of the content that
         `temporal_pair` moved by `flow`, against `output` moved alike."""
-        return self.temporal_weight * temporal_error(output.float(), moved_output.float(), flow).mean()
+        target = output.detach() if self.temporal_detach else output
+        return self.temporal_weight * temporal_error(target.float(), moved_output.float(), flow).mean()
 
 
 def build_perceptual_loss(
@@ -179,6 +184,7 @@ def build_perceptual_loss(
     temporal_flow: float = 8.0,
     temporal_noise: float = 0.02,
     temporal_motion: str = "smooth",
+    temporal_detach: bool = False,
 ) -> PerceptualLoss:
     """A `PerceptualLoss` on a VGG19 truncated after the deepest of the layers named."""
     if not content_layers or not style_layers:
@@ -200,4 +206,5 @@ def build_perceptual_loss(
         temporal_flow,
         temporal_noise,
         temporal_motion,
+        temporal_detach,
     )
