@@ -90,7 +90,7 @@ class PerceptualLoss(nn.Module):
     (`temporal_motion="shift"`: a whole-pixel shift of the whole image) plus noise of standard deviation
     `temporal_noise` must equal its output for the photo, moved alike. `temporal_detach` makes that moved
     output a fixed target: only the copy's output is pulled towards it, so the term cannot lower itself by
-    softening the output the content and style terms judge (docs/video.md).
+    softening the output the content and style terms judge (measured worse than the default, docs/video.md).
     The caller makes the pair (`temporal_pair`, None when the term is off) and runs the network on it: the
     term needs the network, not just its output, and the random draws stay outside compiled code.
     """
