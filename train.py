@@ -77,5 +77,41 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def _composition_error(overrides: list[str]) -> str | None:
+    """What Hydra would refuse in `overrides` (an unknown key, a style with no config file), as one line.
+
+    Hydra reports these in several lines with exit status 1; composing the config first puts them in the
+    one line and exit status 2 of every other mistake, before Hydra makes a run dir. Options of Hydra
+    itself (--multirun, --help, hydra.* settings) are left to Hydra."""
+    if any(arg.startswith("-") for arg in overrides):
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    plain = [arg for arg in overrides if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    configs = Path(__file__).resolve().parent / "configs"
+    try:
+        with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+            compose(config_name="train", overrides=plain)
+    except (HydraException, OmegaConfBaseException) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        message = " ".join(lines[:2]) if lines[0].startswith("Could not override") else lines[0]
+        ambiguous = re.fullmatch(r"Ambiguous value for argument '(\w[\w.]*)=(.*)'", message)
+        if ambiguous:
+            key, value = ambiguous.groups()
+            message += f": {key}=[{value}] for a list, or --multirun to sweep over it"
+        missing = re.search(r"Could not (?:find|load) '(\w+)/([^']+)'", message)
+        if missing and (configs / missing.group(1)).is_dir():
+            names = sorted(path.stem for path in (configs / missing.group(1)).glob("*.yaml"))
+            message = f"{missing.group(1)}={missing.group(2)}: no such config; choose one of {', '.join(names)}"
+        return message
+    return None
+
+
 if __name__ == "__main__":
+    problem = _composition_error(sys.argv[1:])
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()

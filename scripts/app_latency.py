@@ -60,6 +60,7 @@ def main() -> None:
 
     # The installed command, started as a shell would (its own interpreter, imports and model load).
     command = [sys.executable, "-m", "stylenet.cli", "stylize", args.model, str(photo), "-o", str(folder / "cli.png")]
+    command.append("--overwrite")  # each repeat writes the same file
     cli = _median_seconds(lambda: subprocess.run(command, check=True, capture_output=True), args.repeats)
     stylizer = load_model(args.model)
     direct = _median_seconds(lambda: stylizer.stylize_image(photo).save(folder / "out.png"), args.repeats)

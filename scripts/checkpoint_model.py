@@ -28,7 +28,6 @@ def main(argv: list[str]) -> int:
     if "loss" not in metadata:
         config = OmegaConf.load(argv[2] if len(argv) == 3 else checkpoint.parent.parent / ".hydra" / "config.yaml")
         metadata["loss"] = OmegaConf.to_container(config.loss, resolve=True)  # resolves ${style.*} weights only
-    metadata.pop("model", None)  # rewritten from the network
     print(save_inference_checkpoint(out, network, metadata))
     return 0
 

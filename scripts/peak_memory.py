@@ -66,7 +66,7 @@ def main() -> int:
             elif not source.exists():
                 photo.resize((width, height), Image.BICUBIC).save(source)
             command = [sys.executable, "-m", "stylenet.cli", "stylize", str(args.model), str(source)]
-            command += ["-o", str(Path(tmp) / f"out{source.suffix}"), *extra]
+            command += ["-o", str(Path(tmp) / f"out{source.suffix}"), "--overwrite", *extra]  # one output, every case
             # A wrapper process per case: RUSAGE_CHILDREN is a maximum over all children so far.
             wrapper = [sys.executable, __file__, "--one", *command]
             result = subprocess.run(wrapper, capture_output=True, text=True, cwd=REPO)

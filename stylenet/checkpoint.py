@@ -43,13 +43,15 @@ def move_aside(path: Path) -> None:
 def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadata: dict[str, Any]) -> Path:
     """Write `network` and `metadata` (style, steps, val losses...) to `path`.
 
-    An existing file at `path` is moved aside to `<stem>.<its mtime>.pt`, never overwritten.
+    An existing file at `path` is moved aside to `<stem>.<its mtime>.pt`, never overwritten. The network
+    describes itself: metadata read from another file (whose "model" may name another style count) cannot
+    override its settings or weights.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     move_aside(path)
     state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
-    payload = {"format": FORMAT, "model": network.config.to_dict(), "state_dict": state, **metadata}
+    payload = {**metadata, "format": FORMAT, "model": network.config.to_dict(), "state_dict": state}
     write_atomically(payload, path)
     return path
 

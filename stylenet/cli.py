@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         help="for a model of several styles, bake in one style or blend, e.g. wave or starry=0.7,wave=0.3 "
         "(default: every style, chosen by the exported model's second input)",
     )
+    export.add_argument("--overwrite", action="store_true", help="replace exported files that exist already")
 
     stylize = commands.add_parser("stylize", help="stylize images, folders or videos")
     stylize.add_argument("model", type=Path, help=f"a .pt, .ckpt, .onnx or .pt2 model, or a shipped style {SHIPPED}")
@@ -125,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     stylize.add_argument("--batch-size", type=int, default=4, help="images (of equal size) or frames per batch")
     stylize.add_argument("--benchmark", action="store_true", help="time the model on synthetic frames and exit")
     stylize.add_argument("--webcam", type=int, metavar="N", help="stylize camera N live (needs opencv-python)")
+    stylize.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist already (an output over an input is refused all the same)",
+    )
 
     _add_evaluate_parser(commands)
     add_benchmark_parser(commands)
@@ -180,6 +186,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         "a model of one style: a style name from configs/style/ or an image path (default: the model's)",
     )
     parser.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: evaluation/MODEL)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a report that exists already in the folder")
     parser.add_argument(
         "--gatys-steps",
         type=int,
@@ -208,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             return _export(args)
         if args.command == "evaluate":
+            _resolve(args.model, args.style)  # a bad choice beside a shipped name, said before anything loads
             from stylenet.evaluate import run as run_evaluate
             from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 
@@ -226,24 +234,51 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from stylenet.inference.export import PORTABLE, SUFFIXES, choose_style, export, file_stem
+    from stylenet.inference.export import PORTABLE, choose_style, export, export_targets, file_stem
     from stylenet.inference.model import load_network
-    from stylenet.pretrained import resolve
+    from stylenet.inference.runner import check_folder, refuse_existing
 
-    resolved = resolve(args.checkpoint, args.style)
+    formats = PORTABLE if args.format == "all" else (args.format,)
+    if args.output is not None:
+        export_targets(args.output, formats, "model")  # a name of the wrong kind, refused before the model loads
+    resolved = _resolve(args.checkpoint, args.style)
     network, metadata = load_network(resolved.path)
     baked, baked_metadata = choose_style(network, metadata, resolved.style)  # a bad choice stops here
     # A baked choice is named after itself: "wave.onnx" beside "starry+wave.pt", not over its export.
     stem = file_stem(baked_metadata) if baked is not network else resolved.path.stem
     # Nothing is written into the installed package: a shipped style exports to the working directory.
     out = args.output or (Path(".") if resolved.shipped else args.checkpoint.parent)
-    formats = PORTABLE if args.format == "all" else (args.format,)
-    if len(formats) > 1 and out.suffix:
-        out = out.parent  # one file name cannot hold two formats
-    for fmt in formats:
-        target = out if out.suffix else out / f"{stem}{SUFFIXES[fmt]}"
+    targets = export_targets(out, formats, stem)
+    check_folder(out, targets[0].parent)
+    if not args.overwrite:
+        refuse_existing(targets)
+    for fmt, target in zip(formats, targets, strict=True):
         print(f"wrote {export(baked, baked_metadata, target, fmt)}")
     return 0
+
+
+def _resolve(model: Path, style: str | None):
+    """`pretrained.resolve`, where a shipped name beside a --style that is no choice of the shipped model
+    (which resolve would suggest running as one) is told the choices there are."""
+    from stylenet.errors import ConfigError
+    from stylenet.inference.style_choice import style_weights
+    from stylenet.pretrained import BUNDLE, resolve, shipped
+
+    try:
+        return resolve(model, style)
+    except ConfigError:  # the shipped name and --style disagree
+        names = shipped().styles
+        try:
+            style_weights(style, names)
+        except ConfigError as error:
+            held = ", ".join(names)
+            reason = str(error).removeprefix(f"style {style!r}: ")
+            among = "" if held in reason else f" (NAME: {held})"
+            raise ConfigError(
+                f"{model} is a shipped style, and --style {style} is no choice of the shipped model ({reason}): "
+                f"give {model} alone, or {BUNDLE} --style NAME{among}"
+            ) from None
+        raise
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -266,8 +301,10 @@ def _app(args: argparse.Namespace) -> int:
         if error.name != "gradio":
             raise
         raise StylenetError('stylenet app needs Gradio: pip install -e ".[app]"') from None
+    from stylenet.inference.model import resolve_device
     from stylenet.pretrained import kept_models_dir
 
+    resolve_device(args.device)  # a bad --device is one line here, not an error on the page
     page = server.create(args.models or kept_models_dir(), device=args.device, max_memory=max_memory)
     print(f"stylenet app: http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
     server.launch(page, args.host, args.port, args.max_file_size)
@@ -346,17 +383,18 @@ def _check_stylize_args(args: argparse.Namespace) -> int | None:
 def _stylize(args: argparse.Namespace) -> int:
     from stylenet.hardware import keep_freed_memory
     from stylenet.inference.model import load_model
-    from stylenet.inference.runner import Settings, plan_outputs, run_images, run_video
-    from stylenet.pretrained import resolve
+    from stylenet.inference.runner import Settings, plan_jobs, run_images, run_video
 
     max_memory = _check_stylize_args(args)
-    images, videos, skipped = plan_outputs(args.inputs, args.output) if args.inputs else ([], [], [])
+    images, videos, skipped = plan_jobs(args.inputs, args.output, args.overwrite) if args.inputs else ([], [], [])
     compile, reuse = speed_choices(args, len(images), bool(videos))
     if reuse:
         keep_freed_memory()
-    resolved = resolve(args.model, args.style)  # a shipped style's name is its choice: checked against --style
+    resolved = _resolve(args.model, args.style)  # a shipped style's name is its choice: checked against --style
     stylizer = _choose_style(
-        load_model(resolved.path, device=args.device, precision=args.precision, compile=compile), resolved.style
+        load_model(resolved.path, device=args.device, precision=args.precision, compile=compile),
+        resolved.style,
+        "--style" if args.style is not None else str(args.model),  # errors name what the user typed
     )
     if max_memory is None and stylizer.device.type == "cpu":
         from stylenet.inference.memory import memory_limit
@@ -401,8 +439,9 @@ def _stylize(args: argparse.Namespace) -> int:
     return 1 if failures or not (done or written_videos) else 0
 
 
-def _choose_style(stylizer, choice: str | None):
-    """The stylizer bound to `--style`, resolved once before any image is read; every error names the styles."""
+def _choose_style(stylizer, choice: str | None, label: str = "--style"):
+    """The stylizer bound to `choice`, resolved once before any image is read; every error starts with `label`
+    (the option or argument the choice came from) and names the styles."""
     from stylenet.errors import ConfigError
 
     if choice is None:
@@ -417,7 +456,8 @@ def _choose_style(stylizer, choice: str | None):
     try:
         return stylizer.with_style(choice)
     except ConfigError as error:
-        message = f"--style {choice}: {error}"
+        reason = str(error).removeprefix(f"style {choice!r}: ")  # the label says which choice
+        message = f"{label} {choice}: {reason}" if label == "--style" else f"{label}: {reason}"
         held = ", ".join(stylizer.styles)
         if held and held not in message:  # weights that are wrong, not names: still say what the model holds
             message += f" (this model holds {held})"

@@ -85,6 +85,8 @@ def loss_definition(metadata: dict[str, Any], vgg_weights: str | None) -> tuple[
     # Models whose metadata predates the stored loss definition get the configured defaults.
     # `_target_` (Hydra's) and any future keys are dropped: only build_perceptual_loss's arguments count.
     loss_config = {k: v for k, v in (stored or default_loss()).items() if k in known}
+    # Scoring photos never uses the temporal term, whose weight may be one per style by name.
+    loss_config.pop("temporal_weight", None)
     if vgg_weights is not None:
         loss_config["vgg_weights"] = vgg_weights
     return loss_config, not stored
@@ -326,6 +328,19 @@ def _numbers(tree: Any) -> list[float]:
     return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
 
 
+def _check_report_folder(args: argparse.Namespace, out_dir: Path) -> None:
+    """Refuses, before any work, an `out_dir` that is a file and (without --overwrite) a report already in it."""
+    from stylenet.inference.runner import check_folder, refuse_existing
+
+    check_folder(out_dir, out_dir)
+    reports = [out_dir / name for name in ("report.json", "report.md", "grid.png")] if args.photos else []
+    if args.video:
+        reports += [out_dir / name for name in ("video_report.json", "video_report.md")]
+        reports += [out_dir / f"video_{Path(clip).stem}.png" for clip in args.video]
+    if not getattr(args, "overwrite", False):
+        refuse_existing(reports)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `evaluate` for parsed arguments; print where the report is. StylenetError propagates to main."""
     out_dir = args.output or Path("evaluation") / Path(args.model).stem
@@ -333,6 +348,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("name what to evaluate on: --photos FOLDER, --video CLIP..., or both")
     if args.baseline is not None and not args.video:
         raise ConfigError("--baseline compares warping errors: it needs --video CLIP")
+    _check_report_folder(args, out_dir)
     if args.video:
         _run_video(args, out_dir)
     if args.photos is None:

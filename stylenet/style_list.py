@@ -6,6 +6,7 @@ One style: `style=starry` as always. Several, in one network (conditional instan
 multiple selection into one `style` node, so each style is read again from its own file here;
 a `style.*` value set by an override or an experiment (one that differs from the style file it
 came from) applies to every style, as do loss weights set directly as `loss.*_weight`.
+`loss.temporal_weight` is one number for every style, or one per style by name.
 """
 
 from __future__ import annotations
@@ -69,3 +70,19 @@ def _one_style(node: DictConfig, cfg: DictConfig) -> dict[str, Any]:
         direct = key in cfg.loss and not OmegaConf.is_interpolation(cfg.loss, key)
         style[key] = cfg.loss[key] if direct else node[key]
     return style
+
+
+def temporal_weights(cfg: DictConfig) -> float | list[float]:
+    """`loss.temporal_weight` for the run's styles: one number for all, or, given as a mapping of style name to
+    weight (`{starry: 50, udnie: 150}`), one per style in training order, every style named exactly once."""
+    value = cfg.loss.get("temporal_weight", 0.0)
+    if not isinstance(value, (DictConfig, dict)):
+        return value
+    names = [style["name"] for style in selected_styles(cfg)]
+    given = dict(value)
+    unknown = sorted(set(given) - set(names))
+    missing = [name for name in names if name not in given]
+    if unknown or missing:
+        problem = f"names {unknown[0]!r}, not a style of this run" if unknown else f"has no weight for {missing[0]!r}"
+        raise ConfigError(f"loss.temporal_weight {problem}: give one weight for each of {', '.join(names)}")
+    return [given[name] for name in names]

@@ -31,7 +31,7 @@ from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_expo
 from stylenet.inference.model import load_network
 from stylenet.networks.style_rows import append_style, bake_style, norm_parameters
 from stylenet.networks.transformer import TransformerNet
-from stylenet.style_list import WEIGHT_KEYS, selected_styles
+from stylenet.style_list import WEIGHT_KEYS, selected_styles, temporal_weights
 from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch
@@ -47,6 +47,7 @@ def _check_paths(cfg: DictConfig) -> None:
         raise ConfigError("style=custom needs style.image=/path/to/painting.jpg")
     for style in selected_styles(cfg):  # every painting found now, not after the first ones have loaded
         find_style_image(style["image"])
+    temporal_weights(cfg)  # a weight per style names each style of the run
     if cfg.get("finetune"):
         _check_finetune(cfg)
     if cfg.get("init"):
@@ -59,6 +60,19 @@ def _check_paths(cfg: DictConfig) -> None:
             check_exportable(cfg.model.get("upsample", "nearest"))
         except ExportError as error:
             raise ConfigError(f"export.formats={list(cfg.export.formats)}: {error}; or set export.formats=[]") from None
+
+
+def _check_run_folder(cfg: DictConfig) -> None:
+    """A run never writes over another run's checkpoints: only a resume of one of them continues in its folder."""
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    held = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    if not held or (cfg.ckpt_path and Path(cfg.ckpt_path).resolve().parent == folder.resolve()):
+        return
+    last = folder / "last.ckpt"
+    raise ConfigError(
+        f"paths.output_dir={cfg.paths.output_dir} holds another run's checkpoints: resume that run with "
+        f"ckpt_path={last if last.exists() else held[-1]}, or choose another folder"
+    )
 
 
 def _check_init(cfg: DictConfig) -> None:
@@ -180,6 +194,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_resume(cfg)
     check_optimizer(_instantiate(cfg.optimizer, "optimizer"))
     _check_not_shipped_folder(cfg)
+    _check_run_folder(cfg)
     _make_kept_models_dir(cfg)  # last: a refused run creates nothing
 
 
@@ -265,10 +280,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:
         network = _norms_only(base)
     if len(styles) == 1:
-        loss = _instantiate(cfg.loss, "loss", style_image=style_images[0])
+        loss = _instantiate(_loss_node(cfg), "loss", style_image=style_images[0])
     else:  # each style its own weights
         weights = {key: [style[key] for style in styles] for key in WEIGHT_KEYS}
-        loss = _instantiate(cfg.loss, "loss", style_image=style_images, **weights)
+        loss = _instantiate(_loss_node(cfg), "loss", style_image=style_images, **weights)
     described = [{**style, "image": str(style["image"])} for style in styles]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     channels_last, compile = resolve_speed(cfg.channels_last, cfg.compile, precision)
@@ -388,6 +403,14 @@ def _norms_only(base: TransformerNet) -> TransformerNet:
     for parameter in norm_parameters(network):
         parameter.requires_grad_(True)
     return network
+
+
+def _loss_node(cfg: DictConfig) -> DictConfig:
+    """`cfg.loss` as the loss takes it: a temporal weight per style by name becomes a list in training order."""
+    node = OmegaConf.to_container(cfg.loss, resolve=True)
+    weights = temporal_weights(cfg)
+    node["temporal_weight"] = weights[0] if isinstance(weights, list) and len(weights) == 1 else weights
+    return OmegaConf.create(node)
 
 
 def _loss_summary(cfg: DictConfig) -> dict[str, Any]:

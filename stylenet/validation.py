@@ -96,6 +96,34 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
     devices = trainer.get("devices")
     if _is_number(devices) and devices != -1:  # else "auto", a list or "0,1": Lightning's to parse
         whole_number(devices, "trainer.devices")
+    _check_trainer_names(trainer)
+
+
+_ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+
+
+def _check_trainer_names(trainer: Mapping[str, Any]) -> None:
+    """Keys, precision and accelerator that Lightning would refuse only after the photos have been read."""
+    import inspect
+    import typing
+
+    import pytorch_lightning as pl  # here: model files load through this module, training does not
+    from lightning_fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+
+    known = set(inspect.signature(pl.Trainer.__init__).parameters) | {"_target_"}
+    unknown = sorted(set(trainer) - known)
+    if unknown:
+        raise ConfigError(f"trainer.{unknown[0]}: not a setting of Lightning's Trainer")
+    precision = trainer.get("precision", "auto")
+    precisions = ["auto", *typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS)]
+    if str(precision) not in precisions and precision not in (16, 32, 64):
+        raise ConfigError(f"trainer.precision={precision}: use one of {', '.join(map(str, precisions))}")
+    accelerator = trainer.get("accelerator", "auto")
+    if isinstance(accelerator, str):
+        if accelerator not in _ACCELERATORS:
+            raise ConfigError(f"trainer.accelerator={accelerator}: use one of {', '.join(_ACCELERATORS)}")
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={accelerator}: torch sees no CUDA GPU here; use cpu or auto")
 
 
 def _check_data(data: Mapping[str, Any]) -> None:
@@ -122,8 +150,14 @@ def check_train_config(cfg: Any) -> None:
         whole_number(keep, "checkpoint_keep (or -1 for all)", minimum=0)
     whole_number(cfg.style.size, "style.size")
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
-        if key in cfg.loss:
-            positive_number(cfg.loss[key], f"loss.{key}", allow_zero=True)
+        if key not in cfg.loss:
+            continue
+        value = cfg.loss[key]
+        if key == "temporal_weight" and isinstance(value, Mapping):  # one weight per style, by name
+            for name, weight in value.items():
+                positive_number(weight, f"loss.temporal_weight.{name}", allow_zero=True)
+        else:
+            positive_number(value, f"loss.{key}", allow_zero=True)
     if "temporal_motion" in cfg.loss:
         from stylenet.losses.temporal import MOTIONS  # here: model files load through this module, losses do not
 

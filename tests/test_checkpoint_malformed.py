@@ -143,3 +143,14 @@ def test_unreadable_files_are_refused_in_one_line(tmp_path: Path) -> None:
     _refused(load_inference_checkpoint, tmp_path / "text.pt", "not a readable")
     (tmp_path / "text.ckpt").write_text("not a model")
     _refused(load_lightning_checkpoint, tmp_path / "text.ckpt", "not a readable")
+
+
+def test_metadata_read_from_another_file_cannot_override_the_networks_settings(tmp_path: Path) -> None:
+    """Metadata loaded from a five-style file, saved with one style baked out of it, still loads."""
+    single = _network()
+    stale = {"model": {**CONFIG, "num_styles": 5}, "state_dict": {}, "format": "old", "steps": 7}
+    path = save_inference_checkpoint(tmp_path / "baked.pt", single, stale)
+    network, metadata = load_inference_checkpoint(path)
+    assert network.num_styles == 1 and metadata["steps"] == 7
+    for name, value in single.state_dict().items():
+        assert torch.equal(network.state_dict()[name], value)

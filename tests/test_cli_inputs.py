@@ -267,3 +267,54 @@ def test_the_default_memory_limit_is_read_once_per_run(models, tmp_path: Path, m
         Image.new("RGB", (24, 16), (10, 20, 30)).save(tmp_path / f"{name}.png")
     assert main(["stylize", str(models["pt"]), str(tmp_path), "-o", str(tmp_path / "out"), "--batch-size", "1"]) == 0
     assert len(reads) == 1
+
+
+# --- paths refused before any work, and images too small to stylize --------------------------------
+
+SMALLEST = "the network's smallest input"
+
+
+def test_an_image_smaller_than_8x8_is_skipped_in_one_line_and_the_others_still_go(models, tmp_path, capsys) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (3, 3), (200, 10, 10)).save(photos / "a_tiny.png")
+    Image.new("RGB", (20, 16), (10, 20, 30)).save(photos / "b.png")
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(photos / "c_smallest.png")
+    out = tmp_path / "out"
+    status = main(["stylize", str(models["pt"]), str(photos), "-o", str(out), "--batch-size", "1"])
+    captured = capsys.readouterr()
+    lines = _messages(captured.err)
+    assert status == 1 and lines == [f"skipped {photos / 'a_tiny.png'}: 3x3 px is smaller than 8x8, {SMALLEST}"]
+    assert "2 image(s) written" in captured.out and "1 failed" in captured.out
+    assert sorted(p.name for p in (out / "photos").iterdir()) == ["b.png", "c_smallest.png"]
+
+
+def test_a_video_smaller_than_8x8_is_skipped_in_one_line(models, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("av", reason=needs_extra("video"))
+    from test_video import make_video
+
+    source = make_video(tmp_path / "clip.mp4", width=6, height=4, frames=2)
+    status = main(["stylize", str(models["pt"]), str(source), "-o", str(tmp_path / "o.mp4"), "--compile", "off"])
+    assert status == 1 and _one_line(capsys) == f"skipped {source}: 6x4 px is smaller than 8x8, {SMALLEST}"
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_an_output_folder_that_is_an_existing_file_is_refused_before_any_work(photo, tmp_path, capsys) -> None:
+    other = tmp_path / "other.png"
+    Image.new("RGB", (20, 20)).save(other)
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    # The model file does not exist: an error about it would mean the model was reached first.
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(photo), str(other), "-o", str(afile)])
+    assert status == 2 and _one_line(capsys).startswith(f"error: -o {afile} is an existing file, not a folder")
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(photo), "-o", str(afile / "sub" / "x.png")])
+    assert status == 2 and f"{afile} is a file, not a folder" in _one_line(capsys)
+    assert afile.read_text() == "a file, not a folder"
+
+
+@pytest.mark.parametrize("name", ["nonexist.jpg", "missing.mp4"])
+def test_a_missing_input_with_one_output_file_is_called_missing(tmp_path: Path, capsys, name: str) -> None:
+    missing, out = tmp_path / "in" / name, tmp_path / "out" / f"a{Path(name).suffix}"
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(missing), "-o", str(out)])
+    assert status == 2 and _one_line(capsys) == f"error: {missing}: no such file or folder"
+    assert not out.parent.exists()

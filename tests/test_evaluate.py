@@ -16,6 +16,7 @@ from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.errors import StylenetError
 from stylenet.evaluate import evaluate
+from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.transformer import TransformerNet
 from stylenet.optimize import optimize
@@ -168,3 +169,39 @@ def test_zero_gatys_steps_scores_the_model_alone(
     assert "| photo | model content | model style | model tv | model total | model s | SSIM model |" in markdown
     with Image.open(out / "grid.png") as grid:  # content and model rows only
         assert grid.size == (2 * SIZE + 3 * 2, 2 * SIZE + 3 * 2)
+
+
+def test_an_existing_report_is_refused_before_any_work_unless_overwrite(
+    model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.md").write_text("keep me")
+    (out / "video_report.md").write_text("keep me too")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model loaded before the report folder was checked")
+
+    monkeypatch.setattr("stylenet.evaluate.load_model", refuse)
+    argv = ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--gatys-steps", "0"]
+    argv += ["--size", str(SIZE), "--vgg-weights", "random"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: output {out / 'report.md'} already exists")
+    assert "--overwrite" in err[0]
+    # A video report likewise, before the clip is even looked for.
+    assert main(["evaluate", str(model), "--video", str(tmp_path / "absent.mp4"), "-o", str(out)]) == 2
+    assert "video_report.md already exists" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == "keep me" and (out / "video_report.md").read_text() == "keep me too"
+    monkeypatch.setattr("stylenet.evaluate.load_model", load_model)
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "report.md").read_text() != "keep me" and (out / "report.json").is_file()
+
+
+def test_a_report_folder_that_is_a_file_is_refused(model: Path, photos: Path, tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    assert main(["evaluate", str(model), "--photos", str(photos), "-o", str(afile), "--gatys-steps", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: -o {afile} is an existing file, not a folder; name a folder for the outputs"
+    )

@@ -13,10 +13,13 @@ from tensorboard.backend.event_processing import event_file_loader
 from stylenet.blend_path import blend_path, is_monotone, style_loss
 from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint, read_lightning_checkpoint
 from stylenet.errors import ConfigError
+from stylenet.evaluate import loss_definition
+from stylenet.evaluate import style_loss as scoring_loss
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.style_rows import bake_style, norm_parameters
 from stylenet.networks.transformer import TransformerNet
+from stylenet.style_list import temporal_weights
 from stylenet.train import train
 from stylenet.training.module import StyleTransferModule
 
@@ -98,6 +101,38 @@ def test_an_override_of_a_style_setting_applies_to_every_style(paintings: Path) 
 )
 def test_a_bad_style_list_is_one_line_before_any_work(paintings: Path, extra: list[str], message: str) -> None:
     cfg = compose_config([*tiny_overrides(paintings), *extra])
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (paintings / "run").exists()
+
+
+def test_a_temporal_weight_per_style_trains_each_style_with_its_own(paintings: Path) -> None:
+    cfg = compose_config(
+        [*tiny_overrides(paintings), "styles=[stripes,dots]", "loss.temporal_weight={dots:4,stripes:0}"]
+    )
+    assert temporal_weights(cfg) == [0, 4]  # in training order, whatever the order given
+    result = train(cfg)
+    tags = _scalar_tags(paintings / "run")
+    assert "train/temporal_loss" in tags
+    _, metadata = load_inference_checkpoint(result["model"])
+    assert metadata["loss"]["temporal_weight"] == {"dots": 4, "stripes": 0}
+    loss_config, _ = loss_definition(metadata, "random")  # evaluate scores photos with it, no temporal term
+    loss, _, _ = scoring_loss(metadata["styles"][1], loss_config)
+    assert loss.temporal_pair is None
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ("{stripes:1}", "loss.temporal_weight has no weight for 'dots'"),
+        ("{stripes:1,dots:1,wave:1}", "loss.temporal_weight names 'wave', not a style of this run"),
+        ("{stripes:-1,dots:1}", "loss.temporal_weight.stripes must be a number >= 0"),
+    ],
+)
+def test_a_bad_temporal_weight_per_style_is_one_line_before_any_work(
+    paintings: Path, weights: str, message: str
+) -> None:
+    cfg = compose_config([*tiny_overrides(paintings), "styles=[stripes,dots]", f"loss.temporal_weight={weights}"])
     with pytest.raises(ConfigError, match=message):
         train(cfg)
     assert not (paintings / "run").exists()

@@ -218,6 +218,7 @@ def test_a_compiled_run_of_a_blend_matches_the_network(models, network, photo, t
         ("starry=0,wave=0", "sum to zero"),
         ("starry=lots", "not a number"),
         ("starry,starry", "named twice"),
+        ("starry=", "the weight of 'starry' is missing after '='"),
     ],
 )
 def test_a_bad_choice_is_one_line_naming_the_styles_and_writes_nothing(models, photo, tmp_path, capsys, choice, says):
@@ -228,6 +229,32 @@ def test_a_bad_choice_is_one_line_naming_the_styles_and_writes_nothing(models, p
     assert lines[0].startswith(f"error: --style {choice}: ") and says in lines[0]
     assert ", ".join(NAMES) in lines[0]
     assert not out.exists()
+
+
+SHIPPED = "starry, wave, scream, composition_vii, udnie"
+
+
+@pytest.mark.parametrize(("model", "says"), [("starry=abc", "not a number ('abc')"), ("starry=", "missing after '='")])
+def test_a_bad_choice_as_the_model_argument_is_labelled_with_it(photo, tmp_path, capsys, model, says) -> None:
+    status = main(["stylize", model, str(photo), "-o", str(tmp_path / "x.png"), *FP32])
+    lines = _messages(capsys.readouterr().err)
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(f"error: {model}: ") and says in lines[0]
+    assert "--style" not in lines[0] and SHIPPED in lines[0]
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("command", ["stylize", "export", "evaluate"])
+@pytest.mark.parametrize(("choice", "says"), [("bogus", "unknown style 'bogus'"), ("starry=", "missing after '='")])
+def test_a_shipped_name_beside_a_style_that_is_no_choice_suggests_only_real_ones(
+    photo, tmp_path, capsys, command, choice, says
+) -> None:
+    out = ["-o", str(tmp_path / "out")]
+    where = {"stylize": [str(photo), *out], "export": out, "evaluate": ["--photos", str(tmp_path), *out]}
+    status = main([command, "wave", *where[command], "--style", choice])
+    lines = _messages(capsys.readouterr().err)
+    assert status == 2 and len(lines) == 1 and says in lines[0]
+    assert f"with style {choice}" not in lines[0] and "paintings --style NAME" in lines[0] and SHIPPED in lines[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_single_style_model_takes_its_own_name_and_refuses_others(models, photo, tmp_path, capsys) -> None:

@@ -184,3 +184,29 @@ def test_whole_pixel_shifts_move_pixels_without_blurring_them() -> None:
 def test_an_unknown_motion_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="motion must be one of smooth, shift"):
         TemporalPair(flow=1.0, noise=0.0, motion="zoom")
+
+
+def test_a_weight_per_style_weighs_each_images_error_by_its_style() -> None:
+    loss = build_perceptual_loss(
+        [torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)],
+        "random",
+        ["relu2_2"],
+        ["relu1_1"],
+        1.0,
+        1.0,
+        0.0,
+        temporal_weight=[0.0, 10.0],
+    )
+    assert loss.temporal_pair is not None  # on: one style has a weight
+    images = _textured()
+    moved, flow = loss.temporal_pair(images, torch.Generator().manual_seed(0))
+    output, moved_output = images * 0.5 + 0.2, moved  # a brightness change: each image has an error
+    errors = temporal_error(output, moved_output, flow)
+    assert (errors > 0).all()
+    mixed = loss.temporal(moved_output, output, flow, torch.tensor([0, 1]))
+    torch.testing.assert_close(mixed, 10.0 * errors[1] / 2)
+    assert loss.temporal(moved_output, output, flow, torch.tensor([0, 0])) == 0
+    with pytest.raises(ConfigError, match="temporal_weight"):
+        build_perceptual_loss(
+            torch.rand(1, 3, 32, 32), "random", ["relu2_2"], ["relu1_1"], 1, 1, 0, temporal_weight=[1.0, 2.0]
+        )

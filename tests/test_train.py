@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,39 @@ def test_an_existing_kept_model_is_not_lost(tiny_cfg, tmp_path: Path) -> None:
     older = [p for p in kept.iterdir() if p.name != "starry.pt"]
     assert len(older) == 1 and older[0].read_bytes() == b"an older model"
     load_inference_checkpoint(kept / "starry.pt")
+
+
+def test_a_run_folder_holding_checkpoints_is_refused_unless_resumed_there(tmp_path: Path) -> None:
+    overrides = tiny_overrides(tmp_path)
+    train(compose_config(overrides))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    with pytest.raises(ConfigError, match=f"holds another run's checkpoints: resume that run with ckpt_path={last}"):
+        train(compose_config([*overrides, "seed=5"]))
+    assert last.read_bytes() == before  # nothing written over
+    assert train(compose_config([*overrides, f"ckpt_path={last}", "trainer.max_steps=6"]))["steps"] == 6
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("trainer.precision=bf17", "trainer.precision=bf17: use one of auto, "),
+        ("trainer.accelerator=npu", "trainer.accelerator=npu: use one of auto, cpu, gpu"),
+        ("+trainer.max_stepz=3", "trainer.max_stepz: not a setting of Lightning's Trainer"),
+    ],
+)
+def test_trainer_settings_lightning_would_refuse_stop_before_the_photos_are_read(
+    tmp_path: Path, bad: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(compose_config([*tiny_overrides(tmp_path), bad]))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_gpu_accelerator_without_a_gpu_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu: torch sees no CUDA GPU here"):
+        train(compose_config([*tiny_overrides(tmp_path), "trainer.accelerator=gpu"]))
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(

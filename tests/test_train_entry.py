@@ -114,3 +114,25 @@ def test_a_short_training_run_prints_no_lightning_noise(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     assert not [noise for noise in _NOISE if noise in output], output
     assert "trained to step 2" in output and "GPU available" in output  # what matters still shows
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("foo=1", "error: Could not override 'foo'. To append to your config use +foo=1"),
+        ("style=starr", "error: style=starr: no such config; choose one of composition_vii, custom, scream, starry, "),
+        ("style=[starry,wav]", "error: style=wav: no such config; choose one of composition_vii, custom, "),
+        ("style=starry,wave", "error: Ambiguous value for argument 'style=starry,wave': style=[starry,wave] for a "),
+    ],
+)
+def test_what_hydra_would_refuse_is_one_line_before_a_run_dir_is_made(tmp_path: Path, override: str, line: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), override, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(line)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()

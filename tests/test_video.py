@@ -210,6 +210,17 @@ def test_bad_process_output_leaves_no_file(clip: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_a_failed_write_leaves_the_file_it_would_replace(clip: Path, tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "results" / "out.mp4"
+    out.write_bytes(b"a previous result")
+    with pytest.raises(ValueError, match="frames"):
+        stylize_video(clip, out, lambda frames: frames[:-1])
+    assert out.read_bytes() == b"a previous result" and [p.name for p in out.parent.iterdir()] == ["out.mp4"]
+    assert stylize_video(clip, out, identity) == FRAMES  # replaced whole once written
+    assert probe_video(out).frames == FRAMES and [p.name for p in out.parent.iterdir()] == ["out.mp4"]
+
+
 def test_unknown_output_suffix_is_refused(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="out.gif"):
         stylize_video(clip, tmp_path / "out.gif", identity)

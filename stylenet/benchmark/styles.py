@@ -79,7 +79,7 @@ def prepare_style_models(
         several, names = network, [s["name"] for s in styles_of(metadata)]
     else:
         several, names = _grown(single, num_styles), [f"style{i}" for i in range(num_styles)]
-    base = {k: v for k, v in single_metadata.items() if k not in ("style", "styles", "model")}
+    base = {k: v for k, v in single_metadata.items() if k not in ("style", "styles")}
     styles = [{"name": name} for name in names]
     single_path = save_inference_checkpoint(workdir / "single-style.pt", single, base | {"style": {"name": names[0]}})
     several_path = save_inference_checkpoint(workdir / "multi-style.pt", several, base | style_metadata(styles))

@@ -106,6 +106,33 @@ def file_stem(metadata: dict[str, Any]) -> str:
     return names[0].replace("=", "-").replace(",", "_")
 
 
+def _fits(name: str, fmt: str) -> bool:
+    """Whether `name` ends as `load_model` expects of a `fmt` file (a .pt2 that is not a .aoti.pt2, say)."""
+    name = name.lower()
+    aoti = name.endswith(SUFFIXES["aoti"])
+    return aoti if fmt == "aoti" else name.endswith(SUFFIXES[fmt]) and not aoti
+
+
+def export_targets(out: Path, formats: tuple[str, ...], stem: str) -> list[Path]:
+    """The file each of `formats` is written to for `-o out`: in a folder (or a name without a suffix),
+    `<stem><suffix>`; else `out` itself, which must be one format's file. One ExportError line otherwise."""
+    if out.is_dir() or not out.suffix:
+        return [out / f"{stem}{SUFFIXES[fmt]}" for fmt in formats]
+    if len(formats) > 1:
+        fits = [fmt for fmt in formats if _fits(out.name, fmt)]
+        hint = f" or choose --format {fits[0]}" if fits else ""
+        raise ExportError(
+            f"-o {out} names one file, but --format all writes {' and '.join(SUFFIXES[f] for f in formats)} files; "
+            f"name a folder{hint}"
+        )
+    if not _fits(out.name, formats[0]):
+        suffix = SUFFIXES[formats[0]]
+        raise ExportError(
+            f"-o {out}: --format {formats[0]} writes a {suffix} file; end the name in {suffix}, or name a folder"
+        )
+    return [out]
+
+
 def export_pt2(network: TransformerNet, metadata: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     program = _exported_program(network)

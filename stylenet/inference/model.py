@@ -3,12 +3,15 @@
 Accepts the compact `.pt` checkpoint, a Lightning `.ckpt`, an exported `.onnx` or `.pt2`, or a
 `.aoti.pt2` package compiled ahead of time.
 Never imports Lightning, Hydra or the loss network; checkpoints load with
-`weights_only=True`, so a model file cannot run code when opened.
+`weights_only=True`, and a .pt2 file is checked before torch opens it (`check_pt2`), so a model file
+cannot run code when opened (a compiled package is machine code, to be trusted as such).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,7 @@ from stylenet.inference.aot_package import is_aoti_package, load_aoti
 from stylenet.inference.fast import DTYPES, FastRunner
 from stylenet.inference.memory import parse_size
 from stylenet.inference.metadata import METADATA_KEY, num_styles, parse
+from stylenet.inference.pt2_check import check_pt2
 from stylenet.inference.style_choice import StyleChoice, style_weights
 from stylenet.inference.stylizer import (  # noqa: F401 (Stylizer, as_picture, check_tensor: imported from here too)
     Stylizer,
@@ -39,12 +43,23 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx", ".pt2")
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The device `device` names: auto (the GPU where there is one), cpu, cuda or cuda:N; anything else,
+    or a GPU this machine does not have, is one ConfigError line."""
+    name = str(device)
+    if not _DEVICE.fullmatch(name):
+        raise ConfigError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    return torch.device(device)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    target = torch.device(name)
+    if target.index is not None and target.index >= (count := torch.cuda.device_count()):
+        raise ConfigError(f"--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    return target
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -61,11 +76,25 @@ def _torch_runner(module: Callable[[torch.Tensor], torch.Tensor], device: torch.
     return run
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Holds back `logger`'s warnings: torch.export logs a traceback for a file it cannot read before raising."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _load_pt2(path: Path, device: torch.device, precision: str):
+    checked = check_pt2(path)
     extra = {f"{METADATA_KEY}.json": ""}
     try:
-        program = torch.export.load(path, extra_files=extra)
-    except (RuntimeError, zipfile.BadZipFile, KeyError, ValueError) as error:
+        with _quiet("torch.export"):
+            program = torch.export.load(checked, extra_files=extra)
+    except (RuntimeError, zipfile.BadZipFile, KeyError, ValueError, AssertionError) as error:
         raise CheckpointError(f"{path}: not a readable .pt2 program ({error.__class__.__name__})") from error
     text = extra[f"{METADATA_KEY}.json"]
     if not text:
@@ -150,6 +179,7 @@ def load_model(
     target = resolve_device(device)
     suffix = path.suffix.lower()
     if suffix == ".pt2" and is_aoti_package(path):  # runs in the precision it was compiled in
+        check_pt2(path, compiled=True)
         run, metadata = load_aoti(path, target, precision)
         precision, backend = metadata["compiled"]["precision"], "aoti"
     elif suffix in (".onnx", ".pt2"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from stylenet.errors import StylenetError
 from stylenet.imageio import UnreadableImageError, image_size, open_rgb, to_array, to_tensor
 from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
+from stylenet.inference.stylizer import MIN_SIDE
 from stylenet.inference.targets import ImageJob, plan_outputs
 from stylenet.inference.video import probe_video, stylize_video
 
@@ -25,13 +28,21 @@ __all__ = [
     "ImageJob",
     "MemoryPlan",
     "Settings",
+    "TooSmallError",
+    "check_folder",
+    "plan_jobs",
     "plan_memory",
     "plan_outputs",
     "process",
     "read_image",
+    "refuse_existing",
     "run_images",
     "run_video",
 ]
+
+
+class TooSmallError(StylenetError):
+    """An image or video smaller than the network's smallest input at the size it would be stylized at."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,56 @@ class Settings:
 class MemoryPlan:
     tile: int | None  # None: whole images
     batch: int  # images of this size that fit at once
+
+
+def check_folder(output: Path, folder: Path) -> None:
+    """Refuses `folder` (what `-o output` writes into) where it, or the first of its parents that exists, is a file."""
+    for place in (folder, *folder.parents):
+        if place.is_dir():
+            return
+        if place.exists():
+            if place == output:
+                raise StylenetError(f"-o {output} is an existing file, not a folder; name a folder for the outputs")
+            raise StylenetError(f"-o {output}: {place} is a file, not a folder; choose another -o")
+
+
+def refuse_existing(targets: list[Path]) -> None:
+    """One line naming the first of `targets` that exists, and how many do, unless none does.
+
+    A folder in an output's place is refused the same way; `--overwrite` lets files be replaced, not folders."""
+    folders = [target for target in targets if target.is_dir()]
+    if folders:
+        raise StylenetError(f"output {folders[0]} is an existing folder; choose another -o")
+    existing = [target for target in targets if target.exists() or target.is_symlink()]
+    if existing:
+        more = f" (and {len(existing) - 1} more of the {len(targets)} outputs)" if len(existing) > 1 else ""
+        them = "them" if len(existing) > 1 else "it"
+        raise StylenetError(
+            f"output {existing[0]} already exists{more}; pass --overwrite to replace {them}, or choose another -o"
+        )
+
+
+def plan_jobs(
+    inputs: list[Path], output: Path, overwrite: bool = False
+) -> tuple[list[ImageJob], list[ImageJob], list[str]]:
+    """`plan_outputs` for `stylenet stylize`, refusing besides, before any work: a missing input named with one
+    output file, an `output` folder that is a file, and outputs that exist already (unless `overwrite`)."""
+    one_file = bool(output.suffix) and not output.is_dir()  # as plan_outputs decides
+    if one_file and len(inputs) == 1 and not inputs[0].exists():
+        raise StylenetError(f"{inputs[0]}: no such file or folder")
+    check_folder(output, output.parent if one_file else output)
+    images, videos, skipped = plan_outputs(inputs, output)
+    if not overwrite:
+        refuse_existing([job.target for job in images + videos])
+    return images, videos, skipped
+
+
+def check_size(name: str, source: tuple[int, int], size: tuple[int, int]) -> None:
+    """Raises `TooSmallError` where an image of `source` (H, W) px, stylized at `size`, is below the minimum."""
+    if min(size) < MIN_SIDE:
+        raise TooSmallError(
+            f"{name}: {source[1]}x{source[0]} px is smaller than {MIN_SIDE}x{MIN_SIDE}, the network's smallest input"
+        )
 
 
 def working_size(height: int, width: int, settings: Settings) -> tuple[int, int]:
@@ -111,9 +172,10 @@ def read_image(stylizer: Stylizer, source: Path, settings: Settings) -> tuple[to
     """The image at `source` as (3, H, W) at its working size, and the memory plan to stylize it with.
 
     The plan is made from the header alone, so an image too large to hold is refused before it is
-    decoded. Raises `UnreadableImageError`, `MemoryLimitError` or `OSError`, each one line."""
+    decoded. Raises `UnreadableImageError`, `TooSmallError`, `MemoryLimitError` or `OSError`, each one line."""
     width, height = image_size(source)
     size = working_size(height, width, settings)
+    check_size(str(source), (height, width), size)
     plan = plan_memory(stylizer, (height, width), size, settings, str(source))
     image = to_tensor(open_rgb(source))
     return resize(image.unsqueeze(0), size)[0], plan
@@ -122,7 +184,13 @@ def read_image(stylizer: Stylizer, source: Path, settings: Settings) -> tuple[to
 def _save(image: torch.Tensor, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
-    Image.fromarray(to_array(image)).save(target, **options)
+    # Written beside and then renamed: a failed write (a full disk) leaves a file it replaces (--overwrite) intact.
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
+    try:
+        Image.fromarray(to_array(image)).save(partial, **options)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> tuple[int, int]:
@@ -157,7 +225,7 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
     for job in jobs:
         try:
             image, job_plan = read_image(stylizer, job.source, settings)
-        except (UnreadableImageError, MemoryLimitError, OSError) as error:
+        except (UnreadableImageError, TooSmallError, MemoryLimitError, OSError) as error:
             message = str(error) if str(error).startswith(str(job.source)) else f"{job.source}: {error}"
             tqdm.write(f"skipped {message}", file=sys.stderr)
             failed += 1
@@ -184,6 +252,7 @@ def run_video(
     info = probe_video(job.source)
     full = (info.height, info.width)
     size = working_size(*full, settings)
+    check_size(str(job.source), full, size)
     plan = plan_memory(stylizer, full, size, settings, str(job.source))
 
     def frames(batch: list[np.ndarray]) -> list[np.ndarray]:
@@ -191,6 +260,7 @@ def run_video(
         out = process(stylizer, resize(tensors, size), settings, plan.tile)
         return [to_array(o) for o in resize(out, full)]
 
+    job.target.parent.mkdir(parents=True, exist_ok=True)  # a folder's videos mirror its tree, as images do
     if progress is not None:
         return stylize_video(job.source, job.target, frames, plan.batch, lambda n: progress(n, info.frames))
     with tqdm(desc=job.source.name, unit="frame", total=info.frames) as bar:

@@ -24,10 +24,12 @@ def _held(names: Sequence[str]) -> str:
 def _parse_text(text: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for part in text.split(","):
-        name, _, weight = part.partition("=")
+        name, equals, weight = part.partition("=")
         name = name.strip()
         if not name:
             raise ConfigError(f"style {text!r}: expected NAME or NAME=WEIGHT,NAME=WEIGHT (e.g. starry=0.7,wave=0.3)")
+        if equals and not weight.strip():  # "starry=" is a weight left out, not the style alone
+            raise ConfigError(f"style {text!r}: the weight of {name!r} is missing after '='")
         try:
             value = float(weight) if weight.strip() else 1.0
         except ValueError:

@@ -7,6 +7,7 @@ another choice of style (`_restyle`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from PIL import Image
 
 from stylenet.checkpoint import styles_of
-from stylenet.imageio import open_rgb, to_array, to_rgb, to_tensor
+from stylenet.imageio import UnreadableImageError, open_rgb, to_array, to_rgb, to_tensor
 from stylenet.inference.fast import FastRunner
 from stylenet.inference.global_norm import whole_image_statistics
 from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_limit
@@ -25,13 +26,20 @@ from stylenet.inference.tiling import stylize_tiled
 from stylenet.networks.transformer import TransformerNet
 
 
+class MissingImageError(UnreadableImageError, FileNotFoundError):
+    """An image path with no file behind it: an `UnreadableImageError` like any image that cannot be read,
+    and still the `FileNotFoundError` it used to be."""
+
+
 class Stylizer:
     """Stylizes images; `stylizer(x)` returns the same kind of image it is given.
 
-    Takes float tensors in [0, 1], (N, 3, H, W) or (3, H, W), and returns float32 of that shape;
-    Pillow images, uint8 numpy arrays (H, W, 3) and image paths come back as Pillow images (paths)
-    or of their own kind. Where the activations of a whole image would not fit in `max_memory`
-    bytes (default: a share of the free memory, `memory.memory_limit`), it tiles on its own.
+    Takes float tensors in [0, 1], (N, 3, H, W) or (3, H, W), and returns float32 of that shape (an
+    empty batch, N = 0, gives an empty batch); Pillow images, uint8 numpy arrays (H, W, 3) and image
+    paths come back as Pillow images (paths) or of their own kind. Where the activations of a whole
+    image would not fit in `max_memory` bytes (default: a share of the free memory,
+    `memory.memory_limit`), it tiles on its own. NaN, infinity and missing files are refused (a
+    ValueError; an `UnreadableImageError` naming the path).
 
     `styles` lists the names of the styles a model holds, in its order (one name for a single-style
     model). A model of several styles runs its first unless told otherwise: `stylizer(x, style="wave")`,
@@ -140,6 +148,9 @@ class Stylizer:
 
     def stylize_tensor(self, images: torch.Tensor, tile: int | str | None = "auto") -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> float32 of the same shape, tiled where `plan_tile` says so."""
+        if not images.numel():  # no images in, none out (as torch's own layers do); no pixels is an error
+            check_batch_shape(images)
+            return torch.empty(images.shape, dtype=torch.float32, device=images.device)
         tile = self.plan_tile(tuple(images.shape), tile)
         if not tile:
             return self._forward(images)
@@ -150,10 +161,7 @@ class Stylizer:
             return stylize_tiled(tiler._forward, images, tile)
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-        if min(images.shape[-2:]) < 8:
-            raise ValueError(f"images must be at least 8x8 pixels, got {tuple(images.shape[-2:])}")
+        check_batch_shape(images)
         with torch.inference_mode():
             out = self._run(images.to(self.device, torch.float32))
         return out.float().clamp(0, 1).to(images.device)
@@ -190,6 +198,17 @@ def style_names(metadata: dict[str, Any]) -> list[str]:
     return [s["name"] for s in styles_of(metadata) if isinstance(s, dict) and isinstance(s.get("name"), str)]
 
 
+MIN_SIDE = 8  # the smallest side the network takes (README: "any input of at least 8x8")
+
+
+def check_batch_shape(images: torch.Tensor) -> None:
+    """A ValueError unless `images` is (N, 3, H, W) of at least MIN_SIDE x MIN_SIDE pixels."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    if min(images.shape[-2:]) < MIN_SIDE:
+        raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE} pixels, got {tuple(images.shape[-2:])}")
+
+
 def check_tensor(images: torch.Tensor) -> torch.Tensor:
     """`images` as float (N, 3, H, W) or (3, H, W) in [0, 1]; a TypeError/ValueError saying what to pass."""
     if not images.is_floating_point():
@@ -199,8 +218,12 @@ def check_tensor(images: torch.Tensor) -> torch.Tensor:
         )
     if images.dim() not in (3, 4) or images.shape[-3] != 3:
         raise ValueError(f"expected images of shape (N, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
-    if images.numel() and (images.min() < -RANGE_TOLERANCE or images.max() > 1 + RANGE_TOLERANCE):
-        low, high = images.min().item(), images.max().item()
+    if not images.numel():
+        return images
+    low, high = (value.item() for value in torch.aminmax(images))  # one pass; a NaN anywhere comes out as NaN
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"expected values in [0, 1], got {low:.3g}..{high:.3g}: the images hold NaN or infinity")
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise ValueError(f"expected values in [0, 1], got {low:.3g}..{high:.3g}; divide 0..255 data by 255")
     return images
 
@@ -208,7 +231,10 @@ def check_tensor(images: torch.Tensor) -> torch.Tensor:
 def as_picture(image: Any) -> Image.Image | np.ndarray:
     """A path, Pillow image or uint8 (H, W, 3) array as something `to_tensor` takes."""
     if isinstance(image, (str, Path)):
-        return open_rgb(image)
+        try:
+            return open_rgb(image)
+        except FileNotFoundError:
+            raise MissingImageError(f"{image}: no such image file") from None
     if isinstance(image, Image.Image):
         return to_rgb(image)
     if isinstance(image, np.ndarray):

@@ -31,8 +31,8 @@ def _check_output(inputs: list[Path], output: Path) -> bool:
             f"name a folder, or a file ending in one of {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))}"
         )
     if len(inputs) != 1 or not inputs[0].is_file():
-        given = f"{len(inputs)} inputs" if len(inputs) != 1 else f"the folder {inputs[0]}"
-        raise StylenetError(f"-o {output} names one file, but {given} were given; name a folder instead")
+        given = f"{len(inputs)} inputs were" if len(inputs) != 1 else f"the folder {inputs[0]} was"
+        raise StylenetError(f"-o {output} names one file, but {given} given; name a folder instead")
     if is_video(inputs[0]) != (suffix in VIDEO_SUFFIXES):
         kind = "a video" if is_video(inputs[0]) else "an image"
         raise StylenetError(f"-o {output}: {inputs[0]} is {kind}; give the output {kind}'s suffix")

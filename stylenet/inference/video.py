@@ -105,8 +105,8 @@ def stylize_video(
 
     `process` gets lists of up to `batch_size` RGB uint8 arrays of shape (H, W, 3) and must return as many arrays
     of the same shape and dtype. `progress(frames_done)` is called after each batch. The output codec follows the
-    suffix of `dst` (H.264 for .mp4/.mov/.mkv/.m4v, MPEG-4 for .avi, VP9 for .webm). A half-written `dst` is deleted
-    when anything fails.
+    suffix of `dst` (H.264 for .mp4/.mov/.mkv/.m4v, MPEG-4 for .avi, VP9 for .webm). The video is written beside
+    `dst` and renamed to it once complete, so a failure leaves no half-written file and any file at `dst` intact.
     """
     src, dst = Path(src), Path(dst)
     if batch_size < 1:
@@ -121,6 +121,7 @@ def stylize_video(
     if encoder is None:
         raise VideoError(f"{dst}: this PyAV build has no encoder for {suffix} ({' or '.join(_VIDEO_ENCODERS[suffix])})")
 
+    partial = dst.with_name(f".{dst.stem}.{os.getpid()}.partial{dst.suffix}")  # the suffix picks the container
     with _open_input(av, src) as source:
         in_video = _video_stream(source, src)
         fps = _frame_rate(in_video, src)
@@ -130,7 +131,7 @@ def stylize_video(
             # AVI stores no timestamps: shifting all streams so the audio's priming samples start at zero (FFmpeg's
             # default) would make its muxer insert an empty video frame, so AVI keeps them negative instead.
             options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else {}
-            with av.open(str(dst), "w", options=options) as output:
+            with av.open(str(partial), "w", options=options) as output:
                 out_video = _add_video(av, output, encoder, in_video, fps)
                 out_audio, copy_audio = _add_audio(av, output, in_audio, suffix)
                 written = 0
@@ -167,12 +168,11 @@ def stylize_video(
                 output.mux(out_video.encode())  # drain frames the encoder still holds for look-ahead
                 if out_audio is not None and not copy_audio:
                     output.mux(out_audio.encode())
+            os.replace(partial, dst)
         except av.error.FFmpegError as error:
-            dst.unlink(missing_ok=True)
             raise VideoError(f"{dst}: cannot write video ({_reason(error)})") from error
-        except BaseException:
-            dst.unlink(missing_ok=True)
-            raise
+        finally:
+            partial.unlink(missing_ok=True)
     return written
 
 

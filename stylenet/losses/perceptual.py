@@ -91,8 +91,10 @@ class PerceptualLoss(nn.Module):
     `temporal_noise` must equal its output for the photo, moved alike. `temporal_detach` makes that moved
     output a fixed target: only the copy's output is pulled towards it, so the term cannot lower itself by
     softening the output the content and style terms judge (measured worse than the default, docs/video.md).
-    The caller makes the pair (`temporal_pair`, None when the term is off) and runs the network on it: the
-    term needs the network, not just its output, and the random draws stay outside compiled code.
+    Like the other weights, `temporal_weight` may be one per style: styles whose texture costs little to
+    steady can be held harder than those it costs much (docs/video.md). The caller makes the pair
+    (`temporal_pair`, None when the term is off) and runs the network on it: the term needs the network,
+    not just its output, and the random draws stay outside compiled code.
     """
 
     def __init__(
@@ -104,23 +106,24 @@ class PerceptualLoss(nn.Module):
         content_weight: float | Sequence[float],
         style_weight: float | Sequence[float],
         tv_weight: float | Sequence[float],
-        temporal_weight: float = 0.0,
+        temporal_weight: float | Sequence[float] = 0.0,
         temporal_flow: float = 8.0,
         temporal_noise: float = 0.02,
         temporal_motion: str = "smooth",
         temporal_detach: bool = False,
     ):
         super().__init__()
-        if temporal_weight < 0:
+        images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
+        temporal_weights = _as_list(temporal_weight, len(images), "temporal_weight")
+        if min(temporal_weights) < 0:
             raise ConfigError(f"loss.temporal_weight must be >= 0, got {temporal_weight}")
         try:
             pair = TemporalPair(temporal_flow, temporal_noise, temporal_motion)
         except ValueError as error:
             raise ConfigError(f"loss.temporal_flow, temporal_noise and temporal_motion: {error}") from error
-        self.temporal_pair = pair if temporal_weight > 0 else None
-        self.temporal_weight = float(temporal_weight)
+        self.temporal_pair = pair if max(temporal_weights) > 0 else None
+        self.register_buffer("temporal_weights", torch.tensor(temporal_weights), persistent=False)  # (S,)
         self.temporal_detach = bool(temporal_detach)
-        images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
         self.vgg = vgg
         self.content_layers = list(content_layers)
         self.style_layers = dict(style_layers)
@@ -164,11 +167,16 @@ class PerceptualLoss(nn.Module):
             tv=(self.tv_weights[styles] * _per_image_total_variation(output.float())).mean(),
         )
 
-    def temporal(self, moved_output: torch.Tensor, output: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    def temporal(
+        self, moved_output: torch.Tensor, output: torch.Tensor, flow: torch.Tensor, styles: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The weighted stability term: `moved_output`, the network's output for the copy of the content that
-        `temporal_pair` moved by `flow`, against `output` moved alike."""
+        `temporal_pair` moved by `flow`, against `output` moved alike; `styles` (B,) as in `forward`."""
+        if styles is None:
+            styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
         target = output.detach() if self.temporal_detach else output
-        return self.temporal_weight * temporal_error(target.float(), moved_output.float(), flow).mean()
+        errors = temporal_error(target.float(), moved_output.float(), flow)  # (B,)
+        return (self.temporal_weights[styles] * errors).mean()
 
 
 def build_perceptual_loss(
@@ -180,7 +188,7 @@ def build_perceptual_loss(
     style_weight: float | Sequence[float],
     tv_weight: float | Sequence[float],
     style_layer_weights: list[float] | None = None,
-    temporal_weight: float = 0.0,
+    temporal_weight: float | Sequence[float] = 0.0,
     temporal_flow: float = 8.0,
     temporal_noise: float = 0.02,
     temporal_motion: str = "smooth",

@@ -149,7 +149,7 @@ class StyleTransferModule(pl.LightningModule):
         terms = self.loss(output, images, styles)
         if pair is not None:
             moved, flow = pair
-            terms.temporal = self.loss.temporal(self.network(moved, weights), output, flow)
+            terms.temporal = self.loss.temporal(self.network(moved, weights), output, flow, styles)
         return terms
 
     def _temporal_pair(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

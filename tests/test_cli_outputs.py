@@ -1,0 +1,167 @@
+"""Outputs of `stylenet stylize` and `stylenet export` are never silently replaced: an existing one is refused in
+one line before any work, unless --overwrite; an export's file name must be its format's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skip_policy import needs_extra
+
+from stylenet import load_model
+from stylenet.checkpoint import save_inference_checkpoint
+from stylenet.cli import main
+from stylenet.networks.transformer import TransformerNet
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    metadata = {"style": {"name": "tiny", "image": "tiny.jpg", "size": 64}, "steps": 1}
+    return save_inference_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", network, metadata)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def _one_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and not line.startswith("stylizing")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+# --- stylize ----------------------------------------------------------------------------------------
+
+
+def test_an_existing_output_file_is_refused_before_the_model_loads(photos: Path, tmp_path: Path, capsys) -> None:
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"keep me")
+    # The model file does not exist: an error about it would mean the model was reached first.
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(photos / "a.png"), "-o", str(victim)])
+    line = _one_line(capsys)
+    assert status == 2 and line.startswith(f"error: output {victim} already exists") and "--overwrite" in line
+    assert victim.read_bytes() == b"keep me"
+
+
+def test_overwrite_replaces_an_existing_output(model: Path, photos: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"old")
+    assert main(["stylize", str(model), str(photos / "a.png"), "-o", str(victim), "--overwrite"]) == 0
+    assert Image.open(victim).size == (24, 20)
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_a_second_folder_run_names_the_first_existing_output_and_how_many(
+    model: Path, photos: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    assert main(["stylize", str(model), str(photos), "-o", str(out)]) == 0
+    written = {p: p.read_bytes() for p in out.rglob("*.png")}
+    capsys.readouterr()
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(photos), "-o", str(out)])
+    line = _one_line(capsys)
+    first = out / "photos" / "a.png"
+    assert status == 2 and line.startswith(f"error: output {first} already exists (and 1 more of the 2 outputs)")
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == written
+    assert main(["stylize", str(model), str(photos), "-o", str(out), "--overwrite"]) == 0
+
+
+def test_an_output_over_an_input_is_refused_even_with_overwrite(model: Path, photos: Path, capsys) -> None:
+    before = (photos / "a.png").read_bytes()
+    status = main(["stylize", str(model), str(photos / "a.png"), "-o", str(photos), "--overwrite"])
+    assert status == 2 and "would overwrite an input" in _one_line(capsys)
+    assert (photos / "a.png").read_bytes() == before
+
+
+def test_a_failed_overwrite_leaves_the_old_output(
+    model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"old")
+
+    def disk_full(image: Image.Image, path, *args, **kwargs) -> None:
+        Path(path).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    assert main(["stylize", str(model), str(photos / "a.png"), "-o", str(victim), "--overwrite"]) == 1
+    assert "No space left on device" in _one_line(capsys)
+    assert victim.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["photos", "victim.png"]
+
+
+def test_an_existing_video_output_is_refused(model: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("av", reason=needs_extra("video"))
+    from test_video import make_video
+
+    source = make_video(tmp_path / "clip.mp4", frames=3)
+    victim = tmp_path / "victim.mp4"
+    victim.write_bytes(b"keep me")
+    status = main(["stylize", str(model), str(source), "-o", str(victim), "--compile", "off"])
+    assert status == 2 and "victim.mp4 already exists" in _one_line(capsys)
+    assert victim.read_bytes() == b"keep me"
+
+
+def test_a_folder_of_videos_goes_into_a_new_output_folder(model: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("av", reason=needs_extra("video"))
+    from test_video import make_video
+
+    (tmp_path / "clips").mkdir()
+    make_video(tmp_path / "clips" / "clip.mp4", frames=3)
+    out = tmp_path / "new" / "out"
+    assert main(["stylize", str(model), str(tmp_path / "clips"), "-o", str(out), "--compile", "off"]) == 0
+    assert "3 frame(s) in 1 video(s)" in capsys.readouterr().out and (out / "clips" / "clip.mp4").is_file()
+
+
+# --- export -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--format", "onnx", "-o", "x.txt"], "--format onnx writes a .onnx file"),
+        (["--format", "pt2", "-o", "x.onnx"], "--format pt2 writes a .pt2 file"),
+        (["--format", "pt2", "-o", "x.aoti.pt2"], "--format pt2 writes a .pt2 file"),
+        (["--format", "aoti", "-o", "x.pt2"], "--format aoti writes a .aoti.pt2 file"),
+        (["-o", "x.onnx"], "--format all writes .onnx and .pt2 files"),
+    ],
+)
+def test_an_export_name_of_the_wrong_kind_is_refused_before_the_model_loads(tmp_path: Path, capsys, options, says):
+    options = [str(tmp_path / option) if option.startswith("x.") else option for option in options]
+    status = main(["export", str(tmp_path / "absent.pt"), *options])
+    line = _one_line(capsys)
+    assert status == 2 and says in line and "absent.pt" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_export_is_refused_and_kept_unless_overwrite(model: Path, tmp_path: Path, capsys) -> None:
+    victim = tmp_path / "victim.pt2"
+    victim.write_bytes(b"keep me")
+    assert main(["export", str(model), "--format", "pt2", "-o", str(victim)]) == 2
+    line = _one_line(capsys)
+    assert line.startswith(f"error: output {victim} already exists") and "--overwrite" in line
+    assert victim.read_bytes() == b"keep me"
+    # Into a folder, every format's file is checked before the first is written.
+    (tmp_path / "tiny.pt2").write_bytes(b"keep me too")
+    assert main(["export", str(model), "-o", str(tmp_path)]) == 2
+    assert "tiny.pt2 already exists" in _one_line(capsys) and not (tmp_path / "tiny.onnx").exists()
+    assert main(["export", str(model), "--format", "pt2", "-o", str(victim), "--overwrite"]) == 0
+    assert load_model(victim).backend == "torch.export"
+
+
+def test_an_export_folder_that_is_a_file_is_refused(model: Path, tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    assert main(["export", str(model), "--format", "pt2", "-o", str(afile)]) == 2
+    assert f"-o {afile} is an existing file, not a folder" in _one_line(capsys)
+    assert afile.read_text() == "a file, not a folder"
