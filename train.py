@@ -83,7 +83,9 @@ def _composition_error(overrides: list[str]) -> str | None:
     Hydra reports these in several lines with exit status 1; composing the config first puts them in the
     one line and exit status 2 of every other mistake, before Hydra makes a run dir. Options of Hydra
     itself (--multirun, --help, hydra.* settings) are left to Hydra."""
-    if any(arg.startswith("-") for arg in overrides):
+    # Options, sweeps and extra config folders change what composes: Hydra judges those itself.
+    hydra_own = ("hydra.mode", "hydra.searchpath", "hydra.sweep", "hydra/sweeper", "hydra/launcher")
+    if any(arg.startswith("-") or arg.lstrip("+~").startswith(hydra_own) for arg in overrides):
         return None
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException

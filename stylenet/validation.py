@@ -116,13 +116,14 @@ def _check_trainer_names(trainer: Mapping[str, Any]) -> None:
         raise ConfigError(f"trainer.{unknown[0]}: not a setting of Lightning's Trainer")
     precision = trainer.get("precision", "auto")
     precisions = ["auto", *typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS)]
-    if str(precision) not in precisions and precision not in (16, 32, 64):
+    if precision is not None and str(precision) not in precisions and precision not in (16, 32, 64):
         raise ConfigError(f"trainer.precision={precision}: use one of {', '.join(map(str, precisions))}")
     accelerator = trainer.get("accelerator", "auto")
     if isinstance(accelerator, str):
         if accelerator not in _ACCELERATORS:
             raise ConfigError(f"trainer.accelerator={accelerator}: use one of {', '.join(_ACCELERATORS)}")
-        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        apple_gpu = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's "gpu" there
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available() and not apple_gpu:
             raise ConfigError(f"trainer.accelerator={accelerator}: torch sees no CUDA GPU here; use cpu or auto")
 
 

@@ -132,6 +132,7 @@ def test_trainer_settings_lightning_would_refuse_stop_before_the_photos_are_read
 
 def test_a_gpu_accelerator_without_a_gpu_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="trainer.accelerator=gpu: torch sees no CUDA GPU here"):
         train(compose_config([*tiny_overrides(tmp_path), "trainer.accelerator=gpu"]))
 
@@ -297,3 +298,7 @@ def test_cosine_schedule_falls_to_zero_at_max_steps_also_when_a_resume_raises_th
     constant = compose_config(tiny_overrides(tmp_path / "c") + [f"ckpt_path={last}", "trainer.max_steps=8"])
     with pytest.raises(ConfigError, match="trained with lr_schedule=cosine; resume with lr_schedule=cosine"):
         train(constant)
+
+
+def test_lightnings_own_precision_default_is_accepted(tmp_path: Path) -> None:
+    assert train(compose_config([*tiny_overrides(tmp_path), "trainer.precision=null", "trainer.max_steps=1"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,8 @@ from stylenet import hardware
 from stylenet.errors import ConfigError
 from stylenet.hardware import wants_memory_reuse
 from stylenet.train import train
+
+train_entry = runpy.run_path(str(REPO / "train.py"), run_name="train_entry")  # its functions, not its main
 
 
 @pytest.mark.parametrize(
@@ -136,3 +139,14 @@ def test_what_hydra_would_refuse_is_one_line_before_a_run_dir_is_made(tmp_path: 
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(line)
     assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_sweeps_and_extra_config_folders_are_left_to_hydra(tmp_path: Path) -> None:
+    (tmp_path / "extra" / "experiment").mkdir(parents=True)
+    (tmp_path / "extra" / "experiment" / "mine.yaml").write_text("# @package _global_\nseed: 3\n")
+    assert (
+        train_entry["_composition_error"]([f"hydra.searchpath=[file://{tmp_path / 'extra'}]", "experiment=mine"])
+        is None
+    )
+    assert train_entry["_composition_error"](["hydra.mode=MULTIRUN", "style=starry,wave"]) is None
+    assert train_entry["_composition_error"](["experiment=mine"]).startswith("experiment=mine: no such config")
