@@ -66,7 +66,7 @@ def _in_program(edit: Callable[[str], str]) -> Callable[[str, bytes], tuple[str,
 
 def _crafted(kind: str, marker: Path) -> Callable[[str, bytes], tuple[str, bytes]]:
     command = f"__import__('os').system('touch {marker}')"
-    if kind == "sample inputs":  # the reviewer's file: torch falls back to an unrestricted unpickler
+    if kind == "sample inputs":  # torch falls back to an unrestricted unpickler for these
         return lambda name, data: (name, _pickle(marker) if name.endswith("sample_inputs/model.pt") else data)
     if kind == "sample inputs named in capitals":  # torch's reader finds members whatever their case
         return lambda name, data: (
