@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from stylenet.atomic_write import replacing
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
 from stylenet.validation import NETWORK_KEYS, check_network_config
@@ -58,9 +59,8 @@ def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadat
 
 def write_atomically(payload: dict[str, Any], path: Path) -> None:
     """`torch.save` to a temporary name, then rename: a crash mid-write never leaves a truncated model at `path`."""
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
+    with replacing(path) as partial:
+        torch.save(payload, partial)
 
 
 def _read(path: Path, kind: str) -> Any:

@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             return _export(args)
         if args.command == "evaluate":
-            _resolve(args.model, args.style)  # a bad choice beside a shipped name, said before anything loads
+            from stylenet.pretrained import resolve
+
+            resolve(args.model, args.style)  # a bad choice beside a shipped name, said before anything loads
             from stylenet.evaluate import run as run_evaluate
             from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 
@@ -237,11 +239,12 @@ def _export(args: argparse.Namespace) -> int:
     from stylenet.inference.export import PORTABLE, choose_style, export, export_targets, file_stem
     from stylenet.inference.model import load_network
     from stylenet.inference.runner import check_folder, refuse_existing
+    from stylenet.pretrained import resolve
 
     formats = PORTABLE if args.format == "all" else (args.format,)
     if args.output is not None:
         export_targets(args.output, formats, "model")  # a name of the wrong kind, refused before the model loads
-    resolved = _resolve(args.checkpoint, args.style)
+    resolved = resolve(args.checkpoint, args.style)
     network, metadata = load_network(resolved.path)
     baked, baked_metadata = choose_style(network, metadata, resolved.style)  # a bad choice stops here
     # A baked choice is named after itself: "wave.onnx" beside "starry+wave.pt", not over its export.
@@ -255,30 +258,6 @@ def _export(args: argparse.Namespace) -> int:
     for fmt, target in zip(formats, targets, strict=True):
         print(f"wrote {export(baked, baked_metadata, target, fmt)}")
     return 0
-
-
-def _resolve(model: Path, style: str | None):
-    """`pretrained.resolve`, where a shipped name beside a --style that is no choice of the shipped model
-    (which resolve would suggest running as one) is told the choices there are."""
-    from stylenet.errors import ConfigError
-    from stylenet.inference.style_choice import style_weights
-    from stylenet.pretrained import BUNDLE, resolve, shipped
-
-    try:
-        return resolve(model, style)
-    except ConfigError:  # the shipped name and --style disagree
-        names = shipped().styles
-        try:
-            style_weights(style, names)
-        except ConfigError as error:
-            held = ", ".join(names)
-            reason = str(error).removeprefix(f"style {style!r}: ")
-            among = "" if held in reason else f" (NAME: {held})"
-            raise ConfigError(
-                f"{model} is a shipped style, and --style {style} is no choice of the shipped model ({reason}): "
-                f"give {model} alone, or {BUNDLE} --style NAME{among}"
-            ) from None
-        raise
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -384,13 +363,14 @@ def _stylize(args: argparse.Namespace) -> int:
     from stylenet.hardware import keep_freed_memory
     from stylenet.inference.model import load_model
     from stylenet.inference.runner import Settings, plan_jobs, run_images, run_video
+    from stylenet.pretrained import resolve
 
     max_memory = _check_stylize_args(args)
     images, videos, skipped = plan_jobs(args.inputs, args.output, args.overwrite) if args.inputs else ([], [], [])
     compile, reuse = speed_choices(args, len(images), bool(videos))
     if reuse:
         keep_freed_memory()
-    resolved = _resolve(args.model, args.style)  # a shipped style's name is its choice: checked against --style
+    resolved = resolve(args.model, args.style)  # a shipped style's name is its choice: checked against --style
     stylizer = _choose_style(
         load_model(resolved.path, device=args.device, precision=args.precision, compile=compile),
         resolved.style,

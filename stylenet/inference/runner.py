@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from stylenet.atomic_write import replacing
 from stylenet.errors import StylenetError
 from stylenet.imageio import UnreadableImageError, image_size, open_rgb, to_array, to_tensor
 from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit
@@ -184,13 +184,8 @@ def read_image(stylizer: Stylizer, source: Path, settings: Settings) -> tuple[to
 def _save(image: torch.Tensor, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
-    # Written beside and then renamed: a failed write (a full disk) leaves a file it replaces (--overwrite) intact.
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
-    try:
+    with replacing(target) as partial:  # a failed write (a full disk) leaves a file it replaces (--overwrite) intact
         Image.fromarray(to_array(image)).save(partial, **options)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> tuple[int, int]:

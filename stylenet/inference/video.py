@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from stylenet.atomic_write import replacing
 from stylenet.errors import StylenetError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -121,7 +122,6 @@ def stylize_video(
     if encoder is None:
         raise VideoError(f"{dst}: this PyAV build has no encoder for {suffix} ({' or '.join(_VIDEO_ENCODERS[suffix])})")
 
-    partial = dst.with_name(f".{dst.stem}.{os.getpid()}.partial{dst.suffix}")  # the suffix picks the container
     with _open_input(av, src) as source:
         in_video = _video_stream(source, src)
         fps = _frame_rate(in_video, src)
@@ -131,7 +131,7 @@ def stylize_video(
             # AVI stores no timestamps: shifting all streams so the audio's priming samples start at zero (FFmpeg's
             # default) would make its muxer insert an empty video frame, so AVI keeps them negative instead.
             options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else {}
-            with av.open(str(partial), "w", options=options) as output:
+            with replacing(dst) as partial, av.open(str(partial), "w", options=options) as output:
                 out_video = _add_video(av, output, encoder, in_video, fps)
                 out_audio, copy_audio = _add_audio(av, output, in_audio, suffix)
                 written = 0
@@ -168,11 +168,8 @@ def stylize_video(
                 output.mux(out_video.encode())  # drain frames the encoder still holds for look-ahead
                 if out_audio is not None and not copy_audio:
                     output.mux(out_audio.encode())
-            os.replace(partial, dst)
         except av.error.FFmpegError as error:
             raise VideoError(f"{dst}: cannot write video ({_reason(error)})") from error
-        finally:
-            partial.unlink(missing_ok=True)
     return written
 
 

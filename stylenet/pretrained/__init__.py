@@ -17,6 +17,7 @@ import torch
 
 from stylenet.checkpoint import CheckpointError, styles_of
 from stylenet.errors import ConfigError
+from stylenet.inference.style_choice import style_weights
 
 BUNDLE = "paintings"
 # The shipped file; tests point this at damaged copies (users have no reason to).
@@ -113,11 +114,27 @@ def resolve(model: str | Path, style: Any = None) -> Resolved:
             f"(or {BUNDLE} with a style choice)"
         )
     if style is not None and style != text:
-        raise ConfigError(
-            f"{text} names a shipped style and style {style} another: give one choice (the name alone, or "
-            f"{BUNDLE} with style {style})"
-        )
+        _refuse_second_choice(text, style, bundle.styles)
     return Resolved(bundle.path, text, True)
+
+
+def _refuse_second_choice(text: str, style: Any, names: list[str]) -> None:
+    """One ConfigError line for a style choice beside the shipped name `text`: the way to run it where it is a
+    choice of the shipped model, the choices there are where it is not."""
+    try:
+        style_weights(style, names)
+    except ConfigError as error:
+        held = ", ".join(names)
+        reason = str(error).removeprefix(f"style {style!r}: ")
+        among = "" if held in reason else f" (NAME: {held})"
+        raise ConfigError(
+            f"{text} is a shipped style, and --style {style} is no choice of the shipped model ({reason}): "
+            f"give {text} alone, or {BUNDLE} --style NAME{among}"
+        ) from None
+    raise ConfigError(
+        f"{text} names a shipped style and style {style} another: give one choice (the name alone, or "
+        f"{BUNDLE} with style {style})"
+    )
 
 
 def kept_models_dir() -> Path:
