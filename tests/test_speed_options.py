@@ -21,25 +21,42 @@ def test_auto_turns_speed_options_on_with_half_precision_only() -> None:
         resolve_speed("auto", "sometimes", "bf16-mixed")
 
 
-def _module(channels_last: bool, compile: bool, temporal_weight: float = 0.0) -> StyleTransferModule:
+def _module(
+    channels_last: bool, compile: bool, temporal_weight: float = 0.0, motion: str = "smooth"
+) -> StyleTransferModule:
     torch.manual_seed(0)
     network = TransformerNet(width=0.25, num_residual_blocks=1)
     style = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
     loss = build_perceptual_loss(
-        style, "random", ["relu2_2"], ["relu1_1", "relu2_1"], 1.0, 10.0, 1.0, temporal_weight=temporal_weight
+        style,
+        "random",
+        ["relu2_2"],
+        ["relu1_1", "relu2_1"],
+        1.0,
+        10.0,
+        1.0,
+        temporal_weight=temporal_weight,
+        temporal_motion=motion,
     )
     return StyleTransferModule(network, loss, torch.optim.Adam, {"name": "t"}, channels_last, compile).train()
 
 
 @pytest.mark.parametrize(
-    ("channels_last", "compile", "temporal_weight"), [(True, False, 0.0), (True, True, 0.0), (True, True, 50.0)]
+    ("channels_last", "compile", "temporal_weight", "motion"),
+    [
+        (True, False, 0.0, "smooth"),
+        (True, True, 0.0, "smooth"),
+        (True, True, 50.0, "smooth"),
+        (True, True, 50.0, "objects"),
+    ],
 )
 @pytest.mark.slow
 def test_speed_options_give_the_same_loss_and_gradients(
-    channels_last: bool, compile: bool, temporal_weight: float
+    channels_last: bool, compile: bool, temporal_weight: float, motion: str
 ) -> None:
     images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
-    reference, fast = _module(False, False, temporal_weight), _module(channels_last, compile, temporal_weight)
+    reference = _module(False, False, temporal_weight, motion)
+    fast = _module(channels_last, compile, temporal_weight, motion)
     results = []
     for module in (reference, fast):
         x = images.contiguous(memory_format=torch.channels_last) if module.channels_last else images

@@ -43,7 +43,7 @@ def test_random_flows_are_bounded_and_smooth() -> None:
 
 def test_a_network_that_follows_the_motion_has_no_temporal_error_and_one_that_does_not_has() -> None:
     images = _textured()
-    moved, flow = TemporalPair(flow=4.0, noise=0.0)(images, torch.Generator().manual_seed(0))
+    moved, flow, _ = TemporalPair(flow=4.0, noise=0.0)(images, torch.Generator().manual_seed(0))
     assert temporal_error(images, moved, flow).max() < 1e-10  # identity: the output moves with the input
     fixed_texture = torch.rand(1, 3, 32, 32)
     error = temporal_error(images * 0.5 + fixed_texture, moved * 0.5 + fixed_texture, flow)
@@ -52,7 +52,7 @@ def test_a_network_that_follows_the_motion_has_no_temporal_error_and_one_that_do
 
 def test_noise_of_the_pair_has_the_asked_strength() -> None:
     images = torch.full((2, 3, 64, 64), 0.5)
-    moved, flow = TemporalPair(flow=0.0, noise=0.05)(images, torch.Generator().manual_seed(0))
+    moved, flow, _ = TemporalPair(flow=0.0, noise=0.05)(images, torch.Generator().manual_seed(0))
     assert flow.abs().max() == 0
     assert (moved - images).std().item() == pytest.approx(0.05, rel=0.05)
     with pytest.raises(ValueError, match=">= 0"):
@@ -82,7 +82,7 @@ def test_the_term_is_off_at_weight_zero_and_trains_the_network_when_on() -> None
     assert "temporal_loss" not in _loss(0.0)(output, images).as_dict()
 
     loss = _loss(10.0)
-    moved, flow = loss.temporal_pair(images)
+    moved, flow, _ = loss.temporal_pair(images)
     term = loss.temporal(network(moved), output, flow)
     assert term.dim() == 0 and term > 0
     term.backward()
@@ -95,7 +95,7 @@ def test_the_term_is_off_at_weight_zero_and_trains_the_network_when_on() -> None
 def test_a_detached_target_pulls_only_the_moved_copys_output(detach: bool) -> None:
     loss = _loss(10.0, detach=detach)
     images = _textured()
-    moved, flow = loss.temporal_pair(images, torch.Generator().manual_seed(0))
+    moved, flow, _ = loss.temporal_pair(images, torch.Generator().manual_seed(0))
     output = images.clone().requires_grad_()  # stand-ins for the network's two outputs
     moved_output = moved.clone().requires_grad_()
     term = loss.temporal(moved_output, output, flow)
@@ -107,8 +107,10 @@ def test_a_detached_target_pulls_only_the_moved_copys_output(detach: bool) -> No
         assert output.grad.abs().sum() > 0
 
 
-def test_training_with_the_term_logs_it_and_counts_it_in_the_total(tmp_path: Path) -> None:
-    cfg = compose_config([*tiny_overrides(tmp_path), "loss.temporal_weight=5", "loss.temporal_flow=2"])
+@pytest.mark.parametrize("motion", ["smooth", "objects"])
+def test_training_with_the_term_logs_it_and_counts_it_in_the_total(tmp_path: Path, motion: str) -> None:
+    overrides = ["loss.temporal_weight=5", "loss.temporal_flow=2", f"loss.temporal_motion={motion}"]
+    cfg = compose_config([*tiny_overrides(tmp_path), *overrides])
     train(cfg)
     scalars = _tags_by_plugin(tmp_path / "run")["scalars"]
     assert {"train/temporal_loss", "val/temporal_loss"} <= scalars
@@ -172,7 +174,7 @@ def test_finetuning_refuses_a_model_of_other_styles_or_beside_init(tmp_path: Pat
 
 def test_whole_pixel_shifts_move_pixels_without_blurring_them() -> None:
     images = torch.rand(3, 3, 16, 20)
-    moved, flow = TemporalPair(flow=3.0, noise=0.0, motion="shift")(images, torch.Generator().manual_seed(1))
+    moved, flow, _ = TemporalPair(flow=3.0, noise=0.0, motion="shift")(images, torch.Generator().manual_seed(1))
     for image, shifted, (dx, dy) in zip(images, moved, flow[:, :, 0, 0].long().tolist(), strict=True):
         assert flow.eq(flow[:, :, :1, :1]).all() and abs(dx) <= 3 and abs(dy) <= 3
         # Pixel (x, y) of the moved copy is pixel (x + dx, y + dy) of the photo, exactly.
@@ -181,8 +183,34 @@ def test_whole_pixel_shifts_move_pixels_without_blurring_them() -> None:
         assert torch.allclose(inner, source, atol=1e-6)
 
 
+def test_moving_objects_follow_their_own_shift_and_their_outlines_are_not_compared() -> None:
+    images = _textured(batch=3, size=64)
+    moved, flow, compared = TemporalPair(flow=3.0, noise=0.0, motion="objects")(
+        images, torch.Generator().manual_seed(2)
+    )
+    assert compared is not None and compared.shape == (3, 1, 64, 64)
+    for image_flow, mask in zip(flow, compared, strict=True):
+        # The objects: the pixels that share one shift, about a fifth of the picture, not the background's.
+        shift = torch.mode(image_flow[0].flatten()).values
+        objects = (image_flow[0] == shift) & (image_flow[1] == torch.mode(image_flow[1].flatten()).values)
+        assert 0.15 < objects.float().mean() < 0.25
+        assert shift.abs() <= 3.0
+        # Outlines (a pixel whose 3x3 neighbourhood holds both object and background) are never compared,
+        # and most of the picture is.
+        edge = torch.nn.functional.max_pool2d(objects[None].float(), 3, 1, 1) != -torch.nn.functional.max_pool2d(
+            -objects[None].float(), 3, 1, 1
+        )
+        assert not mask[edge].any()
+        assert 0.5 < mask.mean() < 0.95
+    # The pair is exact where compared: the photo itself follows the flow.
+    assert temporal_error(images, moved, flow, compared).max() < 1e-10
+    # A network whose output ignores that the objects moved has an error there.
+    still = images.clone()
+    assert (temporal_error(still, still, flow, compared) > 1e-4).all()
+
+
 def test_an_unknown_motion_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match="motion must be one of smooth, shift"):
+    with pytest.raises(ValueError, match="motion must be one of smooth, shift, objects"):
         TemporalPair(flow=1.0, noise=0.0, motion="zoom")
 
 
@@ -199,7 +227,7 @@ def test_a_weight_per_style_weighs_each_images_error_by_its_style() -> None:
     )
     assert loss.temporal_pair is not None  # on: one style has a weight
     images = _textured()
-    moved, flow = loss.temporal_pair(images, torch.Generator().manual_seed(0))
+    moved, flow, _ = loss.temporal_pair(images, torch.Generator().manual_seed(0))
     output, moved_output = images * 0.5 + 0.2, moved  # a brightness change: each image has an error
     errors = temporal_error(output, moved_output, flow)
     assert (errors > 0).all()

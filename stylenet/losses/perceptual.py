@@ -87,7 +87,8 @@ class PerceptualLoss(nn.Module):
 
     `temporal_weight` > 0 adds the stability term of Wang et al. 2020 (stylenet/losses/temporal.py): the
     network's output for a copy of the photo moved by a random smooth flow of up to `temporal_flow` pixels
-    (`temporal_motion="shift"`: a whole-pixel shift of the whole image) plus noise of standard deviation
+    (`temporal_motion="shift"`: a whole-pixel shift of the whole image; "objects": blobs of the photo moving
+    across it by shifts of their own) plus noise of standard deviation
     `temporal_noise` must equal its output for the photo, moved alike. `temporal_detach` makes that moved
     output a fixed target: only the copy's output is pulled towards it, so the term cannot lower itself by
     softening the output the content and style terms judge (measured worse than the default, docs/video.md).
@@ -168,14 +169,20 @@ class PerceptualLoss(nn.Module):
         )
 
     def temporal(
-        self, moved_output: torch.Tensor, output: torch.Tensor, flow: torch.Tensor, styles: torch.Tensor | None = None
+        self,
+        moved_output: torch.Tensor,
+        output: torch.Tensor,
+        flow: torch.Tensor,
+        styles: torch.Tensor | None = None,
+        compared: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The weighted stability term: `moved_output`, the network's output for the copy of the content that
-        `temporal_pair` moved by `flow`, against `output` moved alike; `styles` (B,) as in `forward`."""
+        `temporal_pair` moved by `flow`, against `output` moved alike, over the pixels `compared` (B, 1, H, W)
+        keeps (None: all); `styles` (B,) as in `forward`."""
         if styles is None:
             styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
         target = output.detach() if self.temporal_detach else output
-        errors = temporal_error(target.float(), moved_output.float(), flow)  # (B,)
+        errors = temporal_error(target.float(), moved_output.float(), flow, compared)  # (B,)
         return (self.temporal_weights[styles] * errors).mean()
 
 

@@ -12,11 +12,20 @@ moved image comes from (x + dx, y + dy) of the original.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 # Knots of the local motion's control grid per side: a few means smooth, object-sized swirls.
 _GRID = 4
+# The "objects" motion: knots of the random field whose highest values are the objects, the share of
+# the picture they cover, and how far either side of their outline the output is not compared (a new
+# edge appears there in the second frame, which a painting may draw anew).
+_OBJECT_GRID = 6
+_OBJECT_SHARE = 0.2
+_SEAM = 3
 
 
 def random_smooth_flow(
@@ -52,7 +61,45 @@ def random_shift_flow(
     return shift.float().expand(batch, 2, height, width)
 
 
-MOTIONS = {"smooth": random_smooth_flow, "shift": random_shift_flow}
+def random_object_flow(
+    batch: int,
+    height: int,
+    width: int,
+    magnitude: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 2, H, W) flow: the smooth motion of `random_smooth_flow` for the background, and random blobs
+    (about a fifth of the picture) that move by a shift of their own of up to `magnitude` pixels, as
+    people walk past a still background; and the (B, 1, H, W) mask of the pixels to compare: all but a
+    band along the blobs' outlines, where the second frame has an edge the first had not."""
+    device = generator.device if generator is not None else device
+    background = random_smooth_flow(batch, height, width, magnitude, generator, device)
+    field = torch.randn(batch, 1, _OBJECT_GRID, _OBJECT_GRID, generator=generator, device=device)
+    field = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=True)
+    threshold = field.flatten(1).quantile(1 - _OBJECT_SHARE, dim=1).view(batch, 1, 1, 1)
+    objects = (field > threshold).float()  # (B, 1, H, W)
+    shift = (torch.rand(batch, 2, 1, 1, generator=generator, device=device) * 2 - 1) * magnitude
+    flow = objects * shift + (1 - objects) * background
+    grown = F.max_pool2d(objects, 2 * _SEAM + 1, stride=1, padding=_SEAM)
+    shrunk = -F.max_pool2d(-objects, 2 * _SEAM + 1, stride=1, padding=_SEAM)
+    return flow, 1 - (grown - shrunk)
+
+
+def _whole_frame(motion: Callable[..., torch.Tensor]) -> Callable[..., tuple[torch.Tensor, None]]:
+    """A motion with nothing to hide: every pixel of its pair is compared (no mask)."""
+
+    def flow_and_no_mask(*args: Any) -> tuple[torch.Tensor, None]:
+        return motion(*args), None
+
+    return flow_and_no_mask
+
+
+MOTIONS = {
+    "smooth": _whole_frame(random_smooth_flow),
+    "shift": _whole_frame(random_shift_flow),
+    "objects": random_object_flow,
+}
 
 
 def warp(images: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,8 +131,9 @@ class TemporalPair:
 
     `flow`: the largest global shift in pixels (the local motion adds about half as much again);
     `noise`: the standard deviation of the Gaussian noise added, on [0, 1] pixel values; `motion`:
-    "smooth" (a shift and a smooth local motion, sub-pixel) or "shift" (whole-pixel shifts of the whole
-    image, which warp exactly: the loss then never compares a texture with a blurred copy of itself)."""
+    "smooth" (a shift and a smooth local motion, sub-pixel), "shift" (whole-pixel shifts of the whole
+    image, which warp exactly: the loss then never compares a texture with a blurred copy of itself) or
+    "objects" (the smooth motion, with blobs of the photo moving by shifts of their own across it)."""
 
     def __init__(self, flow: float, noise: float, motion: str = "smooth"):
         if flow < 0 or noise < 0:
@@ -98,13 +146,15 @@ class TemporalPair:
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`images` (B, 3, H, W) in [0, 1] -> (the moved, noisy copies, their flow (B, 2, H, W))."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`images` (B, 3, H, W) in [0, 1] -> (the moved, noisy copies, their flow (B, 2, H, W), and the
+        (B, 1, H, W) mask of the pixels the pair may be compared on, or None for all of them)."""
         batch, _, height, width = images.shape
-        flow = self.motion(batch, height, width, self.flow, generator, images.device).to(images.device)
+        flow, compared = self.motion(batch, height, width, self.flow, generator, images.device)
+        flow = flow.to(images.device)
         moved, _ = warp(images, flow)
         noise = torch.randn(moved.shape, generator=generator, device=flow.device).to(images.device) * self.noise
-        return (moved + noise).clamp(0, 1), flow
+        return (moved + noise).clamp(0, 1), flow, None if compared is None else compared.to(images.device)
 
 
 def temporal_error(

@@ -48,7 +48,7 @@ def _mean_by_model(values: dict[str, float], models: list[str]) -> dict[str, flo
     return means
 
 
-def _fit(frame: np.ndarray, size: int | None) -> np.ndarray:
+def fit_frame(frame: np.ndarray, size: int | None) -> np.ndarray:
     """`frame` scaled down (never up) to `size` px on its longest side, to the size `stylenet stylize --size`
     picks, or as it is. Lanczos on the 8-bit frame, so that the flow sees a sharp picture."""
     height, width = frame.shape[:2]
@@ -97,7 +97,7 @@ def evaluate_video(
         "clips": [],
     }
     for clip in clips:
-        decoded = [_fit(frame, size) for frame in read_frames(clip, frames)]
+        decoded = [fit_frame(frame, size) for frame in read_frames(clip, frames)]
         if len(decoded) < 2:
             raise ConfigError(f"--video {clip}: {len(decoded)} frame(s); the warping error needs at least 2")
         spread = list(range(0, len(decoded), max(len(decoded) // EXACT_FRAMES, 1)))[:EXACT_FRAMES]

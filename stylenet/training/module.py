@@ -140,28 +140,29 @@ class StyleTransferModule(pl.LightningModule):
         self,
         images: torch.Tensor,
         styles: torch.Tensor | None = None,
-        pair: tuple[torch.Tensor, torch.Tensor] | None = None,
+        pair: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
     ) -> LossTerms:
         """`styles` (B,): the style of each image, for a network of several (None for one); `pair`: the
-        moved copies of `images` and their flow for the temporal term (`_temporal_pair`), or None."""
+        moved copies of `images`, their flow and the mask of pixels to compare for the temporal term
+        (`_temporal_pair`), or None."""
         weights = None if styles is None else F.one_hot(styles, self.network.num_styles).float()  # (B, S)
         output = self.network(images, weights)
         terms = self.loss(output, images, styles)
         if pair is not None:
-            moved, flow = pair
-            terms.temporal = self.loss.temporal(self.network(moved, weights), output, flow, styles)
+            moved, flow, compared = pair
+            terms.temporal = self.loss.temporal(self.network(moved, weights), output, flow, styles, compared)
         return terms
 
-    def _temporal_pair(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _temporal_pair(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
         """The moved, noisy copies of `images` the temporal term compares with (None when it is off).
 
         Drawn here, in eager code: random numbers inside a compiled graph come from another generator."""
         if self.loss.temporal_pair is None:
             return None
-        moved, flow = self.loss.temporal_pair(images)
+        moved, flow, compared = self.loss.temporal_pair(images)
         if self.channels_last:
             moved = moved.contiguous(memory_format=torch.channels_last)
-        return moved, flow
+        return moved, flow, compared
 
     def forward(self, images: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """`style`: the styles' weights for a network of several, (S,) or (B, S); default: the first style."""
