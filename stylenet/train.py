@@ -15,7 +15,7 @@ import hydra.errors
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from stylenet.checkpoint import (
@@ -35,7 +35,7 @@ from stylenet.style_list import WEIGHT_KEYS, selected_styles, temporal_weights
 from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch
-from stylenet.validation import check_optimizer, check_train_config
+from stylenet.validation import check_optimizer, check_train_config, duration
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ def _check_resume(cfg: DictConfig) -> None:
             f"ckpt_path={cfg.ckpt_path} is already at step {step} (trainer.max_steps={cfg.trainer.max_steps}): "
             f"nothing to train; to train longer, set trainer.max_steps to more than {step}"
         )
+    _check_resumed_time(cfg, checkpoint)
     with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
         if cfg.get("init"):  # the run trains a single-style copy of the init model's network
             config = {**load_network(cfg.init)[0].config.to_dict(), "num_styles": 1}
@@ -161,6 +162,26 @@ def _check_resume(cfg: DictConfig) -> None:
         raise NetworkMismatchError(mismatch)
     _check_resumed_row_lr(cfg, checkpoint, network.num_styles)
     _check_resumed_lr_schedule(cfg, checkpoint)
+
+
+def _trained_seconds(checkpoint: dict[str, Any]) -> float:
+    """The training time a checkpoint's run had spent, as its time budget (Lightning's Timer) counted it."""
+    for state in checkpoint.get("callbacks", {}).values():
+        if isinstance(state, dict) and isinstance(state.get("time_elapsed"), dict):
+            return float(state["time_elapsed"].get("train", 0.0))
+    return 0.0  # a run without a budget kept no count: a budgeted resume starts its own
+
+
+def _check_resumed_time(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """Lightning counts the checkpoint's training time against trainer.max_time: a run that had spent its
+    budget would stop before its first step and still replace the kept model."""
+    budget = duration(cfg.trainer.get("max_time"), "trainer.max_time")
+    spent = _trained_seconds(checkpoint)
+    if budget is not None and spent >= budget.total_seconds():
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} has already trained {spent / 60:.1f} min, its whole time budget "
+            f"(trainer.max_time={cfg.trainer.max_time}): to train longer, raise trainer.max_time or set it to null"
+        )
 
 
 def _check_resumed_lr_schedule(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
@@ -200,13 +221,15 @@ def check_config(cfg: DictConfig) -> None:
 
 # Notices every run printed that tell a user nothing: the VGG of the loss is frozen in eval mode on purpose,
 # the worker count is data.num_workers as chosen, the deprecation is inside Lightning, the model summary's
-# size estimate is not what anyone reads it for, and the tips advertise services.
+# size estimate is not what anyone reads it for, the tips advertise services, and a resume that sets no
+# time budget leaves out the budget's Timer on purpose.
 _NOISE_WARNINGS = (
     r"Found \d+ module\(s\) in eval mode at the start of training",
     r".* does not have many workers",
     r"This DataLoader will create \d+ worker processes",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
     r"Precision \S+ is not supported by the model summary",
+    r"Be aware that when using `ckpt_path`, .*Please add the following callbacks: \['Timer'\]",
 )
 _NOISE_LOGS = ("💡 Tip:", "TPU available: False")
 
@@ -321,6 +344,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         precision=precision,
         logger=logger,
         callbacks=callbacks,
+        max_time=duration(cfg.trainer.get("max_time"), "trainer.max_time"),  # Lightning takes no mapping from a config
     )
     if trainer.is_global_zero:
         logger.experiment.add_text("config", f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}\n```")
@@ -341,9 +365,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if skipped:
         log.warning("skipped %d unusable image(s) in the dataset", skipped)
 
-    result: dict[str, Any] = {"steps": trainer.global_step, "val": val, "skipped_images": skipped}
+    out_of_time = _out_of_time(trainer)
+    result: dict[str, Any] = {
+        "steps": trainer.global_step,
+        "val": val,
+        "skipped_images": skipped,
+        "out_of_time": out_of_time,
+    }
     if trainer.is_global_zero:
         log.info("trained to step %d in %.1f min", trainer.global_step, fit_seconds / 60)
+        if out_of_time:
+            log.info(
+                "stopped by the time budget (trainer.max_time=%s) before trainer.max_steps=%d; "
+                "to train on, resume with ckpt_path=%s and a larger trainer.max_time",
+                cfg.trainer.max_time,
+                cfg.trainer.max_steps,
+                output_dir / "checkpoints" / "last.ckpt",
+            )
         logger.log_hyperparams(_flat_hparams(cfg), metrics=val)
         final = network if base is None else append_style(base, network.cpu())
         all_styles = base_styles + described
@@ -372,6 +410,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("TensorBoard: tensorboard --logdir %s", output_dir)
     logger.finalize("success")
     return result
+
+
+def _out_of_time(trainer: pl.Trainer) -> bool:
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
+    return trainer.global_step < trainer.max_steps and any(timer.time_remaining() <= 0 for timer in timers)
 
 
 def _init_model(cfg: DictConfig) -> tuple[TransformerNet | None, list[dict[str, Any]]]:

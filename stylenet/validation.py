@@ -7,7 +7,9 @@ checked with the same rules, so a malformed one is refused in one line too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -44,6 +46,34 @@ def steps_or_fraction(value: Any, name: str, minimum: int = 1) -> float:
     if not (_is_number(value) and float(value).is_integer() and value >= minimum):
         raise ConfigError(f"{name} must be a whole number >= {minimum} or a fraction in (0, 1], not {value!r}")
     return value
+
+
+_DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
+
+
+def duration(value: Any, name: str) -> timedelta | None:
+    """Lightning's `max_time`: "DD:HH:MM:SS" or a mapping such as {minutes: 7}; None for no limit.
+
+    A bare number is refused rather than read in some unit: YAML reads an unquoted 1:00:00:00 as
+    the base-60 number 216000, which would otherwise pass for a budget of days or seconds."""
+    if value is None:
+        return None
+    hint = f"{name} must be a duration, DD:HH:MM:SS (e.g. 00:00:07:00) or {{minutes: 7}}, not {value!r}"
+    if isinstance(value, str):
+        match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value.strip())
+        if not match:
+            raise ConfigError(hint)
+        days, hours, minutes, seconds = map(int, match.groups())
+        budget = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    elif isinstance(value, Mapping) and value and set(value) <= set(_DURATION_UNITS):
+        for unit, amount in value.items():
+            positive_number(amount, f"{name}.{unit}", allow_zero=True)
+        budget = timedelta(**{unit: float(amount) for unit, amount in value.items()})
+    else:
+        raise ConfigError(hint)
+    if budget <= timedelta(0):
+        raise ConfigError(f"{name} must be longer than 0, not {value!r}")
+    return budget
 
 
 def one_of(value: Any, name: str, choices: Sequence[str]) -> str:
@@ -91,6 +121,7 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
     for key, minimum in _TRAINER_FRACTIONS.items():
         if trainer.get(key) is not None:
             steps_or_fraction(trainer[key], f"trainer.{key}", minimum)
+    duration(trainer.get("max_time"), "trainer.max_time")
     if trainer.get("gradient_clip_val") is not None:
         positive_number(trainer["gradient_clip_val"], "trainer.gradient_clip_val", allow_zero=True)
     devices = trainer.get("devices")

@@ -93,6 +93,28 @@ def test_resume_continues_the_global_step(tmp_path: Path) -> None:
     assert min(train_steps) >= 4, "a resumed run must not start again from step 0"
 
 
+def test_a_time_budget_ends_training_before_max_steps_and_keeps_the_model(tmp_path: Path) -> None:
+    # A budget of a millisecond is spent by the first step, whatever the machine.
+    budget = ["trainer.max_steps=1000", "trainer.max_time={milliseconds:1}"]
+    result = train(compose_config(tiny_overrides(tmp_path / "a") + budget))
+    assert result["out_of_time"] and result["steps"] == 1
+    _, metadata = load_inference_checkpoint(result["model"])
+    assert metadata["steps"] == 1
+    assert not train(compose_config(tiny_overrides(tmp_path / "b")))["out_of_time"]  # max_steps came first
+
+
+def test_a_resume_whose_time_budget_is_spent_is_refused_and_trains_on_without_one(tmp_path: Path) -> None:
+    budget = ["trainer.max_steps=1000", "trainer.max_time={milliseconds:1}"]
+    train(compose_config(tiny_overrides(tmp_path / "a") + budget))
+    last = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    again = compose_config(tiny_overrides(tmp_path / "b") + [*budget, f"ckpt_path={last}"])
+    with pytest.raises(ConfigError, match=r"has already trained .* min, its whole time budget .*trainer.max_time"):
+        train(again)
+    assert not (tmp_path / "b" / "run").exists()
+    resumed = compose_config(tiny_overrides(tmp_path / "c") + [f"ckpt_path={last}", "trainer.max_steps=3"])
+    assert train(resumed)["steps"] == 3
+
+
 def test_an_existing_kept_model_is_not_lost(tiny_cfg, tmp_path: Path) -> None:
     kept = tmp_path / "kept"
     kept.mkdir()
