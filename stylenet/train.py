@@ -376,9 +376,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("trained to step %d in %.1f min", trainer.global_step, fit_seconds / 60)
         if out_of_time:
             log.info(
-                "stopped by the time budget (trainer.max_time=%s) before trainer.max_steps=%d; "
+                "stopped by the time budget, %.1f min (trainer.max_time), before trainer.max_steps=%d; "
                 "to train on, resume with ckpt_path=%s and a larger trainer.max_time",
-                cfg.trainer.max_time,
+                duration(cfg.trainer.max_time, "trainer.max_time").total_seconds() / 60,
                 cfg.trainer.max_steps,
                 output_dir / "checkpoints" / "last.ckpt",
             )
