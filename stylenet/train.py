@@ -179,8 +179,9 @@ def _check_resumed_time(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
     spent = _trained_seconds(checkpoint)
     if budget is not None and spent >= budget.total_seconds():
         raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} has already trained {spent / 60:.1f} min, its whole time budget "
-            f"(trainer.max_time={cfg.trainer.max_time}): to train longer, raise trainer.max_time or set it to null"
+            f"ckpt_path={cfg.ckpt_path} has already trained {spent / 60:.1f} min, its whole time budget of "
+            f"{budget.total_seconds() / 60:.1f} min (trainer.max_time): to train longer, raise trainer.max_time "
+            "or set it to null"
         )
 
 
@@ -337,6 +338,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         save_top_k=cfg.get("checkpoint_keep", 1),  # with no monitor: the latest periodic ones (-1: all), and last.ckpt
     )
     callbacks = [checkpoints, samples, Throughput(), LearningRateMonitor("step")]
+    budget = duration(cfg.trainer.get("max_time"), "trainer.max_time")
     if cfg.trainer.enable_progress_bar:
         callbacks.append(StepProgressBar())
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -344,7 +346,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         precision=precision,
         logger=logger,
         callbacks=callbacks,
-        max_time=duration(cfg.trainer.get("max_time"), "trainer.max_time"),  # Lightning takes no mapping from a config
+        max_time=budget,  # as a timedelta: Lightning takes no mapping from a config
     )
     if trainer.is_global_zero:
         logger.experiment.add_text("config", f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}\n```")
@@ -378,7 +380,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info(
                 "stopped by the time budget, %.1f min (trainer.max_time), before trainer.max_steps=%d; "
                 "to train on, resume with ckpt_path=%s and a larger trainer.max_time",
-                duration(cfg.trainer.max_time, "trainer.max_time").total_seconds() / 60,
+                budget.total_seconds() / 60,
                 cfg.trainer.max_steps,
                 output_dir / "checkpoints" / "last.ckpt",
             )
