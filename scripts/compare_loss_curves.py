@@ -51,6 +51,7 @@ def main() -> int:
                 str(REPO / "train.py"),
                 "experiment=quickstart",
                 f"trainer.max_steps={args.steps}",
+                "trainer.max_time=null",  # every run to the same step, however slow the path
                 "trainer.log_every_n_steps=1",
                 "trainer.enable_progress_bar=false",
                 "trainer.enable_model_summary=false",

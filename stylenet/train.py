@@ -7,6 +7,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +180,8 @@ def _check_resumed_time(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
     spent = _trained_seconds(checkpoint)
     if budget is not None and spent >= budget.total_seconds():
         raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} has already trained {spent / 60:.1f} min, its whole time budget of "
-            f"{budget.total_seconds() / 60:.1f} min (trainer.max_time): to train longer, raise trainer.max_time "
-            "or set it to null"
+            f"ckpt_path={cfg.ckpt_path} has already trained for {timedelta(seconds=round(spent))}, all of this "
+            f"run's time budget ({budget}, trainer.max_time): to train longer, raise trainer.max_time or set it to null"
         )
 
 
@@ -378,9 +378,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("trained to step %d in %.1f min", trainer.global_step, fit_seconds / 60)
         if out_of_time:
             log.info(
-                "stopped by the time budget, %.1f min (trainer.max_time), before trainer.max_steps=%d; "
+                "stopped by the time budget (%s, trainer.max_time) before trainer.max_steps=%d; "
                 "to train on, resume with ckpt_path=%s and a larger trainer.max_time",
-                budget.total_seconds() / 60,
+                budget,
                 cfg.trainer.max_steps,
                 output_dir / "checkpoints" / "last.ckpt",
             )

@@ -58,17 +58,26 @@ def duration(value: Any, name: str) -> timedelta | None:
     the base-60 number 216000, which would otherwise pass for a budget of days or seconds."""
     if value is None:
         return None
-    hint = f"{name} must be a duration, DD:HH:MM:SS (e.g. 00:00:07:00) or {{minutes: 7}}, not {value!r}"
+    hint = (
+        f"{name} must be a duration, DD:HH:MM:SS (e.g. 00:00:07:00, quoted in a YAML file) or {{minutes: 7}}, "
+        f"not {value!r}"
+    )
     if isinstance(value, str):
         match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value.strip())
         if not match:
             raise ConfigError(hint)
         days, hours, minutes, seconds = map(int, match.groups())
-        budget = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        try:
+            budget = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        except OverflowError:
+            raise ConfigError(f"{name}={value!r} is too long a duration") from None
     elif isinstance(value, Mapping) and value and set(value) <= set(_DURATION_UNITS):
         for unit, amount in value.items():
             positive_number(amount, f"{name}.{unit}", allow_zero=True)
-        budget = timedelta(**{unit: float(amount) for unit, amount in value.items()})
+        try:
+            budget = timedelta(**{unit: float(amount) for unit, amount in value.items()})
+        except OverflowError:
+            raise ConfigError(f"{name}={value!r} is too long a duration") from None
     else:
         raise ConfigError(hint)
     if budget <= timedelta(0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from stylenet.styles import find_style_image
+from stylenet.validation import duration
 
 STYLES = sorted(p.stem for p in (CONFIGS / "style").glob("*.yaml") if p.stem != "custom")
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -43,6 +45,10 @@ def test_experiments_and_trainers_compose(experiment: str, trainer: str) -> None
 def test_experiments_hold_only_overrides() -> None:
     quickstart = compose_config(["experiment=quickstart", "paths.output_dir=unused"])
     assert quickstart.data.source == "demo" and quickstart.data.image_size == 128
+    assert duration(quickstart.trainer.max_time, "max_time") == timedelta(minutes=7)
+    # Another budget replaces the quickstart's, in any unit (a mapping there would merge with it).
+    longer = compose_config(["experiment=quickstart", "trainer.max_time={hours:1}", "paths.output_dir=unused"])
+    assert duration(longer.trainer.max_time, "max_time") == timedelta(hours=1)
     johnson = compose_config(["experiment=johnson2016", "paths.output_dir=unused"])
     assert johnson.data.source == "folder" and list(johnson.loss.style_layers) == [
         "relu1_2",

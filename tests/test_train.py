@@ -109,7 +109,8 @@ def test_a_resume_whose_time_budget_is_spent_is_refused_and_trains_on_without_on
     last = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
     again = compose_config(tiny_overrides(tmp_path / "b") + [*budget, f"ckpt_path={last}"])
     with pytest.raises(
-        ConfigError, match=r"has already trained .* min, its whole time budget of 0.0 min \(trainer.max_time\)"
+        ConfigError,
+        match=r"has already trained for .*, all of this run's time budget \(0:00:00.001000, trainer.max_time\)",
     ):
         train(again)
     assert not (tmp_path / "b" / "run").exists()

@@ -37,6 +37,7 @@ BAD = {
     "trainer.max_time=00:00:00:00": "trainer.max_time must be longer than 0",
     "trainer.max_time={fortnights:1}": "trainer.max_time must be a duration",
     "trainer.max_time={minutes:-1}": "trainer.max_time.minutes must be a number >= 0",
+    "trainer.max_time={days:1e10}": "is too long a duration",
     "model.width=-1": "model.width",
     "model.width=abc": "model.width",
     "model.num_residual_blocks=abc": "model.num_residual_blocks",
