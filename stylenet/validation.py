@@ -66,20 +66,15 @@ def duration(value: Any, name: str) -> timedelta | None:
         match = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d\d)", value.strip())
         if not match:
             raise ConfigError(hint)
-        days, hours, minutes, seconds = map(int, match.groups())
-        try:
-            budget = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        except OverflowError:
-            raise ConfigError(f"{name}={value!r} is too long a duration") from None
+        parts = dict(zip(("days", "hours", "minutes", "seconds"), map(int, match.groups()), strict=True))
     elif isinstance(value, Mapping) and value and set(value) <= set(_DURATION_UNITS):
-        for unit, amount in value.items():
-            positive_number(amount, f"{name}.{unit}", allow_zero=True)
-        try:
-            budget = timedelta(**{unit: float(amount) for unit, amount in value.items()})
-        except OverflowError:
-            raise ConfigError(f"{name}={value!r} is too long a duration") from None
+        parts = {unit: positive_number(amount, f"{name}.{unit}", allow_zero=True) for unit, amount in value.items()}
     else:
         raise ConfigError(hint)
+    try:
+        budget = timedelta(**parts)
+    except OverflowError:
+        raise ConfigError(f"{name}={value!r} is too long a duration") from None
     if budget <= timedelta(0):
         raise ConfigError(f"{name} must be longer than 0, not {value!r}")
     return budget
