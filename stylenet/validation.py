@@ -198,6 +198,8 @@ def check_train_config(cfg: Any) -> None:
         from stylenet.losses.temporal import MOTIONS  # here: model files load through this module, losses do not
 
         one_of(cfg.loss.temporal_motion, "loss.temporal_motion", list(MOTIONS))
+    if "temporal_seam" in cfg.loss:
+        whole_number(cfg.loss.temporal_seam, "loss.temporal_seam", minimum=0)
     if not isinstance(cfg.loss.get("temporal_detach", False), bool):
         raise ConfigError(f"loss.temporal_detach must be true or false, not {cfg.loss.temporal_detach!r}")
     _check_trainer(cfg.trainer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from stylenet.losses.perceptual import LossTerms, build_perceptual_loss
 from stylenet.losses.temporal import TemporalPair, random_smooth_flow, temporal_error, warp
 from stylenet.networks.transformer import TransformerNet
 from stylenet.train import train
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _textured(batch: int = 2, size: int = 32) -> torch.Tensor:
@@ -107,7 +110,7 @@ def test_a_detached_target_pulls_only_the_moved_copys_output(detach: bool) -> No
         assert output.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("motion", ["smooth", "objects"])
+@pytest.mark.parametrize("motion", ["smooth", "objects", "still"])
 def test_training_with_the_term_logs_it_and_counts_it_in_the_total(tmp_path: Path, motion: str) -> None:
     overrides = ["loss.temporal_weight=5", "loss.temporal_flow=2", f"loss.temporal_motion={motion}"]
     cfg = compose_config([*tiny_overrides(tmp_path), *overrides])
@@ -125,6 +128,8 @@ BAD_TEMPORAL = [
     "loss.temporal_flow=abc",
     "loss.temporal_motion=zoom",
     "loss.temporal_detach=maybe",
+    "loss.temporal_seam=-1",
+    "loss.temporal_seam=1.5",
 ]
 
 
@@ -211,8 +216,37 @@ def test_moving_objects_follow_their_own_shift_and_their_outlines_are_not_compar
     assert temporal_error(images, objects_left_behind, flow, compared * ~objects).max() < 1e-10
 
 
+def test_a_still_background_never_moves_and_its_blobs_move_by_whole_pixels() -> None:
+    images = _textured(batch=4, size=64)
+    moved, flow, compared = TemporalPair(flow=3.0, noise=0.0, motion="still")(images, torch.Generator().manual_seed(3))
+    assert compared is not None and compared.shape == (4, 1, 64, 64)
+    assert torch.equal(flow, flow.round()) and flow.abs().max() <= 3.0
+    for image_flow in flow:
+        moving = image_flow.abs().sum(0) > 0
+        assert moving.float().mean() < 0.25  # the blobs at most; everything else stays where it is
+    assert (flow.abs().sum(1) > 0).any()
+    # Where nothing moves, the copy is the photo (to rounding); and every compared pixel warps exactly.
+    still = flow.abs().sum(1, keepdim=True) == 0
+    assert torch.allclose(moved.masked_select(still), images.masked_select(still), atol=1e-6)
+    assert temporal_error(images, moved, flow, compared).max() < 1e-10
+    # An output that changes where nothing moved (the spill of a moving object onto the painting) errs.
+    spilled = images + 0.1 * still.float()
+    assert (temporal_error(images, spilled, flow, compared) > 1e-3).all()
+
+
+@pytest.mark.parametrize("motion", ["objects", "still"])
+def test_the_seam_sets_how_much_of_the_blobs_outlines_is_left_out(motion: str) -> None:
+    images = _textured(batch=2, size=64)
+    made = {seam: TemporalPair(3.0, 0.0, motion, seam)(images, torch.Generator().manual_seed(4)) for seam in (0, 1, 3)}
+    assert all(torch.equal(made[seam][1], made[0][1]) for seam in (1, 3))  # the same draw, the same motion
+    compared = {seam: mask for seam, (_, _, mask) in made.items()}
+    assert torch.equal(compared[0], torch.ones_like(compared[0]))  # no seam: every pixel is compared
+    assert compared[3].sum() < compared[1].sum() < compared[0].sum()
+    assert not (compared[3] > compared[1]).any()  # a wider seam only leaves more out
+
+
 def test_an_unknown_motion_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match="motion must be one of smooth, shift, objects"):
+    with pytest.raises(ValueError, match="motion must be one of smooth, shift, objects, still"):
         TemporalPair(flow=1.0, noise=0.0, motion="zoom")
 
 
@@ -240,3 +274,17 @@ def test_a_weight_per_style_weighs_each_images_error_by_its_style() -> None:
         build_perceptual_loss(
             torch.rand(1, 3, 32, 32), "random", ["relu2_2"], ["relu1_1"], 1, 1, 0, temporal_weight=[1.0, 2.0]
         )
+
+
+def test_a_trained_network_follows_moves_by_its_grid_and_redraws_the_others(monkeypatch, capsys) -> None:
+    # What docs/video.md's "four-pixel grid" rests on, measured by the script that makes its table.
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import shift_error
+
+    monkeypatch.setattr(
+        sys, "argv", ["shift_error.py", str(REPO / "tests" / "data" / "quickstart_starry.pt"), "--size", "160"]
+    )
+    shift_error.main()
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    one, two, three, four, eight = (float(cell) for cell in row.strip("|").split("|")[2:])
+    assert min(one, two, three) > 20 * max(four, eight)

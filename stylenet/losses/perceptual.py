@@ -24,7 +24,7 @@ from torch import nn
 
 from stylenet.errors import ConfigError
 from stylenet.losses.gram import gram_matrix
-from stylenet.losses.temporal import TemporalPair, temporal_error
+from stylenet.losses.temporal import SEAM, TemporalPair, temporal_error
 from stylenet.losses.vgg import VGG19Features
 
 _EPS = 1e-8
@@ -88,7 +88,8 @@ class PerceptualLoss(nn.Module):
     `temporal_weight` > 0 adds the stability term of Wang et al. 2020 (stylenet/losses/temporal.py): the
     network's output for a copy of the photo moved by a random smooth flow of up to `temporal_flow` pixels
     (`temporal_motion="shift"`: a whole-pixel shift of the whole image; "objects": blobs of the photo moving
-    across it by shifts of their own) plus noise of standard deviation
+    across it by shifts of their own; "still": blobs moving by whole pixels on a background that does not
+    move) plus noise of standard deviation
     `temporal_noise` must equal its output for the photo, moved alike. `temporal_detach` makes that moved
     output a fixed target: only the copy's output is pulled towards it, so the term cannot lower itself by
     softening the output the content and style terms judge (measured worse than the default, docs/video.md).
@@ -112,6 +113,7 @@ class PerceptualLoss(nn.Module):
         temporal_noise: float = 0.02,
         temporal_motion: str = "smooth",
         temporal_detach: bool = False,
+        temporal_seam: int = SEAM,
     ):
         super().__init__()
         images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
@@ -119,9 +121,9 @@ class PerceptualLoss(nn.Module):
         if min(temporal_weights) < 0:
             raise ConfigError(f"loss.temporal_weight must be >= 0, got {temporal_weight}")
         try:
-            pair = TemporalPair(temporal_flow, temporal_noise, temporal_motion)
+            pair = TemporalPair(temporal_flow, temporal_noise, temporal_motion, temporal_seam)
         except ValueError as error:
-            raise ConfigError(f"loss.temporal_flow, temporal_noise and temporal_motion: {error}") from error
+            raise ConfigError(f"loss.temporal_flow, _noise, _motion and _seam: {error}") from error
         self.temporal_pair = pair if max(temporal_weights) > 0 else None
         self.register_buffer("temporal_weights", torch.tensor(temporal_weights), persistent=False)  # (S,)
         self.temporal_detach = bool(temporal_detach)
@@ -200,6 +202,7 @@ def build_perceptual_loss(
     temporal_noise: float = 0.02,
     temporal_motion: str = "smooth",
     temporal_detach: bool = False,
+    temporal_seam: int = SEAM,
 ) -> PerceptualLoss:
     """A `PerceptualLoss` on a VGG19 truncated after the deepest of the layers named."""
     if not content_layers or not style_layers:
@@ -222,4 +225,5 @@ def build_perceptual_loss(
         temporal_noise,
         temporal_motion,
         temporal_detach,
+        temporal_seam,
     )

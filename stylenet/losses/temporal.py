@@ -13,6 +13,7 @@ moved image comes from (x + dx, y + dy) of the original.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,12 +21,13 @@ import torch.nn.functional as F
 
 # Knots of the local motion's control grid per side: a few means smooth, object-sized swirls.
 _GRID = 4
-# The "objects" motion: knots of the random field whose highest values are the objects, the share of
-# the picture they cover, and how far either side of their outline the output is not compared (a new
-# edge appears there in the second frame, which a painting may draw anew).
+# The "objects" and "still" motions: knots of the random field whose highest values are the objects,
+# and the share of the picture they cover.
 _OBJECT_GRID = 6
 _OBJECT_SHARE = 0.2
-_SEAM = 3
+# By default, how far either side of the objects' outlines the output is not compared (a new edge
+# appears there in the second frame, which a painting may draw anew).
+SEAM = 3
 
 
 def random_smooth_flow(
@@ -61,6 +63,28 @@ def random_shift_flow(
     return shift.float().expand(batch, 2, height, width)
 
 
+def _blobs(
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+    seam: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random blobs covering about a fifth of the picture, (B, 1, H, W) of 0/1, and the (B, 1, H, W) mask of
+    the pixels to compare: all but a band of `seam` px either side of the blobs' outlines, where the second
+    frame has an edge the first had not."""
+    field = torch.randn(batch, 1, _OBJECT_GRID, _OBJECT_GRID, generator=generator, device=device)
+    field = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=True)
+    threshold = field.flatten(1).quantile(1 - _OBJECT_SHARE, dim=1).view(batch, 1, 1, 1)
+    objects = (field > threshold).float()
+    if seam == 0:
+        return objects, torch.ones_like(objects)
+    grown = F.max_pool2d(objects, 2 * seam + 1, stride=1, padding=seam)
+    shrunk = -F.max_pool2d(-objects, 2 * seam + 1, stride=1, padding=seam)
+    return objects, 1 - (grown - shrunk)
+
+
 def random_object_flow(
     batch: int,
     height: int,
@@ -68,22 +92,36 @@ def random_object_flow(
     magnitude: float,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    seam: int = SEAM,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 2, H, W) flow: the smooth motion of `random_smooth_flow` for the background, and random blobs
     (about a fifth of the picture) that move by a shift of their own of up to `magnitude` pixels, as
-    people walk past a still background; and the (B, 1, H, W) mask of the pixels to compare: all but a
-    band along the blobs' outlines, where the second frame has an edge the first had not."""
+    people walk past a still background; and the (B, 1, H, W) mask of the pixels to compare (`_blobs`)."""
     device = generator.device if generator is not None else device
     background = random_smooth_flow(batch, height, width, magnitude, generator, device)
-    field = torch.randn(batch, 1, _OBJECT_GRID, _OBJECT_GRID, generator=generator, device=device)
-    field = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=True)
-    threshold = field.flatten(1).quantile(1 - _OBJECT_SHARE, dim=1).view(batch, 1, 1, 1)
-    objects = (field > threshold).float()  # (B, 1, H, W)
+    objects, compared = _blobs(batch, height, width, generator, device, seam)
     shift = (torch.rand(batch, 2, 1, 1, generator=generator, device=device) * 2 - 1) * magnitude
-    flow = objects * shift + (1 - objects) * background
-    grown = F.max_pool2d(objects, 2 * _SEAM + 1, stride=1, padding=_SEAM)
-    shrunk = -F.max_pool2d(-objects, 2 * _SEAM + 1, stride=1, padding=_SEAM)
-    return flow, 1 - (grown - shrunk)
+    return objects * shift + (1 - objects) * background, compared
+
+
+def random_still_flow(
+    batch: int,
+    height: int,
+    width: int,
+    magnitude: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    seam: int = SEAM,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 2, H, W) flow: a background that does not move at all and blobs that move by whole pixels (up to
+    `magnitude` each way), as a fixed camera sees people walk; and the mask of `_blobs`. Every compared pixel
+    then warps exactly, so the term asks only that what moves leaves the rest of the painting as it was,
+    never that a texture equal a blurred copy of itself."""
+    device = generator.device if generator is not None else device
+    objects, compared = _blobs(batch, height, width, generator, device, seam)
+    reach = max(int(magnitude), 1)
+    shift = torch.randint(-reach, reach + 1, (batch, 2, 1, 1), generator=generator, device=device).float()
+    return objects * shift, compared
 
 
 def _whole_frame(motion: Callable[..., torch.Tensor]) -> Callable[..., tuple[torch.Tensor, None]]:
@@ -99,6 +137,7 @@ MOTIONS = {
     "smooth": _whole_frame(random_smooth_flow),
     "shift": _whole_frame(random_shift_flow),
     "objects": random_object_flow,
+    "still": random_still_flow,
 }
 
 
@@ -132,17 +171,24 @@ class TemporalPair:
     `flow`: the largest global shift in pixels (the local motion adds about half as much again);
     `noise`: the standard deviation of the Gaussian noise added, on [0, 1] pixel values; `motion`:
     "smooth" (a shift and a smooth local motion, sub-pixel), "shift" (whole-pixel shifts of the whole
-    image, which warp exactly: the loss then never compares a texture with a blurred copy of itself) or
-    "objects" (the smooth motion, with blobs of the photo moving by shifts of their own across it)."""
+    image, which warp exactly: the loss then never compares a texture with a blurred copy of itself),
+    "objects" (the smooth motion, with blobs of the photo moving by shifts of their own across it) or
+    "still" (a background that does not move, with blobs moving by whole pixels: a fixed camera);
+    `seam`: for the blobs of "objects" and "still", how many px either side of their outlines are not
+    compared."""
 
-    def __init__(self, flow: float, noise: float, motion: str = "smooth"):
+    def __init__(self, flow: float, noise: float, motion: str = "smooth", seam: int = SEAM):
         if flow < 0 or noise < 0:
             raise ValueError("the temporal flow and noise magnitudes must be >= 0")
+        if isinstance(seam, bool) or not isinstance(seam, (int, float)) or seam < 0 or not float(seam).is_integer():
+            raise ValueError(f"the seam must be a whole number of pixels >= 0, not {seam!r}")
+        seam = int(seam)
         if motion not in MOTIONS:
             raise ValueError(f"the motion must be one of {', '.join(MOTIONS)}, not {motion!r}")
         self.flow = float(flow)
         self.noise = float(noise)
-        self.motion = MOTIONS[motion]
+        # The blob motions leave their outlines out of the comparison; the others compare every pixel.
+        self.motion = partial(MOTIONS[motion], seam=seam) if motion in ("objects", "still") else MOTIONS[motion]
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
