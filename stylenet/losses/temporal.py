@@ -93,35 +93,25 @@ def random_object_flow(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     seam: int = SEAM,
+    still: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 2, H, W) flow: the smooth motion of `random_smooth_flow` for the background, and random blobs
-    (about a fifth of the picture) that move by a shift of their own of up to `magnitude` pixels, as
-    people walk past a still background; and the (B, 1, H, W) mask of the pixels to compare (`_blobs`)."""
+    """(B, 2, H, W) flow: random blobs (about a fifth of the picture) that move by a shift of their own of
+    up to `magnitude` pixels, as people walk past, over the smooth motion of `random_smooth_flow` for the
+    background; and the (B, 1, H, W) mask of the pixels to compare (`_blobs`).
+
+    `still`: the background does not move at all and the blobs move by whole pixels, as a fixed camera
+    sees people walk. Every compared pixel then warps exactly, so the term asks only that what moves
+    leaves the rest of the painting as it was, never that a texture equal a blurred copy of itself."""
     device = generator.device if generator is not None else device
+    if still:
+        objects, compared = _blobs(batch, height, width, generator, device, seam)
+        reach = max(int(magnitude), 1)
+        shift = torch.randint(-reach, reach + 1, (batch, 2, 1, 1), generator=generator, device=device).float()
+        return objects * shift, compared
     background = random_smooth_flow(batch, height, width, magnitude, generator, device)
     objects, compared = _blobs(batch, height, width, generator, device, seam)
     shift = (torch.rand(batch, 2, 1, 1, generator=generator, device=device) * 2 - 1) * magnitude
     return objects * shift + (1 - objects) * background, compared
-
-
-def random_still_flow(
-    batch: int,
-    height: int,
-    width: int,
-    magnitude: float,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    seam: int = SEAM,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 2, H, W) flow: a background that does not move at all and blobs that move by whole pixels (up to
-    `magnitude` each way), as a fixed camera sees people walk; and the mask of `_blobs`. Every compared pixel
-    then warps exactly, so the term asks only that what moves leaves the rest of the painting as it was,
-    never that a texture equal a blurred copy of itself."""
-    device = generator.device if generator is not None else device
-    objects, compared = _blobs(batch, height, width, generator, device, seam)
-    reach = max(int(magnitude), 1)
-    shift = torch.randint(-reach, reach + 1, (batch, 2, 1, 1), generator=generator, device=device).float()
-    return objects * shift, compared
 
 
 def _whole_frame(motion: Callable[..., torch.Tensor]) -> Callable[..., tuple[torch.Tensor, None]]:
@@ -137,7 +127,7 @@ MOTIONS = {
     "smooth": _whole_frame(random_smooth_flow),
     "shift": _whole_frame(random_shift_flow),
     "objects": random_object_flow,
-    "still": random_still_flow,
+    "still": partial(random_object_flow, still=True),
 }
 
 
