@@ -8,8 +8,8 @@ transformation network samples its features on a grid four pixels apart (two str
 convolutions), so a move by a multiple of four finds the same samples and one by 1 to 3 pixels
 does not: the painting is redrawn rather than moved, which is the flicker a slowly moving video
 shows. Per model and style, the mean squared difference on [0, 1] RGB between the output for
-scikit-image's astronaut (centre crop of `--size` px) moved left by each shift and the output for
-the photo moved alike, away from the borders. Prints a Markdown table.
+scikit-image's astronaut (`--size` px square) moved left by each shift and the output for the
+photo moved alike, away from the borders. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ MARGIN = 16  # px kept away from the borders, whose padding does not move with t
 
 
 def _photo(size: int, reach: int) -> torch.Tensor:
-    """The astronaut, scaled so that a `size` + `reach` px wide crop of its centre fits: (1, 3, size, size + reach)."""
+    """The astronaut scaled to `size` + `reach` px square, its top `size` rows: (1, 3, size, size + reach), so
+    that every shift up to `reach` px leaves a `size` px square to stylise."""
     from skimage import data
 
     photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float().div(255).unsqueeze(0)
