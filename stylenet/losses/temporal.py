@@ -78,8 +78,6 @@ def _blobs(
     field = F.interpolate(field, size=(height, width), mode="bicubic", align_corners=True)
     threshold = field.flatten(1).quantile(1 - _OBJECT_SHARE, dim=1).view(batch, 1, 1, 1)
     objects = (field > threshold).float()
-    if seam == 0:
-        return objects, torch.ones_like(objects)
     grown = F.max_pool2d(objects, 2 * seam + 1, stride=1, padding=seam)
     shrunk = -F.max_pool2d(-objects, 2 * seam + 1, stride=1, padding=seam)
     return objects, 1 - (grown - shrunk)
@@ -105,8 +103,7 @@ def random_object_flow(
     device = generator.device if generator is not None else device
     if still:
         objects, compared = _blobs(batch, height, width, generator, device, seam)
-        reach = max(int(magnitude), 1)
-        shift = torch.randint(-reach, reach + 1, (batch, 2, 1, 1), generator=generator, device=device).float()
+        shift = random_shift_flow(batch, 1, 1, max(magnitude, 1.0), generator, device)  # (B, 2, 1, 1)
         return objects * shift, compared
     background = random_smooth_flow(batch, height, width, magnitude, generator, device)
     objects, compared = _blobs(batch, height, width, generator, device, seam)
