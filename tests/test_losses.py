@@ -1,9 +1,18 @@
+import json
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from stylenet.losses.gram import gram_matrix
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss, total_variation
 from stylenet.losses.vgg import VGG19Features
+from stylenet.styles import load_style_image
+
+REPO = Path(__file__).resolve().parents[1]
+LOSS_CONFIG = OmegaConf.load(REPO / "configs" / "loss" / "perceptual.yaml")
 
 
 def test_gram_matrix_values_shape_and_normalisation() -> None:
@@ -119,3 +128,39 @@ def test_a_few_hundred_steps_on_one_photo_lower_the_style_loss() -> None:
         style_losses.append(terms.style.item())
     first, last = sum(style_losses[:10]) / 10, sum(style_losses[-10:]) / 10
     assert last < 0.3 * first, (first, last)
+
+
+def test_gram_trace_reports_the_trace_of_the_loss_target_and_ranks_errors_by_it(monkeypatch, capsys, tmp_path) -> None:
+    # docs/video.md's Gram-trace table comes from this script; its trace must be the loss's own target.
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import gram_trace
+
+    assert gram_trace.spearman([1.0, 2.0, 3.0, 4.0], [0.1, 0.5, 0.7, 2.0]) == 1.0
+    assert gram_trace.spearman([1.0, 2.0, 3.0, 4.0], [2.0, 0.7, 0.5, 0.1]) == -1.0
+    assert gram_trace.spearman([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == 0.5
+
+    report = tmp_path / "video_report.json"
+    report.write_text(json.dumps({"clips": [{"clip": "a.avi", "warping_error": {"model/starry": 0.00123}}]}))
+    monkeypatch.setattr(sys, "argv", ["gram_trace.py", "starry", "--video-report", str(report)])
+    gram_trace.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split("|")[1:-1] == [
+        " style ",
+        " relu1_1 ",
+        " relu2_1 ",
+        " relu3_1 ",
+        " relu4_1 ",
+        " relu5_1 ",
+        " sum ",
+        " a.avi warping error ",
+    ]
+    cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert cells[0] == "starry" and cells[-1] == "0.00123"
+    assert len(lines) == 3  # one style: no rank correlation
+
+    loss = build_perceptual_loss(
+        load_style_image("starry_night.jpg", 512), "caffe", ["relu2_2"], list(LOSS_CONFIG.style_layers), 1, 1, 0
+    )
+    expected = [float(torch.diagonal(loss.style_target(layer)[0]).sum()) for layer in loss.style_layers]
+    assert [float(cell) for cell in cells[1:6]] == pytest.approx(expected, rel=1e-3, abs=1)
+    assert float(cells[6]) == pytest.approx(sum(expected), rel=1e-3)
