@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from stylenet.errors import StylenetError
 from stylenet.losses.gram import gram_matrix
 from stylenet.losses.vgg import VGG19Features
 from stylenet.styles import load_style_image
@@ -39,6 +40,7 @@ def traces(style: str, layers: list[str], vgg: VGG19Features) -> list[float]:
 
 
 def ranks(values: list[float]) -> list[float]:
+    """Each value's place from the smallest (0) up."""
     order = sorted(range(len(values)), key=values.__getitem__)
     out = [0.0] * len(values)
     for rank, index in enumerate(order):
@@ -59,12 +61,24 @@ def main() -> None:
     parser.add_argument("--video-report", type=Path)
     parser.add_argument("--which", default="model", choices=["model", "baseline"])
     args = parser.parse_args()
-    styles = args.styles or sorted(p.stem for p in (CONFIGS / "style").glob("*.yaml") if p.stem != "custom")
+    configured = sorted(p.stem for p in (CONFIGS / "style").glob("*.yaml") if p.stem != "custom")
+    unknown = [style for style in args.styles if style not in configured]
+    if unknown:
+        parser.error(f"no style config named {', '.join(unknown)}; configured: {', '.join(configured)}")
+    styles = args.styles or configured
+    # Checked before the network runs: every style must be in the report, for the model asked for.
+    clips = json.loads(args.video_report.read_text())["clips"] if args.video_report else []
+    for clip in clips:
+        missing = [style for style in styles if f"{args.which}/{style}" not in clip["warping_error"]]
+        if missing:
+            parser.error(f"{args.video_report} has no {args.which} errors for {', '.join(missing)} on {clip['clip']}")
     layers = list(OmegaConf.load(CONFIGS / "loss" / "perceptual.yaml").style_layers)
     vgg = VGG19Features(layers)
-    found = {style: traces(style, layers, vgg) for style in styles}
+    try:
+        found = {style: traces(style, layers, vgg) for style in styles}
+    except StylenetError as error:  # a painting not found or unreadable: its one line
+        parser.exit(2, f"error: {error}\n")
     per_style = dict(sorted(found.items(), key=lambda item: -sum(item[1])))  # the largest trace first
-    clips = json.loads(args.video_report.read_text())["clips"] if args.video_report else []
     header = ["style", *layers, "sum", *(f"{clip['clip']} warping error" for clip in clips)]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

@@ -158,6 +158,15 @@ def test_gram_trace_reports_the_trace_of_the_loss_target_and_ranks_errors_by_it(
     assert cells[0] == "starry" and cells[-1] == "0.00123"
     assert len(lines) == 3  # one style: no rank correlation
 
+    for argv, message in (
+        (["nosuch"], "no style config named nosuch; configured: composition_vii, scream, starry, udnie, wave"),
+        (["starry", "--video-report", str(report), "--which", "baseline"], "has no baseline errors for starry"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["gram_trace.py", *argv])
+        with pytest.raises(SystemExit):
+            gram_trace.main()
+        assert message in capsys.readouterr().err
+
     loss = build_perceptual_loss(
         load_style_image("starry_night.jpg", 512), "caffe", ["relu2_2"], list(LOSS_CONFIG.style_layers), 1, 1, 0
     )
