@@ -112,9 +112,9 @@ def random_object_flow(
 
 
 def _whole_frame(motion: Callable[..., torch.Tensor]) -> Callable[..., tuple[torch.Tensor, None]]:
-    """A motion with nothing to hide: every pixel of its pair is compared (no mask)."""
+    """A motion with nothing to hide: every pixel of its pair is compared (no mask, so no seam either)."""
 
-    def flow_and_no_mask(*args: Any) -> tuple[torch.Tensor, None]:
+    def flow_and_no_mask(*args: Any, seam: int = SEAM) -> tuple[torch.Tensor, None]:
         return motion(*args), None
 
     return flow_and_no_mask
@@ -174,8 +174,7 @@ class TemporalPair:
             raise ValueError(f"the motion must be one of {', '.join(MOTIONS)}, not {motion!r}")
         self.flow = float(flow)
         self.noise = float(noise)
-        # The blob motions leave their outlines out of the comparison; the others compare every pixel.
-        self.motion = partial(MOTIONS[motion], seam=seam) if motion in ("objects", "still") else MOTIONS[motion]
+        self.motion = partial(MOTIONS[motion], seam=seam)  # only the blob motions have outlines to leave out
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
