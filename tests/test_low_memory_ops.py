@@ -59,6 +59,29 @@ def test_padded_conv_equals_padding_then_convolving(dtype, layout, kernel, strid
     torch.testing.assert_close(out, expected, **tolerance)
 
 
+
+@pytest.mark.parametrize("size", [(16, 16), (17, 23), (6, 40)])
+def test_no_strided_border_strip_is_a_single_column_or_row(monkeypatch, size) -> None:
+    # oneDNN's AMX kernels for bf16 return garbage for a strided convolution one output column
+    # wide; this checks the workaround on every CPU, the test above shows the bug only on AMX.
+    shapes = []
+    conv2d = F.conv2d
+
+    def recording(x, weight, bias=None, stride=1, *args, **kwargs):
+        out = conv2d(x, weight, bias, stride, *args, **kwargs)
+        shapes.append((stride, tuple(out.shape[-2:])))
+        return out
+
+    monkeypatch.setattr(low_memory_ops.F, "conv2d", recording)
+    x, weight = torch.randn(1, 5, *size), torch.randn(7, 5, 3, 3)
+    with torch.inference_mode():
+        out = low_memory_ops.padded_conv(x, weight, None, 2, 1, "reflect")
+    monkeypatch.undo()
+    torch.testing.assert_close(out, F.conv2d(F.pad(x, (1,) * 4, mode="reflect"), weight, None, 2))
+    strips = shapes[1:]  # the first call is the whole image's; odd sizes have far borders too
+    assert len(strips) == (2 if size[0] % 2 == 0 else 3) + (size[1] % 2)
+    assert all(min(shape) >= 2 for stride, shape in strips if stride > 1)
+
 @pytest.mark.parametrize(("dtype", "layout"), CASES)
 @pytest.mark.parametrize("strip_bytes", [1, 5000, 1 << 30])  # one row a strip, a few rows, the whole image
 def test_upsample_by_strips_equals_the_whole_image_form_bit_for_bit(monkeypatch, dtype, layout, strip_bytes) -> None:

@@ -79,12 +79,16 @@ def padded_conv(
     def border(strip: Tensor, padding: tuple[int, int, int, int]) -> Tensor:
         return F.conv2d(F.pad(strip, padding, mode=mode), weight, bias, stride)
 
-    out[..., :top, :] = border(x[..., :edge_rows, :], (pad, pad, pad, 0))
-    out[..., :, :left] = border(x[..., :edge_cols], (pad, 0, pad, pad))
+    # Each strip reaches one window further into the image than its border needs, and that
+    # output is dropped: oneDNN's AMX kernels for bf16 (PyTorch 2.14) return garbage, NaN
+    # included, for a strided convolution whose output is a single column, which the left
+    # border of a stride-2 layer would otherwise be.
+    out[..., :top, :] = border(x[..., : edge_rows + stride, :], (pad, pad, pad, 0))[..., :top, :]
+    out[..., :, :left] = border(x[..., : edge_cols + stride], (pad, 0, pad, pad))[..., :left]
     if bottom < out.shape[-2]:  # with a stride, the last window may end inside the image
-        out[..., bottom:, :] = border(x[..., first_row:, :], (pad, pad, 0, pad))
+        out[..., bottom:, :] = border(x[..., first_row - stride :, :], (pad, pad, 0, pad))[..., 1:, :]
     if right < out.shape[-1]:
-        out[..., :, right:] = border(x[..., first_col:], (0, pad, pad, pad))
+        out[..., :, right:] = border(x[..., first_col - stride :], (0, pad, pad, pad))[..., 1:]
     return out
 
 
