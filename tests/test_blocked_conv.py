@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,8 +24,9 @@ CASES = [
 @pytest.mark.parametrize("block", [2, 4])
 def test_blocked_conv_equals_the_plain_convolution(dtype, layout, size, padding, block) -> None:
     torch.manual_seed(0)
-    x = torch.randn(2, 8, *size).to(dtype).contiguous(memory_format=layout)
-    weight, bias = torch.randn(3, 8, 9, 9).to(dtype), torch.randn(3).to(dtype)
+    # 32 input channels, as the default network's output layer (narrower inputs are not blocked)
+    x = torch.randn(2, 32, *size).to(dtype).contiguous(memory_format=layout)
+    weight, bias = torch.randn(3, 32, 9, 9).to(dtype) / 16, torch.randn(3).to(dtype)
     expected = F.conv2d(x, weight, bias, padding=padding)
     out = blocked_conv.blocked_conv(x, weight, bias, padding, block)
     assert out.shape == expected.shape and out.is_contiguous(memory_format=layout)
@@ -72,3 +75,23 @@ def test_the_network_s_output_layer_runs_by_blocks_with_the_fast_layers(monkeypa
         out = network.use_fast_ops()(x)
     assert calls == [torch.Size([3, 32, 9, 9])]  # the last layer only: every other one has 32+ outputs
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_only_output_layers_with_a_multiple_of_32_inputs_are_blocked() -> None:
+    # oneDNN's AMX bf16 kernels get the blocked convolution wrong with 8 to 24 input channels
+    assert blocked_conv.applies(32, 3, 1) and blocked_conv.applies(64, 3, 1)
+    assert not any(blocked_conv.applies(c, 3, 1) for c in (8, 16, 24, 48))
+    assert not blocked_conv.applies(32, 16, 1) and not blocked_conv.applies(32, 3, 2)
+
+
+@pytest.mark.parametrize("width", [0.25, 0.5, 0.75])
+def test_narrower_networks_give_their_plain_output_in_bf16(width) -> None:
+    torch.manual_seed(0)
+    network = TransformerNet(width=width).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        expected = network(x)
+        fast = copy.deepcopy(network).to(torch.bfloat16, memory_format=torch.channels_last).use_fast_ops()
+        out = fast(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
+    snr_db = 10 * torch.log10(expected.var() / (out - expected).pow(2).mean())
+    assert snr_db > 15, f"bf16 fast layers at width {width}: {snr_db:.1f} dB from the plain network"

@@ -59,7 +59,6 @@ def test_padded_conv_equals_padding_then_convolving(dtype, layout, kernel, strid
     torch.testing.assert_close(out, expected, **tolerance)
 
 
-
 @pytest.mark.parametrize("size", [(16, 16), (17, 23), (6, 40)])
 def test_no_strided_border_strip_is_a_single_column_or_row(monkeypatch, size) -> None:
     # oneDNN's AMX kernels for bf16 return garbage for a strided convolution one output column
@@ -81,6 +80,7 @@ def test_no_strided_border_strip_is_a_single_column_or_row(monkeypatch, size) ->
     strips = shapes[1:]  # the first call is the whole image's; odd sizes have far borders too
     assert len(strips) == (2 if size[0] % 2 == 0 else 3) + (size[1] % 2)
     assert all(min(shape) >= 2 for stride, shape in strips if stride > 1)
+
 
 @pytest.mark.parametrize(("dtype", "layout"), CASES)
 @pytest.mark.parametrize("strip_bytes", [1, 5000, 1 << 30])  # one row a strip, a few rows, the whole image

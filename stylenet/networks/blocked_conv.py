@@ -22,6 +22,16 @@ from stylenet.networks.fast_ops import layout_of
 # Output channels below which blocking pays: oneDNN's bf16 and fp32 kernels fill 16 lanes.
 FEW_CHANNELS = 16
 BLOCK = 4
+# Input channels that blocking needs a multiple of. oneDNN's AMX kernels for bf16 (PyTorch 2.14)
+# return garbage for this stride-4 convolution at most sizes with 8, 16 or 24 input channels (the
+# output layer of networks narrower than the default), and right values at every size tried with
+# 32, 48 and 64 (docs/performance.md, On an Intel Xeon with AMX).
+CHANNEL_MULTIPLE = 32
+
+
+def applies(in_channels: int, out_channels: int, stride: int) -> bool:
+    """Whether a convolution is computed by output blocks: few output channels, stride 1, safe inputs."""
+    return out_channels < FEW_CHANNELS and stride == 1 and in_channels % CHANNEL_MULTIPLE == 0
 
 
 def block_weight(weight: Tensor, block: int) -> Tensor:

@@ -126,7 +126,7 @@ class ConvLayer(nn.Sequential):
         if not pad.fast or x.dim() != 4:
             return conv(pad(x))
         # The output layer's three channels by blocks; in eager inference, no padded copy of a large x.
-        blocked = conv.out_channels < blocked_conv.FEW_CHANNELS and conv.stride[0] == 1
+        blocked = blocked_conv.applies(conv.in_channels, conv.out_channels, conv.stride[0])
         if low_memory_ops.is_large(x):
             return low_memory_ops.padded_conv(
                 x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked
