@@ -83,6 +83,9 @@ def test_benchmark_writes_json_and_markdown(
         assert row["percent_of_peak"] == pytest.approx(
             100 * row["effective_gflops"] / peak[f"conv3x3_{row['precision']}_gflops"]
         )
+        # and of the same convolution timed between the row's own calls
+        assert row["beside_peak_gflops"] > 0
+        assert row["percent_of_beside_peak"] == pytest.approx(100 * row["effective_gflops"] / row["beside_peak_gflops"])
     steps = {row["backend"]: row for row in result["training"]}
     assert steps["project-fp32"]["precision"] == "fp32" and set(result["flops"]["training_step"]) == {
         "reference-fp32",
@@ -90,8 +93,9 @@ def test_benchmark_writes_json_and_markdown(
     }
     if "project-bf16" in steps:
         assert steps["project-bf16"]["precision"] == steps["project-fast"]["precision"] == "bf16"
-    assert "| images/s | vs ref | GFLOPS | % of peak | peak RSS (MB) |" in text
+    assert "| images/s | vs ref | GFLOPS | % of peak | % of peak beside | peak RSS (MB) |" in text
     assert f"{steps['project-fp32']['percent_of_peak']:.1f}%" in text
+    assert f"{steps['project-fp32']['percent_of_beside_peak']:.1f}%" in text
 
 
 def test_memory_reuse_needs_a_process_per_measurement(capsys: pytest.CaptureFixture) -> None:

@@ -103,12 +103,18 @@ def test_rows_report_effective_gflops_against_the_peak_of_their_precision() -> N
         )
     assert rows["fast-bf16"]["precision"] == "bf16" and rows["eager-fp32"]["precision"] == "fp32"
     assert ("percent_of_peak" in rows["fast-bf16"]) == cpu_has_native_bf16()  # no bf16 peak where bf16 is emulated
+    # the beside-peak only in precisions whose peak the run measures: never an emulated one
+    assert ("beside_peak_gflops" in rows["fast-bf16"]) == cpu_has_native_bf16()
+    assert rows["eager-fp32"]["percent_of_beside_peak"] == pytest.approx(
+        100 * rows["eager-fp32"]["effective_gflops"] / rows["eager-fp32"]["beside_peak_gflops"]
+    )
     printed = format_report(result)
     assert "GFLOPS" in printed and "% peak" in printed and "peak: conv3x3 fp32" in printed
     assert f"{rows['eager-fp32']['percent_of_peak']:.1f}%" in printed
     assert "3x3-convolution peak in the row's precision" in printed  # the definition, in a note
     markdown = format_markdown(result)
-    assert "| backend | memory reuse | 32x24 ms/frame | 32x24 vs ref | 32x24 % of peak | GFLOPS at 32x24 |" in markdown
+    header = "| 32x24 ms/frame | 32x24 vs ref | 32x24 % of peak | 32x24 % of peak beside | GFLOPS at 32x24 |"
+    assert header in markdown
     assert "| peak (this machine, this run) | fp32 GFLOPS |" in markdown and "| 3x3 convolution |" in markdown
     assert "network as defined" in markdown
     json.dumps(result)

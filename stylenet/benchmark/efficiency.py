@@ -40,6 +40,8 @@ def with_efficiency(row: dict[str, Any], flops: int, precision: str, peak: dict[
     row["effective_gflops"] = flops / (ms / 1000) / 1e9
     if peak.get(f"conv3x3_{precision}_gflops"):
         row["percent_of_peak"] = 100 * row["effective_gflops"] / peak[f"conv3x3_{precision}_gflops"]
+    if row.get("beside_peak_gflops"):  # the same convolution timed between the row's own calls
+        row["percent_of_beside_peak"] = 100 * row["effective_gflops"] / row["beside_peak_gflops"]
     return row
 
 
@@ -79,5 +81,7 @@ def add_efficiency(result: dict[str, Any], weights_config: dict[str, Any], styli
         "compile-*, cudagraph-*, training steps with channels-last or compile) do less arithmetic (sub-pixel "
         "upsampling) and so read higher. % of peak: of this machine's 3x3-convolution peak in "
         "the row's precision, measured in this run: fp32 rows against conv3x3 fp32, bf16 rows (inference and "
-        "training) against conv3x3 bf16, fp16 rows against conv3x3 fp16"
+        "training) against conv3x3 bf16, fp16 rows against conv3x3 fp16. % of peak beside: against the same "
+        "convolution timed after each of the row's own timed calls, in its process (median rate): the peak of the "
+        "minutes the row ran in, where the machine's rate moves (shared cores)"
     )

@@ -20,7 +20,8 @@ from stylenet.benchmark.backends import inference_runner
 from stylenet.benchmark.isolate import reset_peak_rss, rss_mb
 from stylenet.benchmark.machine import device as pick_device
 from stylenet.benchmark.machine import sync
-from stylenet.benchmark.peak import PeakShapes, default_shapes, measure_peak, peak_precisions
+from stylenet.benchmark.peak import WARMUP as PEAK_WARMUP
+from stylenet.benchmark.peak import PeakShapes, default_shapes, measure_peak, peak_conv, peak_precisions
 from stylenet.benchmark.training import train_step
 
 WARMUP = 2  # calls before timing: the first pays allocation, oneDNN kernel choice, compilation
@@ -35,6 +36,32 @@ def _timed_ms(run: Callable[[], Any], repeats: int, device: Any) -> list[float]:
         sync(device)
         times.append((time.perf_counter() - start) * 1000)
     return times
+
+
+def _timed_beside_peak(
+    run: Callable[[], Any], repeats: int, device: Any, spec: dict[str, Any]
+) -> tuple[list[float], dict[str, float]]:
+    """`_timed_ms`, with the peak's convolution in `spec["beside_peak"]`'s precision timed after each call.
+
+    Where other tenants share the cores' matrix units their rate moves from minute to minute
+    (docs/performance.md), so a peak measured once per run can be far from the rate the row met;
+    the convolution timed between the row's own calls met the same minutes. Returns the times and
+    {"beside_peak_gflops": median rate}, or no figure where the spec asks for none.
+    """
+    import torch
+
+    if not spec.get("beside_peak"):
+        return _timed_ms(run, repeats, device), {}
+    shapes = PeakShapes(**spec["shapes"]) if spec.get("shapes") else default_shapes(device.type)
+    conv, flops = peak_conv(device, shapes, spec["beside_peak"])
+    with torch.inference_mode():
+        _timed_ms(conv, PEAK_WARMUP, device)
+    times, rates = [], []
+    for _ in range(repeats):
+        times += _timed_ms(run, 1, device)
+        with torch.inference_mode():
+            rates.append(flops / (_timed_ms(conv, 1, device)[0] / 1000) / 1e9)
+    return times, {"beside_peak_gflops": statistics.median(rates)}
 
 
 def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +81,7 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
         for _ in range(WARMUP - 1):
             run()
         sync(device)
-        times = _timed_ms(run, spec["repeats"], device)
+        times, beside = _timed_beside_peak(run, spec["repeats"], device, spec)
     median = statistics.median(times)
     return {
         "ms_per_frame": median,
@@ -62,6 +89,7 @@ def _measure_inference(spec: dict[str, Any]) -> dict[str, Any]:
         "frames_per_s": 1000 / median,
         "first_call_ms": first_call_ms,
         "baseline_rss_mb": baseline,
+        **beside,
     }
 
 
@@ -115,12 +143,14 @@ def _measure_training(spec: dict[str, Any]) -> dict[str, Any]:
     first_step_ms = (time.perf_counter() - start) * 1000
     step()
     sync(device)
-    median = statistics.median(_timed_ms(step, spec["steps"], device))
+    times, beside = _timed_beside_peak(step, spec["steps"], device, spec)
+    median = statistics.median(times)
     return {
         "ms_per_step": median,
         "images_per_s": spec["batch"] * 1000 / median,
         "first_step_ms": first_step_ms,
         "baseline_rss_mb": baseline,
+        **beside,
     }
 
 

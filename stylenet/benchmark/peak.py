@@ -12,12 +12,19 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from stylenet.benchmark.machine import sync
 
 WARMUP = 2  # the first calls pay allocation and the kernel library's choice of algorithm
+
+
+def _dtypes() -> dict[str, Any]:
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -65,24 +72,34 @@ def _median_s(run: Any, repeats: int, device: Any) -> float:
     return statistics.median(times)
 
 
-def measure_peak(device: Any, shapes: PeakShapes, precisions: list[str]) -> dict[str, float]:
-    """{"conv3x3_<precision>_gflops": ..., "matmul_<precision>_gflops": ...} on `device`, 2 x multiply-adds / s."""
+def peak_conv(device: Any, shapes: PeakShapes, precision: str) -> tuple[Callable[[], Any], int]:
+    """The peak's 3x3 convolution in `precision` as a call (run it under inference mode), and its FLOPs."""
     import torch
     import torch.nn.functional as F
 
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    n, c, s, m = shapes.conv_batch, shapes.conv_channels, shapes.conv_size, shapes.matmul_size
+    dtype = _dtypes()[precision]
+    n, c, s = shapes.conv_batch, shapes.conv_channels, shapes.conv_size
     generator = torch.Generator().manual_seed(0)
+    # Channels-last: oneDNN's native layout for bf16 (NCHW is reordered on every call) and
+    # the layout of the fast paths; cuDNN's tensor-core kernels prefer it too.
+    x = torch.randn(n, c, s, s, generator=generator).to(device, dtype, memory_format=torch.channels_last)
+    w = torch.randn(c, c, 3, 3, generator=generator).div(c * 3).to(device, dtype, memory_format=torch.channels_last)
+    return functools.partial(F.conv2d, x, w, padding=1), 2 * n * c * c * 9 * s * s
+
+
+def measure_peak(device: Any, shapes: PeakShapes, precisions: list[str]) -> dict[str, float]:
+    """{"conv3x3_<precision>_gflops": ..., "matmul_<precision>_gflops": ...} on `device`, 2 x multiply-adds / s."""
+    import torch
+
+    m = shapes.matmul_size
+    generator = torch.Generator().manual_seed(1)
     peak = {}
     for precision in precisions:
-        dtype = dtypes[precision]
-        # Channels-last: oneDNN's native layout for bf16 (NCHW is reordered on every call) and
-        # the layout of the fast paths; cuDNN's tensor-core kernels prefer it too.
-        x = torch.randn(n, c, s, s, generator=generator).to(device, dtype, memory_format=torch.channels_last)
-        w = torch.randn(c, c, 3, 3, generator=generator).div(c * 3).to(device, dtype, memory_format=torch.channels_last)
+        dtype = _dtypes()[precision]
+        conv, flops = peak_conv(device, shapes, precision)
         with torch.inference_mode():
-            seconds = _median_s(functools.partial(F.conv2d, x, w, padding=1), shapes.repeats, device)
-        peak[f"conv3x3_{precision}_gflops"] = 2 * n * c * c * 9 * s * s / seconds / 1e9
+            seconds = _median_s(conv, shapes.repeats, device)
+        peak[f"conv3x3_{precision}_gflops"] = flops / seconds / 1e9
         a, b = (torch.randn(m, m, generator=generator).div(m**0.5).to(device, dtype) for _ in range(2))
         out = torch.empty(m, m, device=device, dtype=dtype)  # preallocated: the allocator stays out of the timing
         with torch.inference_mode():

@@ -63,7 +63,9 @@ def _efficiency_cells(row: dict[str, Any] | None, efficiency: bool) -> str:
     if not efficiency:
         return ""
     gflops, percent = (row or {}).get("effective_gflops"), (row or {}).get("percent_of_peak")
-    return f"{(f'{gflops:.1f}' if gflops else '-'):>9}{(f'{percent:.1f}%' if percent else '-'):>8}"
+    beside = (row or {}).get("percent_of_beside_peak")
+    cells = f"{(f'{gflops:.1f}' if gflops else '-'):>9}{(f'{percent:.1f}%' if percent else '-'):>8}"
+    return cells + f"{(f'{beside:.1f}%' if beside else '-'):>9}"
 
 
 def _table_row(
@@ -86,7 +88,7 @@ def format_report(result: dict[str, Any]) -> str:
     """A readable text table of `result`."""
     gpu = "peak GPU MB" if result["machine"]["gpu"] else ""
     efficiency = "peak" in result
-    flops = f"{'GFLOPS':>9}{'% peak':>8}" if efficiency else ""
+    flops = f"{'GFLOPS':>9}{'% peak':>8}{'% beside':>9}" if efficiency else ""
     lines = [*_machine_lines(result)]
     if efficiency:
         lines.append(f"peak: {format_peak(result['peak']) or 'not measured'}")
@@ -151,7 +153,7 @@ def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
     for row in result["inference"]:
         rows.setdefault((row["backend"], row.get("memory_reuse", "-")), {})[row["size"]] = row
     efficiency = "peak" in result
-    per_size = ("ms/frame", "vs ref", "% of peak") if efficiency else ("ms/frame", "vs ref")
+    per_size = ("ms/frame", "vs ref", "% of peak", "% of peak beside") if efficiency else ("ms/frame", "vs ref")
     header = ["backend", "memory reuse"] + [f"{s} {h}" for s in sizes for h in per_size]
     header += [f"GFLOPS at {largest}"] if efficiency else []
     header += [f"peak RSS at {largest} (MB)", f"PSNR at {largest} (dB)"]
@@ -165,20 +167,24 @@ def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
         cells = [backend, reuse]
         for size in sizes:
             cells += [_cell(by_size.get(size), "ms_per_frame"), _cell(by_size.get(size), "ratio_vs_reference", 2, "x")]
-            cells += [_cell(by_size.get(size), "percent_of_peak", 1, "%")] if efficiency else []
+            if efficiency:
+                percents = ("percent_of_peak", "percent_of_beside_peak")
+                cells += [_cell(by_size.get(size), key, 1, "%") for key in percents]
         cells += [_cell(by_size.get(largest), "effective_gflops", 1)] if efficiency else []
         cells += [_cell(by_size.get(largest), "peak_rss_mb"), _cell(by_size.get(largest), "psnr_vs_eager_fp32_db", 1)]
         lines.append("| " + " | ".join(cells) + " |")
     if result["training"]:
         s = result["settings"]
         header = [f"training step, {s['train_size']} px, batch {s['train_batch']}", "memory reuse", "ms/step"]
-        header += ["images/s", "vs ref", *(["GFLOPS", "% of peak"] if efficiency else []), "peak RSS (MB)"]
+        header += ["images/s", "vs ref", *(["GFLOPS", "% of peak", "% of peak beside"] if efficiency else [])]
+        header.append("peak RSS (MB)")
         lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in result["training"]:
             cells = [row["backend"], row.get("memory_reuse", "-"), _cell(row, "ms_per_step")]
             cells += [_cell(row, "images_per_s", 2), _cell(row, "ratio_vs_reference", 2, "x")]
             if efficiency:
                 cells += [_cell(row, "effective_gflops", 1), _cell(row, "percent_of_peak", 1, "%")]
+                cells.append(_cell(row, "percent_of_beside_peak", 1, "%"))
             cells.append(_cell(row, "peak_rss_mb"))
             lines.append("| " + " | ".join(cells) + " |")
     styles = _style_rows(result)

@@ -10,11 +10,11 @@ from typing import Any
 
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import EXPORTED, REFERENCE, expand_backends
-from stylenet.benchmark.efficiency import add_efficiency
+from stylenet.benchmark.efficiency import add_efficiency, inference_precision, training_precision
 from stylenet.benchmark.isolate import CHILD_TIMEOUT_S, measure_in_subprocess
 from stylenet.benchmark.machine import device, machine_info
 from stylenet.benchmark.measure import WARMUP, measure
-from stylenet.benchmark.peak import PeakShapes, default_shapes, format_peak, peak_note
+from stylenet.benchmark.peak import PeakShapes, default_shapes, format_peak, peak_note, peak_precisions
 from stylenet.benchmark.styles import SINGLE, prepare_style_models, single_style, with_single_style_ratio
 from stylenet.benchmark.training import REFERENCE as TRAIN_REFERENCE
 from stylenet.benchmark.training import training_variants
@@ -141,6 +141,22 @@ def _with_ratio(row: dict[str, Any], reference: dict[str, Any], key: str, faster
     return row
 
 
+def _beside_peak(spec: dict[str, Any], precisions: list[str], shapes: PeakShapes | None) -> dict[str, Any]:
+    """What asks a row's measurement to time the peak's convolution between its calls, in the row's
+    precision (`stylenet.benchmark.measure`): nothing where the run measures no peak in that precision."""
+    from stylenet.hardware import native_precision
+
+    if spec["kind"] == "inference":
+        precision = inference_precision(spec["variant"], native_precision(device().type))
+    elif spec["kind"] == "training":
+        precision = training_precision(spec["variant"])
+    else:
+        return {}
+    if precision not in precisions:
+        return {}
+    return {"beside_peak": precision, "shapes": shapes.to_dict() if shapes else None}
+
+
 def run_benchmark(
     sizes: list[Size],
     backends: list[str],
@@ -213,7 +229,10 @@ def run_benchmark(
     with tempfile.TemporaryDirectory(prefix="stylenet-benchmark-") as tmp:
         workdir = Path(tmp)
 
+        measured_precisions = peak_precisions(device().type, cpu_has_native_bf16()) if peak else []
+
         def measure_fn(spec: dict[str, Any]) -> dict[str, Any]:
+            spec = {**spec, **_beside_peak(spec, measured_precisions, peak_shapes)}
             row = measure_in_subprocess(spec, workdir, child_timeout_s) if isolate else measure(spec, reset_peak=True)
             # One progress line per measurement: a long run shows where it is, and a run cut short
             # still leaves its figures in the log.
