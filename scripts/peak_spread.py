@@ -16,31 +16,25 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from stylenet.benchmark.peak import CPU_SHAPES, WARMUP
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+from stylenet.benchmark.peak import CPU_SHAPES, WARMUP, peak_conv
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--precision", choices=sorted(DTYPES), default="bf16")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     args = parser.parse_args()
+    conv, flops = peak_conv(torch.device("cpu"), CPU_SHAPES, args.precision)
     c, s = CPU_SHAPES.conv_channels, CPU_SHAPES.conv_size
-    dtype = DTYPES[args.precision]
-    x = torch.randn(CPU_SHAPES.conv_batch, c, s, s).to(dtype).contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(c, c, 3, 3).to(dtype).contiguous(memory_format=torch.channels_last)
-    flops = 2 * CPU_SHAPES.conv_batch * c * c * 9 * s * s
     rates = []
     with torch.inference_mode():
         for _ in range(WARMUP):
-            F.conv2d(x, weight, padding=1)
+            conv()
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
             start = time.perf_counter()
-            F.conv2d(x, weight, padding=1)
+            conv()
             rates.append(flops / (time.perf_counter() - start) / 1e9)
     deciles = ", ".join(f"{q:.0f}" for q in statistics.quantiles(rates, n=10))
     print(f"{args.precision} 3x3 convolution, {c}x{s}x{s}, {len(rates)} calls in {args.seconds:.0f} s (GFLOPS):")
