@@ -188,6 +188,36 @@ def test_instance_norm_operators_pass_torch_library_checks():
     torch.library.opcheck(torch.ops.stylenet.instance_norm.default, (x, weight, bias, 1e-5))
 
 
+def test_relu_operators_pass_torch_library_checks():
+    x = torch.randn(2, 3, 5, 5).contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(torch.ops.stylenet.relu.default, (x,))
+    output = torch.relu(x)
+    torch.library.opcheck(torch.ops.stylenet.relu_backward.default, (torch.randn(2, 3, 5, 5), output))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_operator_matches_and_differentiates(layout):
+    x = torch.randn(2, 4, 6, 7, dtype=torch.float64).contiguous(memory_format=layout)
+    x = torch.where(x.abs() < 1e-3, 0.5, x).requires_grad_(True)  # no input near the kink
+    out = fast_ops._relu(x)
+    torch.testing.assert_close(out, torch.relu(x), rtol=0, atol=0)
+    assert out.is_contiguous(memory_format=layout)
+    assert torch.autograd.gradcheck(fast_ops._relu, (x,))
+
+
+def test_relu_takes_the_operator_only_in_compiled_training_on_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fast_ops, "_relu", lambda x: calls.append(x) or torch.relu(x))
+    x = torch.randn(1, 2, 3, 3)
+    fast_ops.relu(x)  # eager: the plain ReLU
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    with torch.no_grad():  # compiled inference: the plain ReLU, which Inductor fuses
+        fast_ops.relu(x)
+    assert calls == []
+    fast_ops.relu(x)
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_network_gives_the_same_output_and_gradients_with_fast_ops(layout):
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ with AMX, bf16, channels-last.
   convolution's 9 multiply-adds per input channel (the upsampled rows and columns repeat).
 - `reflection_pad` and `max_pool2x2`: forms whose backward passes Inductor compiles into plain
   vectorised loops (training).
+- `relu`: in compiled training on CPUs, a ReLU whose backward reads its output, not a bool mask.
 """
 
 from __future__ import annotations
@@ -97,6 +98,54 @@ def _backward(ctx, grad: Tensor, _grad_mean, _grad_invstd):
 
 
 _instance_norm.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("stylenet::relu", mutates_args=())
+def _relu(x: Tensor) -> Tensor:
+    return torch.relu(x)
+
+
+@_relu.register_fake
+def _(x: Tensor) -> Tensor:
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("stylenet::relu_backward", mutates_args=())
+def _relu_backward(grad: Tensor, output: Tensor) -> Tensor:
+    grad = grad.contiguous(memory_format=layout_of(output))  # the result takes the output's layout
+    return torch.ops.aten.threshold_backward(grad, output, 0)
+
+
+@_relu_backward.register_fake
+def _(grad: Tensor, output: Tensor) -> Tensor:
+    return torch.empty_like(output)
+
+
+def _relu_setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(output)
+
+
+def _relu_grad(ctx, grad: Tensor) -> Tensor:
+    (output,) = ctx.saved_tensors
+    return _relu_backward(grad, output)
+
+
+_relu.register_autograd(_relu_grad, setup_context=_relu_setup_context)
+
+
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """`F.relu(x, inplace)`; in compiled training on a CPU, as an operator Inductor does not take apart.
+
+    Taken apart, the ReLU of the transformation network (whose output only the next layer's
+    padding reads) leaves its backward a bool mask `x <= 0`, and Inductor's CPU kernels (torch
+    2.14) store bool vectors slowly: on a 2-core Intel Xeon with AMX, a ReLU of 4x32x256x256 in
+    bf16 took 1.2 ms and the same with its mask 57 ms, and the kernels holding such masks took
+    290 of a 256 px training step's 900 ms (scripts/relu_mask_speed.py, docs/performance.md). As
+    an operator the ReLU keeps its output for the backward instead (one more bf16 tensor, no mask).
+    """
+    if x.device.type == "cpu" and torch.is_grad_enabled() and torch.compiler.is_compiling():
+        return _relu(x)
+    return F.relu(x, inplace=inplace)
 
 
 # Rows per partial sum in `_instance_norm_from_sums`: short enough for a plain loop, long enough to stream.
