@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 
 from stylenet.benchmark.machine import machine_info
+from stylenet.benchmark.report import machine_lines
 from stylenet.benchmark.training import project_train_step_factory
 from stylenet.hardware import keep_freed_memory
 from stylenet.networks import transformer
@@ -70,9 +71,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
-    machine = machine_info()
-    flags = " ".join(f"{flag}={'yes' if on else 'no'}" for flag, on in machine["cpu_flags"].items())
-    print(f"CPU: {machine['cpu_model']}; {machine['os_cpu_count']} cores; {flags}; torch {machine['torch']}")
+    print("\n".join(machine_lines(machine_info())))
     keep_freed_memory()
     relu_alone(args.batch, args.size)
     steps = {

@@ -24,6 +24,7 @@ from photo_cache_speed import STEPS, run_seconds
 
 from stylenet.benchmark.isolate import measure_in_subprocess
 from stylenet.benchmark.machine import machine_info
+from stylenet.benchmark.report import machine_lines
 
 BATCH, SIZE = 4, 256  # the default recipe's (configs/data)
 CACHE_PHOTOS = 1024  # the default data.cache_photos: photos decoded once
@@ -45,9 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.photos.is_dir():
         sys.exit(f"error: {args.photos} is not a folder of photos")
-    machine = machine_info()
-    flags = " ".join(f"{flag}={'yes' if on else 'no'}" for flag, on in machine["cpu_flags"].items())
-    print(f"CPU: {machine['cpu_model']}; {machine['os_cpu_count']} cores; {flags}; torch {machine['torch']}")
+    print("\n".join(machine_lines(machine_info())))
     project, reference = [], []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -21,12 +21,6 @@ from stylenet.benchmark.machine import sync
 WARMUP = 2  # the first calls pay allocation and the kernel library's choice of algorithm
 
 
-def _dtypes() -> dict[str, Any]:
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 @dataclass(frozen=True)
 class PeakShapes:
     """What is timed: a (batch, channels, size, size) 3x3 convolution, channels -> channels, padding 1,
@@ -77,7 +71,9 @@ def peak_conv(device: Any, shapes: PeakShapes, precision: str) -> tuple[Callable
     import torch
     import torch.nn.functional as F
 
-    dtype = _dtypes()[precision]
+    from stylenet.inference.fast import DTYPES
+
+    dtype = DTYPES[precision]
     n, c, s = shapes.conv_batch, shapes.conv_channels, shapes.conv_size
     generator = torch.Generator().manual_seed(0)
     # Channels-last: oneDNN's native layout for bf16 (NCHW is reordered on every call) and
@@ -91,11 +87,13 @@ def measure_peak(device: Any, shapes: PeakShapes, precisions: list[str]) -> dict
     """{"conv3x3_<precision>_gflops": ..., "matmul_<precision>_gflops": ...} on `device`, 2 x multiply-adds / s."""
     import torch
 
+    from stylenet.inference.fast import DTYPES
+
     m = shapes.matmul_size
     generator = torch.Generator().manual_seed(1)
     peak = {}
     for precision in precisions:
-        dtype = _dtypes()[precision]
+        dtype = DTYPES[precision]
         conv, flops = peak_conv(device, shapes, precision)
         with torch.inference_mode():
             seconds = _median_s(conv, shapes.repeats, device)

@@ -8,8 +8,8 @@ from stylenet.benchmark.peak import format_peak
 from stylenet.benchmark.styles import style_variants
 
 
-def _machine_lines(result: dict[str, Any]) -> list[str]:
-    m = result["machine"]
+def machine_lines(m: dict[str, Any]) -> list[str]:
+    """The CPU and GPU of `stylenet.benchmark.machine.machine_info()`, a line each, as every report opens."""
     flags = " ".join(f"{k}={'yes' if v else 'no'}" for k, v in m["cpu_flags"].items())
     return [
         f"CPU: {m['cpu_model']}; {m['os_cpu_count']} cores, torch threads {m['torch_num_threads']}; {flags}",
@@ -89,7 +89,7 @@ def format_report(result: dict[str, Any]) -> str:
     gpu = "peak GPU MB" if result["machine"]["gpu"] else ""
     efficiency = "peak" in result
     flops = f"{'GFLOPS':>9}{'% peak':>8}{'% beside':>9}" if efficiency else ""
-    lines = [*_machine_lines(result)]
+    lines = [*machine_lines(result["machine"])]
     if efficiency:
         lines.append(f"peak: {format_peak(result['peak']) or 'not measured'}")
     lines += [
@@ -157,7 +157,7 @@ def format_markdown(result: dict[str, Any], command: str | None = None) -> str:
     header = ["backend", "memory reuse"] + [f"{s} {h}" for s in sizes for h in per_size]
     header += [f"GFLOPS at {largest}"] if efficiency else []
     header += [f"peak RSS at {largest} (MB)", f"PSNR at {largest} (dB)"]
-    lines = [*(f"{line}  " for line in _machine_lines(result))]
+    lines = [*(f"{line}  " for line in machine_lines(result["machine"]))]
     if command:
         lines += ["", f"Made by `{command}`."]
     if efficiency:
