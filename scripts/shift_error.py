@@ -47,6 +47,7 @@ def shift_error(stylizer, photo: torch.Tensor, shift: int) -> float:
     )
 
 
+@torch.no_grad()  # as a decorator, so that a caller's grad mode is back after main()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+")
@@ -54,7 +55,6 @@ def main() -> None:
     parser.add_argument("--shifts", default="1,2,3,4,8")
     args = parser.parse_args()
     shifts = [int(value) for value in args.shifts.split(",")]
-    torch.set_grad_enabled(False)
     photo = _photo(args.size, max(shifts))
     print("| model | style | " + " | ".join(f"{shift} px" for shift in shifts) + " |")
     print("|---|---|" + "---|" * len(shifts))

@@ -34,6 +34,7 @@ def _near_motion(previous: torch.Tensor, current: torch.Tensor, flow: torch.Tens
     return F.max_pool2d((changed | moving).float(), 2 * reach + 1, stride=1, padding=reach)
 
 
+@torch.no_grad()  # as a decorator, so that a caller's grad mode is back after main()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("clip", type=Path)
@@ -42,7 +43,6 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--reach", type=int, default=24)
     args = parser.parse_args()
-    torch.set_grad_enabled(False)
     frames = [fit_frame(frame, args.size) for frame in read_frames(args.clip, args.frames)]
     inputs = [to_tensor(frame).unsqueeze(0) for frame in frames]
     flow_of = FrameFlow()

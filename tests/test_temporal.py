@@ -285,6 +285,7 @@ def test_a_trained_network_follows_moves_by_its_grid_and_redraws_the_others(monk
         sys, "argv", ["shift_error.py", str(REPO / "tests" / "data" / "quickstart_starry.pt"), "--size", "160"]
     )
     shift_error.main()
+    assert torch.is_grad_enabled(), "the script left gradients off for whatever runs next"
     row = capsys.readouterr().out.strip().splitlines()[-1]
     one, two, three, four, eight = (float(cell) for cell in row.strip("|").split("|")[2:])
     assert min(one, two, three) > 20 * max(four, eight)
