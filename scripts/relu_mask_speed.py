@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from paired_steps import compare_steps
 
 from stylenet.benchmark.machine import machine_info
 from stylenet.benchmark.report import machine_lines
@@ -74,25 +75,10 @@ def main() -> None:
     print("\n".join(machine_lines(machine_info())))
     keep_freed_memory()
     relu_alone(args.batch, args.size)
-    steps = {
-        "ReLU operator": project_train_step_factory(args.batch, args.size, "bf16", "cpu", True, True),
-        "fused ReLU": fused_relu_step(args.batch, args.size),
-    }
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(3):  # compilation and warm-up
-        for step in steps.values():
-            step()
-    for _ in range(args.pairs):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    for name, seconds in times.items():
-        print(f"{name}: median {statistics.median(seconds) * 1e3:.0f} ms a step")
-    ratios = [a / b for a, b in zip(times["ReLU operator"], times["fused ReLU"], strict=True)]
-    print(
-        f"ReLU operator / fused ReLU, paired: median {statistics.median(ratios):.3f} "
-        f"(range {min(ratios):.3f} to {max(ratios):.3f})"
+    compare_steps(
+        ("ReLU operator", project_train_step_factory(args.batch, args.size, "bf16", "cpu", True, True)),
+        ("fused ReLU", fused_relu_step(args.batch, args.size)),
+        args.pairs,
     )
 
 

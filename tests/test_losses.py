@@ -6,6 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from stylenet.losses import gram as gram_module
 from stylenet.losses.gram import gram_matrix
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss, total_variation
 from stylenet.losses.vgg import VGG19Features
@@ -28,6 +29,54 @@ def test_gram_matrix_is_float32_under_bf16_autocast() -> None:
     features = torch.rand(1, 4, 8, 8).bfloat16()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert gram_matrix(features).dtype == torch.float32
+
+
+def _float64_gram(features: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = features.shape
+    flat = features.double().reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def test_gram_matrix_reads_channels_last_features_in_place_and_agrees_with_contiguous_ones() -> None:
+    torch.manual_seed(0)
+    features = torch.rand(2, 8, 5, 7)
+    channels_last = features.contiguous(memory_format=torch.channels_last)
+    assert gram_module._pixels_by_channels(channels_last).data_ptr() == channels_last.data_ptr()  # a view
+    assert gram_module._pixels_by_channels(features).data_ptr() == features.data_ptr()
+    assert torch.allclose(gram_matrix(channels_last), gram_matrix(features), rtol=1e-6, atol=1e-7)
+    assert torch.allclose(gram_matrix(features).double(), _float64_gram(features), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_of_bf16_features_rounds_only_its_result(memory_format: torch.memory_format) -> None:
+    torch.manual_seed(0)
+    # ReLU features over many pixels: a sum of 4,096 products that bf16 accumulation would ruin
+    features = torch.rand(2, 16, 64, 64).bfloat16().contiguous(memory_format=memory_format).requires_grad_()
+    exact = features.detach().double().requires_grad_()
+    gram = gram_matrix(features)
+    assert gram.dtype == torch.float32
+    expected = _float64_gram(exact)
+    assert ((gram.double() - expected).norm() / expected.norm()).item() < 4e-3
+    weights = torch.randn(2, 16, 16)
+    (gram * weights).sum().backward()
+    (expected * weights.double()).sum().backward()
+    error = (features.grad.double() - exact.grad).norm() / exact.grad.norm()
+    assert error.item() < 1e-2
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradients_match_finite_differences(memory_format: torch.memory_format) -> None:
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=memory_format)
+    assert torch.autograd.gradcheck(gram_matrix, (features.requires_grad_(),))
+    assert torch.autograd.gradgradcheck(gram_matrix, (features,))
+
+
+def test_gram_matrix_of_fp16_features_is_computed_in_float32() -> None:
+    features = torch.full((1, 2, 4, 4), 300.0).half()  # squares above fp16's largest value, 65504
+    gram = gram_matrix(features)
+    assert gram.dtype == torch.float32
+    assert torch.allclose(gram, torch.full((1, 2, 2), 300.0**2 * 16 / 32))
 
 
 def test_total_variation_is_zero_for_flat_images_and_grows_with_noise() -> None:

@@ -160,8 +160,7 @@ class PerceptualLoss(nn.Module):
             for name in self.content_layers
         ) / len(self.content_layers)
         style_loss = sum(
-            weight
-            * _relative_squared_error(gram_matrix(output_features[name].float()), self.style_target(name)[styles])
+            weight * _relative_squared_error(gram_matrix(output_features[name]), self.style_target(name)[styles])
             for name, weight in self.style_layers.items()
         )
         return LossTerms(
