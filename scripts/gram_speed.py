@@ -13,18 +13,14 @@ is on, as `train.py` sets it.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
-from paired_steps import compare_steps
+from paired_steps import compare_with_default_step
 
-from stylenet.benchmark.machine import machine_info
-from stylenet.benchmark.report import machine_lines
 from stylenet.benchmark.training import project_train_step_factory
-from stylenet.hardware import keep_freed_memory
 from stylenet.losses import perceptual
 from stylenet.losses.gram import gram_matrix
 
@@ -80,19 +76,7 @@ def step_before(batch: int, size: int) -> Callable[[], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=16)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=4)
-    args = parser.parse_args()
-    print("\n".join(machine_lines(machine_info())))
-    keep_freed_memory()
-    grams_alone(args.batch, args.size)
-    compare_steps(
-        ("Gram now", project_train_step_factory(args.batch, args.size, "bf16", "cpu", True, True)),
-        ("Gram before", step_before(args.batch, args.size)),
-        args.pairs,
-    )
+    compare_with_default_step(__doc__.splitlines()[0], grams_alone, "Gram now", ("Gram before", step_before))
 
 
 if __name__ == "__main__":
