@@ -28,6 +28,14 @@ from stylenet.losses.gram import gram_matrix
 STYLE_LAYERS = [(64, 1), (128, 2), (256, 4), (512, 8), (512, 16)]
 
 
+def gram_before(features: torch.Tensor) -> torch.Tensor:
+    """The Gram matrix as computed before: features copied to (B, C, HW) in float32, autograd's backward."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w).float()  # (B, C, HW)
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)
+
+
 def grams_alone(batch: int, size: int, calls: int = 10) -> None:
     features = [
         torch.rand(batch, c, size // down, size // down).bfloat16().contiguous(memory_format=torch.channels_last)
@@ -50,14 +58,6 @@ def grams_alone(batch: int, size: int, calls: int = 10) -> None:
         f"Gram matrices of the five style layers, batch {batch} at {size} px, forward and backward: "
         f"now {medians['now']:.1f} ms, before {medians['before']:.1f} ms"
     )
-
-
-def gram_before(features: torch.Tensor) -> torch.Tensor:
-    """The Gram matrix as computed before: features copied to (B, C, HW) in float32, autograd's backward."""
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w).float()  # (B, C, HW)
-    with torch.autocast(device_type=features.device.type, enabled=False):
-        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)
 
 
 def step_before(batch: int, size: int) -> Callable[[], None]:
