@@ -103,8 +103,8 @@ def styles_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
 
 def build_network(path: Path, config: Any, state_dict: Any) -> TransformerNet:
     """The network a model file declares, with its weights; one `CheckpointError` line for any mismatch."""
-    if isinstance(config, dict) and "num_styles" not in config:  # written before networks held several styles
-        config = {**config, "num_styles": 1}
+    if isinstance(config, dict):  # files written before these keys existed: the networks they had
+        config = {"num_styles": 1, "downsample": "strided", **config}
     if not isinstance(config, dict) or set(config) != set(NETWORK_KEYS):
         raise CheckpointError(
             f"{path}: malformed model file: its network description must have exactly {', '.join(NETWORK_KEYS)}"

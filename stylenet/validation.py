@@ -18,8 +18,12 @@ from stylenet.errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine")
 
-NETWORK_CHOICES = {"upsample": ("nearest", "transposed"), "norm": ("instance", "batch", "none")}
-NETWORK_KEYS = ("width", "num_residual_blocks", "upsample", "norm", "num_styles")
+NETWORK_CHOICES = {
+    "upsample": ("nearest", "transposed"),
+    "norm": ("instance", "batch", "none"),
+    "downsample": ("strided", "blur"),
+}
+NETWORK_KEYS = ("width", "num_residual_blocks", "upsample", "norm", "num_styles", "downsample")
 
 
 def _is_number(value: Any) -> bool:

@@ -19,6 +19,7 @@ from stylenet.checkpoint import (
 from stylenet.networks.transformer import TransformerNet
 
 CONFIG = {"width": 0.25, "num_residual_blocks": 1, "upsample": "nearest", "norm": "instance"}
+LOADED = {**CONFIG, "num_styles": 1, "downsample": "strided"}  # what CONFIG loads as
 
 
 def _network(**changes: Any) -> TransformerNet:
@@ -81,7 +82,7 @@ def test_weights_of_another_network_name_what_differs(tmp_path: Path) -> None:
 
 def test_a_well_formed_pt_still_loads(tmp_path: Path) -> None:
     network, metadata = load_inference_checkpoint(_pt_with(tmp_path, lambda p: None))
-    assert metadata["steps"] == 3 and network.config.to_dict() == {**CONFIG, "num_styles": 1}
+    assert metadata["steps"] == 3 and network.config.to_dict() == LOADED
 
 
 def _ckpt(tmp_path: Path, **changes: Any) -> Path:
@@ -132,7 +133,7 @@ def test_malformed_ckpt_files_are_refused_in_one_line(tmp_path: Path, case: str)
 
 def test_a_well_formed_ckpt_loads_and_tells_its_step(tmp_path: Path) -> None:
     network, metadata = load_lightning_checkpoint(_ckpt(tmp_path))
-    assert metadata["steps"] == 5 and network.config.to_dict() == {**CONFIG, "num_styles": 1} and not network.training
+    assert metadata["steps"] == 5 and network.config.to_dict() == LOADED and not network.training
     assert read_lightning_checkpoint(_ckpt(tmp_path))["global_step"] == 5
     tuned = {"model": dict(CONFIG), "style": {"name": "t"}, "steps_before": 7000}  # a fine-tuning run's
     assert load_lightning_checkpoint(_ckpt(tmp_path, stylenet=tuned))[1]["steps"] == 7005

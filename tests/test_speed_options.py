@@ -22,10 +22,14 @@ def test_auto_turns_speed_options_on_with_half_precision_only() -> None:
 
 
 def _module(
-    channels_last: bool, compile: bool, temporal_weight: float = 0.0, motion: str = "smooth"
+    channels_last: bool,
+    compile: bool,
+    temporal_weight: float = 0.0,
+    motion: str = "smooth",
+    downsample: str = "strided",
 ) -> StyleTransferModule:
     torch.manual_seed(0)
-    network = TransformerNet(width=0.25, num_residual_blocks=1)
+    network = TransformerNet(width=0.25, num_residual_blocks=1, downsample=downsample)
     style = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
     loss = build_perceptual_loss(
         style,
@@ -42,21 +46,22 @@ def _module(
 
 
 @pytest.mark.parametrize(
-    ("channels_last", "compile", "temporal_weight", "motion"),
+    ("channels_last", "compile", "temporal_weight", "motion", "downsample"),
     [
-        (True, False, 0.0, "smooth"),
-        (True, True, 0.0, "smooth"),
-        (True, True, 50.0, "smooth"),
-        (True, True, 50.0, "objects"),
+        (True, False, 0.0, "smooth", "strided"),
+        (True, True, 0.0, "smooth", "strided"),
+        (True, True, 50.0, "smooth", "strided"),
+        (True, True, 50.0, "objects", "strided"),
+        (True, True, 50.0, "smooth", "blur"),
     ],
 )
 @pytest.mark.slow
 def test_speed_options_give_the_same_loss_and_gradients(
-    channels_last: bool, compile: bool, temporal_weight: float, motion: str
+    channels_last: bool, compile: bool, temporal_weight: float, motion: str, downsample: str
 ) -> None:
     images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(2))
-    reference = _module(False, False, temporal_weight, motion)
-    fast = _module(channels_last, compile, temporal_weight, motion)
+    reference = _module(False, False, temporal_weight, motion, downsample)
+    fast = _module(channels_last, compile, temporal_weight, motion, downsample)
     results = []
     for module in (reference, fast):
         x = images.contiguous(memory_format=torch.channels_last) if module.channels_last else images

@@ -44,6 +44,7 @@ BAD = {
     "model.num_residual_blocks=-1": "model.num_residual_blocks",
     "model.norm=foo": "model.norm must be instance, batch or none",
     "model.upsample=bilinear": "model.upsample",
+    "model.downsample=max": "model.downsample must be strided or blur",
     "data.resize=16": "data.resize=16 is smaller than data.image_size=32",
     "data.batch_size=0": "data.batch_size",
     "data.image_size=abc": "data.image_size",

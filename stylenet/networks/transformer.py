@@ -4,6 +4,9 @@
 c9s1-32, d64, d128, R128 x5, u64, u32, c9s1-3, with instance norm after every convolution
 but the last (Ulyanov et al. 2016, arXiv 1607.08022) and reflection padding everywhere.
 
+With `downsample="blur"` each stride-2 convolution low-passes its input first (`antialias`);
+tried for steadier video, it did not make trained networks steadier (docs/video.md).
+
 With `num_styles` > 1 the instance norms become conditional (`ConditionalInstanceNorm`): one
 network holds several styles, and `forward(x, style)` takes the weight of each.
 
@@ -19,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenet.networks import blocked_conv, fast_ops, low_memory_ops
+from stylenet.networks import antialias, blocked_conv, fast_ops, low_memory_ops
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class TransformerConfig:
     upsample: str = "nearest"  # "nearest" (resize then conv) or "transposed"
     norm: str = "instance"  # "instance", "batch" or "none"
     num_styles: int = 1  # > 1: conditional instance norm, one row of scale and shift per style
+    downsample: str = "strided"  # "strided" (Johnson's) or "blur": low-pass before each stride-2 convolution
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,16 +126,22 @@ class ReLU(nn.ReLU):
 
 
 class ConvLayer(nn.Sequential):
-    """Reflection padding then convolution: zero padding darkens the borders of outputs."""
+    """Reflection padding then convolution: zero padding darkens the borders of outputs.
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1):
+    `blur`: the input is low-passed first (`antialias.blur`; it has no parameters, so the layer's
+    weights are named as without it)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, blur: bool = False):
         super().__init__(
             ReflectionPad(kernel_size // 2),
             nn.Conv2d(in_ch, out_ch, kernel_size, stride),
         )
+        self.blur = blur
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad, conv = self
+        if self.blur:
+            x = antialias.blur(x, fast=pad.fast)
         if not pad.fast or x.dim() != 4:
             return conv(pad(x))
         # The output layer's three channels by blocks; in eager inference, no padded copy of a large x.
@@ -146,9 +156,11 @@ class ConvLayer(nn.Sequential):
 
 
 class ConvNormReLU(nn.Sequential):
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm: str, num_styles: int = 1):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, stride: int, norm: str, num_styles: int = 1, blur: bool = False
+    ):
         super().__init__(
-            ConvLayer(in_ch, out_ch, kernel_size, stride),
+            ConvLayer(in_ch, out_ch, kernel_size, stride, blur),
             _norm_layer(norm, out_ch, num_styles),
             ReLU(inplace=True),
         )
@@ -225,19 +237,23 @@ class TransformerNet(nn.Module):
         upsample: str = "nearest",
         norm: str = "instance",
         num_styles: int = 1,
+        downsample: str = "strided",
     ):
         super().__init__()
-        self.config = config = TransformerConfig(width, num_residual_blocks, upsample, norm, num_styles)
+        self.config = config = TransformerConfig(width, num_residual_blocks, upsample, norm, num_styles, downsample)
         if width <= 0 or num_residual_blocks < 0:
             raise ValueError("model.width must be > 0 and model.num_residual_blocks >= 0")
         if num_styles < 1 or (num_styles > 1 and norm != "instance"):
             raise ValueError("several styles need model.norm=instance (their scale and shift live in its rows)")
+        if downsample not in ("strided", "blur"):
+            raise ValueError(f"model.downsample must be strided or blur, not {downsample!r}")
+        blur = downsample == "blur"
         c1, c2, c3 = (max(1, round(c * config.width)) for c in (32, 64, 128))
         norm, n = config.norm, num_styles
         self.encoder = nn.Sequential(
             ConvNormReLU(3, c1, 9, 1, norm, n),
-            ConvNormReLU(c1, c2, 3, 2, norm, n),
-            ConvNormReLU(c2, c3, 3, 2, norm, n),
+            ConvNormReLU(c1, c2, 3, 2, norm, n, blur),
+            ConvNormReLU(c2, c3, 3, 2, norm, n, blur),
         )
         self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, n) for _ in range(config.num_residual_blocks)))
         self.upsample = nn.ModuleList(
