@@ -19,7 +19,7 @@ from stylenet.errors import ConfigError
 LR_SCHEDULES = ("constant", "cosine")
 
 NETWORK_CHOICES = {
-    "upsample": ("nearest", "transposed"),
+    "upsample": ("nearest", "bilinear", "transposed"),
     "norm": ("instance", "batch", "none"),
     "downsample": ("strided", "blur"),
 }

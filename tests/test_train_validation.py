@@ -43,7 +43,7 @@ BAD = {
     "model.num_residual_blocks=abc": "model.num_residual_blocks",
     "model.num_residual_blocks=-1": "model.num_residual_blocks",
     "model.norm=foo": "model.norm must be instance, batch or none",
-    "model.upsample=bilinear": "model.upsample",
+    "model.upsample=bicubic": "model.upsample must be nearest, bilinear or transposed",
     "model.downsample=max": "model.downsample must be strided or blur",
     "data.resize=16": "data.resize=16 is smaller than data.image_size=32",
     "data.batch_size=0": "data.batch_size",

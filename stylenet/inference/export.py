@@ -58,10 +58,10 @@ def _export_copy(network: TransformerNet) -> TransformerNet:
 
 def check_exportable(upsample: str) -> None:
     """Raises `ExportError` for networks that cannot become a single-pass model of any size."""
-    if upsample != "nearest":
+    if upsample == "transposed":
         raise ExportError(
-            "only model.upsample=nearest networks export: a transposed one crops its output back to the "
-            "input size, which torch.export cannot express for every image size"
+            "only model.upsample=nearest or bilinear networks export: a transposed one crops its output back to "
+            "the input size, which torch.export cannot express for every image size"
         )
 
 

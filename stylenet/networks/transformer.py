@@ -31,7 +31,7 @@ class TransformerConfig:
 
     width: float = 1.0  # channel multiplier: 1.0 is Johnson's 32-64-128
     num_residual_blocks: int = 5
-    upsample: str = "nearest"  # "nearest" (resize then conv) or "transposed"
+    upsample: str = "nearest"  # "nearest" or "bilinear" (resize then conv), or "transposed"
     norm: str = "instance"  # "instance", "batch" or "none"
     num_styles: int = 1  # > 1: conditional instance norm, one row of scale and shift per style
     downsample: str = "strided"  # "strided" (Johnson's) or "blur": low-pass before each stride-2 convolution
@@ -191,18 +191,21 @@ class UpsampleBlock(nn.Module):
 
     "nearest" resizes then convolves, which avoids the checkerboard artefacts of transposed
     convolutions (Odena, Dumoulin & Olah, distill.pub 2016); "transposed" is Johnson's original.
+    "bilinear" resizes by interpolation: its output then depends less on where the half-size grid
+    falls, so it follows a moved photo more closely (docs/video.md); the fast layers run it as
+    written, without the sub-pixel form that "nearest" has.
     Upsampling to the matching encoder size (not a fixed x2) lets odd input sizes round-trip
     with no data-dependent padding, so exported models take any H x W.
     """
 
     def __init__(self, in_ch: int, out_ch: int, mode: str, norm: str, num_styles: int = 1):
         super().__init__()
-        if mode == "nearest":
+        if mode in ("nearest", "bilinear"):
             self.conv: nn.Module = ConvLayer(in_ch, out_ch, 3)
         elif mode == "transposed":
             self.conv = nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1)
         else:
-            raise ValueError(f"model.upsample must be nearest or transposed, not {mode!r}")
+            raise ValueError(f"model.upsample must be nearest, bilinear or transposed, not {mode!r}")
         self.mode = mode
         self.norm = _norm_layer(norm, out_ch, num_styles)
         self.relu = ReLU(inplace=True)
@@ -215,8 +218,8 @@ class UpsampleBlock(nn.Module):
                 x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias)
             else:
                 x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
-        elif self.mode == "nearest":
-            x = self.conv(F.interpolate(x, size=size, mode="nearest"))
+        elif self.mode in ("nearest", "bilinear"):
+            x = self.conv(F.interpolate(x, size=size, mode=self.mode))
         else:  # twice the input: one row/column too many where the encoder rounded up
             x = self.conv(x)[..., : size[0], : size[1]]
         return self.relu(normalize(self.norm, x, style))

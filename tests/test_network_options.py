@@ -1,4 +1,5 @@
-"""`model.downsample=blur`: a low-pass filter before each stride-2 convolution of the encoder."""
+"""The network options tried for steadier video: `model.downsample=blur` (a low-pass filter before
+each stride-2 convolution of the encoder) and `model.upsample=bilinear` (the decoder's upsampling)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from stylenet.inference.export import export
 from stylenet.networks import antialias, blocked_conv, low_memory_ops
 from stylenet.networks.transformer import ConvLayer, TransformerNet
 from stylenet.validation import check_network_config
+
+OPTIONS = [{"downsample": "blur"}, {"upsample": "bilinear"}]
 
 
 def _checkerboard(height: int, width: int) -> torch.Tensor:
@@ -62,9 +65,10 @@ def test_the_option_adds_no_weights_and_rebuilds_from_its_config() -> None:
     assert rebuilt.config.downsample == "blur" and rebuilt.encoder[1][0].blur
 
 
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("size", [(32, 32), (33, 47), (8, 9)])
-def test_blurred_networks_keep_the_input_size(size: tuple[int, int]) -> None:
-    net = TransformerNet(width=0.25, num_residual_blocks=1, downsample="blur")
+def test_networks_keep_the_input_size(size: tuple[int, int], options: dict[str, str]) -> None:
+    net = TransformerNet(width=0.25, num_residual_blocks=1, **options)
     x = torch.rand(2, 3, *size)
     assert net(x).shape == x.shape
 
@@ -76,17 +80,20 @@ def test_an_unknown_downsampling_is_refused_in_one_line() -> None:
         check_network_config({"downsample": "max"})
 
 
-def _spread_network() -> TransformerNet:
+def _spread_network(**options: str) -> TransformerNet:
     torch.manual_seed(0)
-    network = TransformerNet(width=0.25, num_residual_blocks=1, downsample="blur")
+    network = TransformerNet(width=0.25, num_residual_blocks=1, **options)
     with torch.no_grad():  # an untrained net is nearly constant; spread its weights to make outputs differ
         for parameter in network.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
     return network.eval()
 
 
-def test_fast_layers_and_the_low_memory_forms_give_the_plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    network = _spread_network()
+@pytest.mark.parametrize("options", OPTIONS)
+def test_fast_layers_and_the_low_memory_forms_give_the_plain_output(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, str]
+) -> None:
+    network = _spread_network(**options)
     x = torch.rand(2, 3, 35, 29)
     with torch.no_grad():
         expected = network(x)
@@ -100,12 +107,13 @@ def test_fast_layers_and_the_low_memory_forms_give_the_plain_output(monkeypatch:
         torch.testing.assert_close(fast(x), expected, rtol=0, atol=1e-5)
 
 
-def test_model_files_and_exports_keep_the_filter(tmp_path: Path) -> None:
-    network = _spread_network()
+@pytest.mark.parametrize("options", OPTIONS)
+def test_model_files_and_exports_keep_the_option(tmp_path: Path, options: dict[str, str]) -> None:
+    network = _spread_network(**options)
     metadata = {"style": {"name": "tiny", "image": "tiny.jpg", "size": 64}, "steps": 7}
     pt = save_inference_checkpoint(tmp_path / "tiny.pt", network, metadata)
     loaded, _ = load_inference_checkpoint(pt)
-    assert loaded.config.downsample == "blur"
+    assert loaded.config == network.config
     images = torch.rand(2, 3, 33, 47)
     eager = load_model(pt, precision="fp32")(images)
     for fmt in ("onnx", "pt2"):
