@@ -103,14 +103,18 @@ def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool
     the border form a padded c1 copy beside a c1 activation: 2 c1 + c2 / 4, in its own dtype.
     Compiled, the sub-pixel upsampling's c1 phases, their interleaved copy and its normalised
     copy, with the backend's blocked copies of the phase convolution's input and of one c1
-    output: 4 c1 + c2. On top: the input cast to that dtype, the network's output, its float32
-    copy and the clamped result.
+    output: 4 c1 + c2. Bilinear upsampling has no sub-pixel form: on the fast path its upsampled
+    c2 features and their padded copy stand beside the c1 output and the c2 input: 2 c2 + c1 + c2 / 4.
+    On top: the input cast to that dtype, the network's output, its float32 copy and the clamped
+    result.
     """
     c1, c2 = _widths(model)
     element = torch.finfo({"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)).bits // 8
     element = element if fast else 4
     if fast:
         features = 4 * c1 + c2 if compiled else 2 * c1 + c2 / 4
+        if model.get("upsample") == "bilinear":
+            features = max(features, 2 * c2 + c1 + c2 / 4)
     else:
         features = 3 * c2 + 2 * c1
     io = 3 * element + 3 * element + 2 * 3 * 4
