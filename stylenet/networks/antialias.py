@@ -27,10 +27,4 @@ def blur(x: Tensor, fast: bool = False) -> Tensor:
     channels = x.shape[1]
     kernel = KERNEL.to(x.device, x.dtype).expand(channels, 1, 3, 3)
     padded = fast_ops.reflection_pad(x, 1) if fast else F.pad(x, (1, 1, 1, 1), mode="reflect")
-    return F.conv2d(padded, kernel.contiguous(memory_format=_layout(x)), groups=channels)
-
-
-def _layout(x: Tensor) -> torch.memory_format:
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
+    return F.conv2d(padded, kernel, groups=channels)  # in the input's layout, channels-last included
