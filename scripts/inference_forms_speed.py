@@ -1,20 +1,25 @@
 """Eager fast-path speed with and without the low-memory forms and the output layer by blocks.
 
-    python scripts/inference_forms_speed.py [--model M.pt] [--repeats 6]
+    python scripts/inference_forms_speed.py [--model M.pt] [--repeats 6] [--sizes 512x512,1920x1080]
 
 One process per memory-reuse setting (it is process-wide); inside each, the forms alternate frame
 by frame on the same loaded model, so that all see the same machine:
-- plain: `low_memory_ops.applies` answering False (padding copies, out-of-place instance norms,
-  the whole-image sub-pixel upsampling) and the output layer as one convolution;
+- plain: `low_memory_ops.applies` answering False (padding copies, out-of-place instance norms and
+  residual sums, the whole-image sub-pixel upsampling) and the output layer as one convolution;
 - low-memory: `stylenet.networks.low_memory_ops` on, the output layer as one convolution;
-- both: as `stylenet stylize` runs, the output layer by blocks (`stylenet.networks.blocked_conv`).
-Prints median ms per frame of each, and plain / both.
+- sum apart: as both below, but each residual block's sum a new tensor (`low_memory_ops.residual_sum`
+  out of place);
+- both: as `stylenet stylize` runs, the low-memory forms and the output layer by blocks
+  (`stylenet.networks.blocked_conv`).
+Prints the median ms per frame of each, plain / both and sum apart / both, and the page faults of a
+frame in each form (the process's minor faults over that frame, median).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,11 +27,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SIZES = [(512, 512), (1080, 1920)]
-FORMS = ["plain", "low-memory", "both"]
+FORMS = ["plain", "low-memory", "sum apart", "both"]
 
 
-def _child(model: str, reuse: bool, repeats: int) -> dict[str, float]:
+def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) -> dict[str, float]:
     import torch
 
     import stylenet
@@ -35,41 +39,59 @@ def _child(model: str, reuse: bool, repeats: int) -> dict[str, float]:
 
     if reuse:
         keep_freed_memory()
-    applies, few = low_memory_ops.applies, blocked_conv.FEW_CHANNELS
+    applies, few, residual_sum = low_memory_ops.applies, blocked_conv.FEW_CHANNELS, low_memory_ops.residual_sum
     run = stylenet.load_model(model, precision="bf16", compile=False)._run
     times: dict[str, list[float]] = {}
+    faults: dict[str, list[float]] = {}
     with torch.inference_mode():
-        for height, width in SIZES:
+        for height, width in sizes:
             frame = torch.rand(1, 3, height, width)
             for repeat in range(repeats + 1):  # the first round warms up
                 for form in FORMS:
                     low_memory_ops.applies = (lambda x: False) if form == "plain" else applies
-                    blocked_conv.FEW_CHANNELS = few if form == "both" else 0
+                    blocked_conv.FEW_CHANNELS = few if form in ("sum apart", "both") else 0
+                    low_memory_ops.residual_sum = (lambda x, y: x + y) if form == "sum apart" else residual_sum
+                    faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                     started = time.perf_counter()
                     run(frame)
                     if repeat:
-                        times.setdefault(f"{width}x{height} {form}", []).append(time.perf_counter() - started)
-    return {key: statistics.median(values) * 1e3 for key, values in times.items()}
+                        key = f"{width}x{height} {form}"
+                        times.setdefault(key, []).append(time.perf_counter() - started)
+                        faults.setdefault(key, []).append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted)
+    result = {key: statistics.median(values) * 1e3 for key, values in times.items()}
+    return result | {f"{key} faults": statistics.median(values) for key, values in faults.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(REPO / "tests" / "data" / "quickstart_starry.pt"))
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--sizes", default="512x512,1920x1080", help="WxH, comma-separated")
     parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sizes = [(int(h), int(w)) for w, h in (size.split("x") for size in args.sizes.split(","))]
     if args.child:
-        print(json.dumps(_child(args.model, args.child == "on", args.repeats)))
+        print(json.dumps(_child(args.model, args.child == "on", args.repeats, sizes)))
         return 0
-    print("| memory reuse | size | plain ms | low-memory ms | both ms | plain / both |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| memory reuse | size | " + " | ".join(f"{form} ms" for form in FORMS) + " | plain / both | sum apart / both |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for reuse in ("off", "on"):
-        command = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats), "--child", reuse]
+        command = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats)]
+        command += ["--sizes", args.sizes, "--child", reuse]
         result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        for height, width in SIZES:
+        for height, width in sizes:
             ms = [result[f"{width}x{height} {form}"] for form in FORMS]
             cells = " | ".join(f"{value:.1f}" for value in ms)
-            print(f"| {reuse} | {width}x{height} | {cells} | {ms[0] / ms[2]:.2f} |")
+            print(f"| {reuse} | {width}x{height} | {cells} | {ms[0] / ms[3]:.2f} | {ms[2] / ms[3]:.2f} |")
+            rows.append((reuse, f"{width}x{height}", [result[f"{width}x{height} {form} faults"] for form in FORMS]))
+    print()
+    print("| memory reuse | size | page faults a frame: plain | low-memory | sum apart | both |")
+    print("|---|---|---|---|---|---|")
+    for reuse, size, counts in rows:
+        print(f"| {reuse} | {size} | " + " | ".join(f"{count:,.0f}" for count in counts) + " |")
     return 0
 
 

@@ -106,7 +106,7 @@ def test_the_network_runs_them_in_eager_inference_with_the_same_output(
     monkeypatch.setattr(low_memory_ops, "LARGE_BYTES", 0)  # the border form at this small size too
     monkeypatch.setattr(blocked_conv, "FEW_CHANNELS", 0)  # the output layer as plainly (tests/test_blocked_conv.py)
     ran: set[str] = set()
-    for name in ("instance_norm_", "padded_conv", "upsample_conv_by_strips"):
+    for name in ("instance_norm_", "padded_conv", "upsample_conv_by_strips", "residual_sum"):
         form = getattr(low_memory_ops, name)
         monkeypatch.setattr(
             low_memory_ops, name, lambda *a, _form=form, _name=name, **k: ran.add(_name) or _form(*a, **k)
@@ -117,12 +117,26 @@ def test_the_network_runs_them_in_eager_inference_with_the_same_output(
     given = x.clone()
     with torch.enable_grad():  # the plain fast layers (the forms are for inference only)
         expected = network(x)
-    assert not ran
+    assert ran <= {"residual_sum"}  # called, and out of place with gradients (tested below)
+    ran.clear()
     with torch.inference_mode():
         out = network(x)
-    assert ran == {"instance_norm_", "padded_conv"} | ({"upsample_conv_by_strips"} if doubles else set())
+    forms = {"instance_norm_", "padded_conv", "residual_sum"}
+    assert ran == forms | ({"upsample_conv_by_strips"} if doubles else set())
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     assert torch.equal(x, given)  # in place only on the network's own activations
+
+
+def test_a_residual_sum_lands_in_the_block_output_only_without_gradients() -> None:
+    x, y = torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 5)
+    expected, given = x + y, x.clone()
+    with torch.inference_mode():
+        inference_y = y.clone()
+        out = low_memory_ops.residual_sum(x, inference_y)
+    assert out.data_ptr() == inference_y.data_ptr() and torch.equal(out, expected) and torch.equal(x, given)
+    trained_y = y.clone().requires_grad_()
+    out = low_memory_ops.residual_sum(x, trained_y)
+    assert out.data_ptr() != trained_y.data_ptr() and torch.equal(out, expected)
 
 
 def test_training_and_compiled_code_keep_the_plain_forms() -> None:

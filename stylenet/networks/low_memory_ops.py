@@ -2,9 +2,10 @@
 
 At 1920x1080 every 32-channel activation of the transformation network is 133 MB in bf16. The
 plain forms hold two or three of them at once: a normalised copy beside its input, a padded copy
-beside the tensor it pads, and the whole four-phase output of the sub-pixel upsampling beside its
-interleaved result. These compute the same values (tests/test_low_memory_ops.py) while holding at
-most the layer's input and output plus a strip a few rows high. They are for inference only
+beside the tensor it pads, the whole four-phase output of the sub-pixel upsampling beside its
+interleaved result, and a residual block's sum beside its two terms. These compute the same
+values (tests/test_low_memory_ops.py) while holding at most the layer's input and output plus a
+strip a few rows high. They are for inference only
 (no gradients) and eager only: compiled inference leaves buffers to Inductor's memory planning.
 """
 
@@ -53,6 +54,14 @@ def instance_norm_(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tenso
             image, weight, bias, None, None, True, 0.0, eps, out=image, save_mean=mean, save_invstd=invstd
         )
     return x
+
+
+def residual_sum(x: Tensor, y: Tensor) -> Tensor:
+    """`x + y` for a residual block whose fresh output `y` nothing else reads: in place, in `y`.
+
+    Out of place, the sum would be a fourth activation beside the block's input, middle and output.
+    """
+    return y.add_(x) if applies(y) else x + y
 
 
 def padded_conv(

@@ -183,7 +183,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         first, conv, norm = self.body
-        return x + normalize(norm, conv(first(x, style)), style)
+        y = normalize(norm, conv(first(x, style)), style)
+        return low_memory_ops.residual_sum(x, y) if conv[0].fast else x + y
 
 
 class UpsampleBlock(nn.Module):
