@@ -4,11 +4,10 @@
 
 First the Gram matrices of the default style layers alone (relu1_1 to relu5_1 of a batch at
 `--size` px, channels-last bf16 features as the fast training path makes them), forward and
-backward: now (the features read in place and multiplied in bf16, a backward of one matrix
-product) and before (copied to (B, C, HW) in float32, autograd's backward of two products). Then
-the project's compiled bf16 training step (the one `stylenet benchmark` times), built twice in one
-process, with each form, and called in turn; prints the median of the pairs' ratios. Memory reuse
-is on, as `train.py` sets it.
+backward: now (the features read in place and multiplied in bf16) and before (copied to
+(B, C, HW) in float32); autograd takes both backwards. Then the project's compiled bf16 training
+step (the one `stylenet benchmark` times), built twice in one process, with each form, and called
+in turn; prints the median of the pairs' ratios. Memory reuse is on, as `train.py` sets it.
 """
 
 from __future__ import annotations

@@ -15,24 +15,6 @@ def _pixels_by_channels(features: torch.Tensor) -> torch.Tensor:
     return features.permute(0, 2, 3, 1).reshape(b, h * w, c)
 
 
-class _ChannelProducts(torch.autograd.Function):
-    """Fᵀ F for F (B, HW, C), with a backward of one matrix product, F (G + Gᵀ), where autograd would
-    take one per factor and add the two in different memory layouts."""
-
-    @staticmethod
-    def forward(ctx, flat: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(flat)
-        return torch.bmm(flat.transpose(1, 2), flat)  # (B, C, C)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (flat,) = ctx.saved_tensors
-        both = (grad + grad.transpose(1, 2)).to(flat.dtype)  # (B, C, C), symmetric
-        if flat.transpose(1, 2).is_contiguous():  # (B, C, HW) in memory: the gradient in that layout too
-            return torch.bmm(both, flat.transpose(1, 2)).transpose(1, 2)
-        return torch.bmm(flat, both)  # (B, HW, C)
-
-
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Channel correlations of `features` (B, C, H, W), normalised by C*H*W: (B, C, C) in float32
     (float64 for float64 features).
@@ -42,7 +24,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     relative error of about 2e-3, far below the distance between a stylised output's Gram matrix
     and the painting's; in float32 they were a large share of the fast training step
     (docs/performance.md). Other dtypes are multiplied in float32 even under autocast: squared
-    Caffe-scale activations overflow fp16.
+    Caffe-scale activations overflow fp16. The backward is autograd's: a backward of one product
+    written as an autograd.Function made every gradient of a compiled bf16 step NaN when a network
+    of several styles trained with the temporal term (tests/test_speed_options.py).
     """
     b, c, h, w = features.shape
     result_dtype = torch.promote_types(features.dtype, torch.float32)
@@ -51,4 +35,5 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     # autocast knows no meta device; meta tensors (shapes only) are how the benchmark counts FLOPs
     device_type = "cpu" if features.device.type == "meta" else features.device.type
     with torch.autocast(device_type=device_type, enabled=False):
-        return _ChannelProducts.apply(_pixels_by_channels(features)).to(result_dtype) / (c * h * w)  # (B, C, C)
+        flat = _pixels_by_channels(features)  # (B, HW, C)
+        return torch.bmm(flat.transpose(1, 2), flat).to(result_dtype) / (c * h * w)  # (B, C, C)

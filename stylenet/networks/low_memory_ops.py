@@ -5,8 +5,8 @@ plain forms hold two or three of them at once: a normalised copy beside its inpu
 beside the tensor it pads, the whole four-phase output of the sub-pixel upsampling beside its
 interleaved result, and a residual block's sum beside its two terms. These compute the same
 values (tests/test_low_memory_ops.py) while holding at most the layer's input and output plus a
-strip a few rows high. They are for inference only
-(no gradients) and eager only: compiled inference leaves buffers to Inductor's memory planning.
+strip a few rows high. They are for inference only (no gradients) and eager only: compiled
+inference leaves buffers to Inductor's memory planning.
 """
 
 from __future__ import annotations
