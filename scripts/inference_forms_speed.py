@@ -76,7 +76,7 @@ def main() -> int:
     print(
         "| memory reuse | size | " + " | ".join(f"{form} ms" for form in FORMS) + " | plain / both | sum apart / both |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---" * (len(FORMS) + 4) + "|")
     rows = []
     for reuse in ("off", "on"):
         command = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats)]
@@ -88,8 +88,8 @@ def main() -> int:
             print(f"| {reuse} | {width}x{height} | {cells} | {ms[0] / ms[3]:.2f} | {ms[2] / ms[3]:.2f} |")
             rows.append((reuse, f"{width}x{height}", [result[f"{width}x{height} {form} faults"] for form in FORMS]))
     print()
-    print("| memory reuse | size | page faults a frame: plain | low-memory | sum apart | both |")
-    print("|---|---|---|---|---|---|")
+    print("| memory reuse | size | page faults a frame: " + " | ".join(FORMS) + " |")
+    print("|---" * (len(FORMS) + 2) + "|")
     for reuse, size, counts in rows:
         print(f"| {reuse} | {size} | " + " | ".join(f"{count:,.0f}" for count in counts) + " |")
     return 0
