@@ -36,6 +36,7 @@ from stylenet.style_list import WEIGHT_KEYS, selected_styles, temporal_weights
 from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch
+from stylenet.training.style_keeper import StyleKeeper
 from stylenet.validation import check_optimizer, check_train_config, duration
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def _check_paths(cfg: DictConfig) -> None:
         _check_finetune(cfg)
     if cfg.get("init"):
         _check_init(cfg)
+    elif cfg.get("init_trains", "norms") != "norms":
+        raise ConfigError(f"init_trains={cfg.init_trains} is for adding a style to a trained model: set init=MODEL")
     unknown = set(cfg.export.formats) - set(FORMATS)
     if unknown:
         raise ConfigError(f"export.formats: unknown {sorted(unknown)}; use any of {list(FORMATS)}")
@@ -199,7 +202,15 @@ def _check_resumed_lr_schedule(cfg: DictConfig, checkpoint: dict[str, Any]) -> N
 def _check_resumed_row_lr(cfg: DictConfig, checkpoint: dict[str, Any], num_styles: int) -> None:
     """The style rows train in a parameter group of their own only when their scale is not 1, and an
     optimizer state of one grouping does not load into the other."""
-    if num_styles == 1 or cfg.get("init"):
+    if cfg.get("init"):  # a single-style network: its groups are the shared weights' and the rows'
+        saved = checkpoint.get("hyper_parameters", {}).get("shared_lr_scale", 1.0)  # older checkpoints: 1
+        if (saved == 1.0) != (_shared_lr_scale(cfg) == 1.0):
+            trains = "all" if _adds_with_all_weights(cfg) else "norms"
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path} added its style with other weights training than init_trains={trains}"
+            )
+        return
+    if num_styles == 1:
         return
     saved = checkpoint.get("hyper_parameters", {}).get("style_row_lr_scale", 1.0)  # older checkpoints: 1
     if (saved == 1.0) != (cfg.style_row_lr_scale == 1.0):
@@ -302,7 +313,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     elif base is None:
         network = _instantiate(cfg.model, "model", num_styles=len(styles))
     else:
-        network = _norms_only(base)
+        network = _new_style_network(base, trains_all=_adds_with_all_weights(cfg))
     if len(styles) == 1:
         loss = _instantiate(_loss_node(cfg), "loss", style_image=style_images[0])
     else:  # each style its own weights
@@ -323,6 +334,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         steps_before=steps_before,
         weight_average_decay=cfg.get("weight_average_decay"),
         lr_schedule=cfg.get("lr_schedule", "constant"),
+        keeper=_style_keeper(cfg, base),
+        shared_lr_scale=_shared_lr_scale(cfg),
     )
 
     logger = TensorBoardLogger(str(output_dir), name="tensorboard", version="", default_hp_metric=False)
@@ -385,7 +398,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 output_dir / "checkpoints" / "last.ckpt",
             )
         logger.log_hyperparams(_flat_hparams(cfg), metrics=val)
-        final = network if base is None else append_style(base, network.cpu())
+        final = network if base is None else append_style(base, network.cpu(), _adds_with_all_weights(cfg))
         all_styles = base_styles + described
         metadata = {
             **style_metadata(all_styles),
@@ -424,8 +437,27 @@ def _init_model(cfg: DictConfig) -> tuple[TransformerNet | None, list[dict[str, 
     if not cfg.get("init"):
         return None, []
     base, metadata = load_network(cfg.init)
-    log.info("adding style %r to %s: only the instance norms train", cfg.style.name, cfg.init)
+    if _adds_with_all_weights(cfg):
+        log.info("adding style %r to %s: every weight trains, its styles kept", cfg.style.name, cfg.init)
+    else:
+        log.info("adding style %r to %s: only the instance norms train", cfg.style.name, cfg.init)
     return base, styles_of(metadata)
+
+
+def _adds_with_all_weights(cfg: DictConfig) -> bool:
+    return bool(cfg.get("init")) and cfg.get("init_trains", "norms") == "all"
+
+
+def _style_keeper(cfg: DictConfig, base: TransformerNet | None) -> StyleKeeper | None:
+    """The term holding `base`'s styles while every weight trains for a new one (None where nothing needs it)."""
+    if base is None or not _adds_with_all_weights(cfg) or not cfg.init_keep_weight:
+        return None
+    return StyleKeeper(base, cfg.init_keep_weight)
+
+
+def _shared_lr_scale(cfg: DictConfig) -> float:
+    """The learning rate of the weights that are not style rows, as a multiple of optimizer.lr."""
+    return float(cfg.init_shared_lr_scale) if _adds_with_all_weights(cfg) else 1.0
 
 
 def _finetune_model(cfg: DictConfig) -> tuple[TransformerNet | None, int]:
@@ -439,11 +471,14 @@ def _finetune_model(cfg: DictConfig) -> tuple[TransformerNet | None, int]:
     return network.train().requires_grad_(True), int(metadata.get("steps") or 0)
 
 
-def _norms_only(base: TransformerNet) -> TransformerNet:
-    """A single-style copy of `base` starting from the mean of its styles, with everything but the norms frozen.
+def _new_style_network(base: TransformerNet, trains_all: bool) -> TransformerNet:
+    """A single-style copy of `base` starting from the mean of its styles, with everything but the norms frozen
+    (unless `trains_all`).
 
     Dumoulin et al. 2017: a new style needs only its own scale and shift, the rest being shared."""
     network = bake_style(base, torch.full((base.num_styles,), 1.0 / base.num_styles)).train()
+    if trains_all:
+        return network.requires_grad_(True)
     network.requires_grad_(False)
     for parameter in norm_parameters(network):
         parameter.requires_grad_(True)

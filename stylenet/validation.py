@@ -212,6 +212,9 @@ def check_train_config(cfg: Any) -> None:
     if "lr" in cfg.optimizer:  # 0 would train for hours without changing a weight
         positive_number(cfg.optimizer.lr, "optimizer.lr")
     positive_number(cfg.get("style_row_lr_scale", 1.0), "style_row_lr_scale")
+    one_of(cfg.get("init_trains", "norms"), "init_trains", ["norms", "all"])
+    positive_number(cfg.get("init_shared_lr_scale", 1.0), "init_shared_lr_scale")
+    positive_number(cfg.get("init_keep_weight", 0.0), "init_keep_weight", allow_zero=True)
     one_of(cfg.get("lr_schedule", "constant"), "lr_schedule", list(LR_SCHEDULES))
     decay = cfg.get("weight_average_decay")
     if decay is not None and not (_is_number(decay) and 0 < decay < 1):

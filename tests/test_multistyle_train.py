@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,58 @@ def test_init_adds_a_style_training_only_the_norms(
             assert torch.equal(value, base.state_dict()[key]), key
 
 
+def test_init_trains_all_adds_a_style_on_new_shared_weights_keeping_the_old_rows(paintings: Path) -> None:
+    base_path = train(compose_config([*tiny_overrides(paintings / "base"), "styles=[stripes,dots]"]))["model"]
+    base, _ = load_inference_checkpoint(base_path)
+    new = paintings / "new.png"
+    Image.fromarray((torch.rand(40, 40, 3) * 255).to(torch.uint8).numpy()).save(new)
+    overrides = ["style=custom", f"style.image={new}", "style.name=noise", f"init={base_path}", "init_trains=all"]
+    result = train(compose_config([*tiny_overrides(paintings / "add"), *overrides]))
+    grown, metadata = load_inference_checkpoint(result["model"])
+
+    assert [s["name"] for s in metadata["styles"]] == ["stripes", "dots", "noise"]
+    grown_state, base_state = grown.state_dict(), base.state_dict()
+    rows = {f"{name}.{p}" for name, _ in grown.named_modules() for p in ("weight", "bias")} & set(base_state)
+    rows = {key for key in rows if base_state[key].dim() == 2}  # (S, C): the style rows
+    assert rows and all(torch.equal(grown_state[key][:2], base_state[key]) for key in rows)  # old rows as they were
+    convolutions = [key for key, value in base_state.items() if value.dim() == 4]
+    assert any(not torch.equal(grown_state[key], base_state[key]) for key in convolutions)  # the shared ones trained
+    assert "train/keep_loss" in _scalar_tags(paintings / "add" / "run")
+    checkpoint = read_lightning_checkpoint(paintings / "add" / "run" / "checkpoints" / "last.ckpt")
+    assert not any(key.startswith("keeper.") for key in checkpoint["state_dict"])  # the frozen model is not saved
+
+
+def test_adding_with_every_weight_resumes_only_as_it_started(paintings: Path) -> None:
+    base_path = train(compose_config([*tiny_overrides(paintings / "base"), "styles=[stripes,dots]"]))["model"]
+    new = paintings / "new.png"
+    Image.fromarray((torch.rand(40, 40, 3) * 255).to(torch.uint8).numpy()).save(new)
+    adding = [*tiny_overrides(paintings / "add"), "style=custom", f"style.image={new}", "style.name=noise"]
+    train(compose_config([*adding, f"init={base_path}", "init_trains=all"]))
+    last = paintings / "add" / "run" / "checkpoints" / "last.ckpt"
+    resume = [*adding, f"init={base_path}", f"ckpt_path={last}", "trainer.max_steps=6"]
+    with pytest.raises(ConfigError, match="init_trains=norms"):
+        train(compose_config(resume))
+    assert train(compose_config([*resume, "init_trains=all"]))["steps"] == 6
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("init_trains=some", "init_trains"),
+        ("init_shared_lr_scale=0", "init_shared_lr_scale"),
+        ("init_keep_weight=-1", "init_keep_weight"),
+        ("init_trains=all", "set init=MODEL"),
+    ],
+)
+def test_bad_settings_for_adding_a_style_are_refused_before_any_work(
+    paintings: Path, override: str, message: str
+) -> None:
+    cfg = compose_config([*tiny_overrides(paintings), override])
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (paintings / "run").exists()
+
+
 def test_init_refuses_a_style_the_model_already_holds(paintings: Path) -> None:
     base_path = train(compose_config([*tiny_overrides(paintings / "base"), "styles=[stripes,dots]"]))["model"]
     cfg = compose_config([*tiny_overrides(paintings / "add"), "style=custom", "style.image=x", "style.name=dots"])
@@ -213,3 +266,37 @@ def test_style_rows_train_at_their_own_learning_rate() -> None:
         TransformerNet(width=0.25, num_residual_blocks=1), one_loss, adam, {"name": "a"}, style_row_lr_scale=5.0
     )
     assert [g["lr"] for g in single.configure_optimizers().param_groups] == [pytest.approx(1e-3)]
+    # a style added with every weight training: its row at the optimizer's rate, the shared weights slower
+    adding = StyleTransferModule(
+        TransformerNet(width=0.25, num_residual_blocks=1), one_loss, adam, {"name": "a"}, shared_lr_scale=0.01
+    )
+    shared, rows = adding.configure_optimizers().param_groups
+    assert shared["lr"] == pytest.approx(1e-5) and rows["lr"] == pytest.approx(1e-3)
+    assert {id(p) for p in rows["params"]} == {id(p) for p in norm_parameters(adding.network)}
+
+
+def test_the_kept_table_compares_each_old_style_before_and_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))
+    from multistyle_table import kept
+
+    def report(totals: dict[str, float]) -> Path:
+        styles = [
+            {
+                "style": {"name": name},
+                "mean": {
+                    "model": {"content_loss": 1.0, "style_loss": total - 1.0, "tv_loss": 0.0, "total_loss": total}
+                },
+            }
+            for name, total in totals.items()
+        ]
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps({"styles": styles}))
+        return path
+
+    table = kept(str(report({"a": 2.0, "b": 4.0})), str(report({"a": 2.2, "b": 4.0, "new": 3.0})))
+    assert "| a | with the added style | 1.0000 | 1.2000 | 0.0000 | 2.2000 | **1.100** |" in table
+    assert "| b | with the added style | 1.0000 | 3.0000 | 0.0000 | 4.0000 | **1.000** |" in table
+    assert "new" not in table  # only the styles the model had before
+    assert table.splitlines()[-1].endswith("**1.050** |")

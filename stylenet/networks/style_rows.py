@@ -46,18 +46,21 @@ def bake_style(network: TransformerNet, weights: torch.Tensor) -> TransformerNet
     return _rebuilt(network, 1, state)
 
 
-def append_style(base: TransformerNet, trained: TransformerNet) -> TransformerNet:
+def append_style(base: TransformerNet, trained: TransformerNet, shared_trained: bool = False) -> TransformerNet:
     """`base`'s styles plus the one style of `trained`, a single-style network that shares all of `base`'s
-    weights but the norms (trained from `bake_style(base, ...)` with everything else frozen)."""
+    weights but the norms (trained from `bake_style(base, ...)` with everything else frozen).
+
+    `shared_trained`: the shared weights trained too, and the result takes them from `trained` (the old styles
+    keep their rows, on the new shared weights)."""
     if trained.num_styles != 1:
         raise ValueError("the network holding the new style must be a single-style network")
     base_state = {k: v.detach().cpu() for k, v in base.state_dict().items()}
     new_state = {k: v.detach().cpu() for k, v in trained.state_dict().items()}
     norms = _norm_keys(base)
     changed = [k for k in base_state.keys() - norms if not torch.equal(base_state[k], new_state[k].to(base_state[k]))]
-    if changed:
+    if changed and not shared_trained:
         raise ValueError(f"{len(changed)} shared weights differ (e.g. {changed[0]}): only the norms may be trained")
-    state = dict(base_state)
+    state = {k: new_state[k].to(v) if shared_trained and k not in norms else v for k, v in base_state.items()}
     for key in norms:
         rows = base_state[key] if base.num_styles > 1 else base_state[key].unsqueeze(0)  # (S, C)
         state[key] = torch.cat([rows, new_state[key].to(rows).unsqueeze(0)])  # (S + 1, C)

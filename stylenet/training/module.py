@@ -17,12 +17,14 @@ from stylenet.errors import StylenetError
 from stylenet.losses.perceptual import LossTerms, PerceptualLoss
 from stylenet.networks.style_rows import norm_parameters
 from stylenet.networks.transformer import TransformerNet
+from stylenet.training.style_keeper import StyleKeeper
 from stylenet.training.weight_average import WeightAverage, take_from_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Lightning checkpoints leave out the frozen loss network: it is rebuilt from the config.
-_LOSS_PREFIX = "loss."
+# Lightning checkpoints leave out the frozen loss network and the frozen model a style is added to
+# (`StyleKeeper`): both are rebuilt from the config.
+_FROZEN_PREFIXES = ("loss.", "keeper.")
 
 
 class NonFiniteLossError(StylenetError):
@@ -72,6 +74,8 @@ class StyleTransferModule(pl.LightningModule):
         steps_before: int = 0,
         weight_average_decay: float | None = None,
         lr_schedule: str = "constant",
+        keeper: StyleKeeper | None = None,
+        shared_lr_scale: float = 1.0,
     ):
         """`style`: what describes the style (name, image, size), or a list of them, one per row of a
         network of several styles. Each training image is stylised in a style drawn at random (Dumoulin
@@ -87,6 +91,11 @@ class StyleTransferModule(pl.LightningModule):
 
         `style_row_lr_scale` multiplies the learning rate of the instance norms' scale and shift in a
         network of several styles: each row is trained by only the images drawn in its style.
+        `shared_lr_scale` multiplies that of every other weight (a style added to a trained model with
+        its shared weights training too learns them slowly, its own row fast).
+
+        `keeper`: while a style is added to a trained model with every weight training, the term that holds
+        that model's old styles (`StyleKeeper`), added to each training step's loss; None: no such term.
 
         `steps_before`: the steps the network had trained before this run (a fine-tuned model's), written
         into checkpoints so that a model read from one counts them too.
@@ -102,7 +111,7 @@ class StyleTransferModule(pl.LightningModule):
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
         super().__init__()
-        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "loss_definition", "steps_before"])
+        self.save_hyperparameters(ignore=["network", "loss", "optimizer", "loss_definition", "steps_before", "keeper"])
         self.network = network
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -110,6 +119,8 @@ class StyleTransferModule(pl.LightningModule):
         self.styles = list(style) if isinstance(style, list) else [style]
         self.loss_definition = loss_definition
         self.style_row_lr_scale = style_row_lr_scale
+        self.shared_lr_scale = shared_lr_scale
+        self.keeper = keeper
         self.steps_before = steps_before
         self.weight_average_decay = weight_average_decay
         self.lr_schedule = lr_schedule
@@ -182,6 +193,11 @@ class StyleTransferModule(pl.LightningModule):
             styles = torch.randint(num_styles, (len(images),), device=images.device) if num_styles > 1 else None
             terms = self.train_loss(images, styles, self._temporal_pair(images))
             self._log_terms(terms, stage, len(images))
+            if self.keeper is not None:  # eager: the old style changes every step
+                keep = self.keeper(self.network, images)
+                self.log("train/keep_loss", keep, batch_size=len(images), on_step=True, on_epoch=False)
+                self._watch_finite(terms.total + keep, stage)
+                return terms.total + keep
         elif num_styles == 1:
             terms = self._loss_terms(images, None, self._temporal_pair(images))
             self._log_terms(terms, stage, len(images))
@@ -328,7 +344,8 @@ class StyleTransferModule(pl.LightningModule):
     def _optimizer(self) -> torch.optim.Optimizer:
         # Only what may train: adding a style to a trained model freezes all but the norms.
         trainable = [p for p in self.network.parameters() if p.requires_grad]
-        if self.style_row_lr_scale == 1.0 or self.network.num_styles == 1:
+        row_scale = self.style_row_lr_scale if self.network.num_styles > 1 else 1.0
+        if row_scale == 1.0 and self.shared_lr_scale == 1.0:
             return self.optimizer_factory(trainable)
         rows = {id(p) for p in norm_parameters(self.network)}
         optimizer = self.optimizer_factory(
@@ -337,7 +354,8 @@ class StyleTransferModule(pl.LightningModule):
                 {"params": [p for p in trainable if id(p) in rows]},
             ]
         )
-        optimizer.param_groups[1]["lr"] *= self.style_row_lr_scale
+        optimizer.param_groups[0]["lr"] *= self.shared_lr_scale
+        optimizer.param_groups[1]["lr"] *= row_scale
         return optimizer
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -359,7 +377,9 @@ class StyleTransferModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._stop_if_non_finite("train")  # never write a diverged network over the last good one
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(_LOSS_PREFIX)}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith(_FROZEN_PREFIXES)
+        }
         if self.weight_average is not None:
             self.weight_average.put_in_checkpoint(checkpoint, NETWORK_PREFIX, self._own_weights)
         # Enough for inference code to rebuild the network from a .ckpt without Lightning.
