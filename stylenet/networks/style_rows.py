@@ -57,10 +57,15 @@ def append_style(base: TransformerNet, trained: TransformerNet, shared_trained: 
     base_state = {k: v.detach().cpu() for k, v in base.state_dict().items()}
     new_state = {k: v.detach().cpu() for k, v in trained.state_dict().items()}
     norms = _norm_keys(base)
-    changed = [k for k in base_state.keys() - norms if not torch.equal(base_state[k], new_state[k].to(base_state[k]))]
-    if changed and not shared_trained:
-        raise ValueError(f"{len(changed)} shared weights differ (e.g. {changed[0]}): only the norms may be trained")
-    state = {k: new_state[k].to(v) if shared_trained and k not in norms else v for k, v in base_state.items()}
+    if shared_trained:
+        state = {k: v if k in norms else new_state[k].to(v) for k, v in base_state.items()}
+    else:
+        changed = [
+            k for k in base_state.keys() - norms if not torch.equal(base_state[k], new_state[k].to(base_state[k]))
+        ]
+        if changed:
+            raise ValueError(f"{len(changed)} shared weights differ (e.g. {changed[0]}): only the norms may be trained")
+        state = dict(base_state)
     for key in norms:
         rows = base_state[key] if base.num_styles > 1 else base_state[key].unsqueeze(0)  # (S, C)
         state[key] = torch.cat([rows, new_state[key].to(rows).unsqueeze(0)])  # (S + 1, C)

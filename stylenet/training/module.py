@@ -196,8 +196,9 @@ class StyleTransferModule(pl.LightningModule):
             if self.keeper is not None:  # eager: the old style changes every step
                 keep = self.keeper(self.network, images)
                 self.log("train/keep_loss", keep, batch_size=len(images), on_step=True, on_epoch=False)
-                self._watch_finite(terms.total + keep, stage)
-                return terms.total + keep
+                total = terms.total + keep
+                self._watch_finite(total, stage)
+                return total
         elif num_styles == 1:
             terms = self._loss_terms(images, None, self._temporal_pair(images))
             self._log_terms(terms, stage, len(images))
