@@ -1,4 +1,4 @@
-"""Eager fast-path speed with and without the low-memory forms and the output layer by blocks.
+"""Eager fast-path speed with and without the low-memory forms, the output layer by blocks and kept buffers.
 
     python scripts/inference_forms_speed.py [--model M.pt] [--repeats 6] [--sizes 512x512,1920x1080]
 
@@ -6,13 +6,16 @@ One process per memory-reuse setting (it is process-wide); inside each, the form
 by frame on the same loaded model, so that all see the same machine:
 - plain: `low_memory_ops.applies` answering False (padding copies, out-of-place instance norms and
   residual sums, the whole-image sub-pixel upsampling) and the output layer as one convolution;
-- low-memory: `stylenet.networks.low_memory_ops` on, the output layer as one convolution;
+- low-memory: `stylenet.networks.low_memory_ops` on (with the kept buffers, as below), the output
+  layer as one convolution;
 - sum apart: as both below, but each residual block's sum a new tensor (`low_memory_ops.residual_sum`
   out of place);
+- fresh outputs: as both below, but the network's largest activations allocated anew each frame
+  instead of written into the buffers it keeps (`stylenet.networks.frame_buffers`);
 - both: as `stylenet stylize` runs, the low-memory forms and the output layer by blocks
-  (`stylenet.networks.blocked_conv`).
-Prints the median ms per frame of each, plain / both and sum apart / both, and the page faults of a
-frame in each form (the process's minor faults over that frame, median).
+  (`stylenet.networks.blocked_conv`), into kept buffers.
+Prints the median ms per frame of each, plain / both, sum apart / both and fresh outputs / both, and
+the page faults of a frame in each form (the process's minor faults over that frame, median).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FORMS = ["plain", "low-memory", "sum apart", "both"]
+FORMS = ["plain", "low-memory", "sum apart", "fresh outputs", "both"]
 
 
 def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) -> dict[str, float]:
@@ -41,6 +44,7 @@ def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) 
         keep_freed_memory()
     applies, few, residual_sum = low_memory_ops.applies, blocked_conv.FEW_CHANNELS, low_memory_ops.residual_sum
     run = stylenet.load_model(model, precision="bf16", compile=False)._run
+    buffers = run.module.frame_buffers
     times: dict[str, list[float]] = {}
     faults: dict[str, list[float]] = {}
     with torch.inference_mode():
@@ -49,7 +53,8 @@ def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) 
             for repeat in range(repeats + 1):  # the first round warms up
                 for form in FORMS:
                     low_memory_ops.applies = (lambda x: False) if form == "plain" else applies
-                    blocked_conv.FEW_CHANNELS = few if form in ("sum apart", "both") else 0
+                    blocked_conv.FEW_CHANNELS = few if form in ("sum apart", "fresh outputs", "both") else 0
+                    run.module.frame_buffers = None if form == "fresh outputs" else buffers
                     low_memory_ops.residual_sum = (lambda x, y: x + y) if form == "sum apart" else residual_sum
                     faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                     started = time.perf_counter()
@@ -74,9 +79,11 @@ def main() -> int:
         print(json.dumps(_child(args.model, args.child == "on", args.repeats, sizes)))
         return 0
     print(
-        "| memory reuse | size | " + " | ".join(f"{form} ms" for form in FORMS) + " | plain / both | sum apart / both |"
+        "| memory reuse | size | "
+        + " | ".join(f"{form} ms" for form in FORMS)
+        + " | plain / both | sum apart / both | fresh outputs / both |"
     )
-    print("|---" * (len(FORMS) + 4) + "|")
+    print("|---" * (len(FORMS) + 5) + "|")
     rows = []
     for reuse in ("off", "on"):
         command = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats)]
@@ -85,7 +92,8 @@ def main() -> int:
         for height, width in sizes:
             ms = [result[f"{width}x{height} {form}"] for form in FORMS]
             cells = " | ".join(f"{value:.1f}" for value in ms)
-            print(f"| {reuse} | {width}x{height} | {cells} | {ms[0] / ms[3]:.2f} | {ms[2] / ms[3]:.2f} |")
+            ratios = " | ".join(f"{ms[index] / ms[-1]:.2f}" for index in (0, 2, 3))
+            print(f"| {reuse} | {width}x{height} | {cells} | {ratios} |")
             rows.append((reuse, f"{width}x{height}", [result[f"{width}x{height} {form} faults"] for form in FORMS]))
     print()
     print("| memory reuse | size | page faults a frame: " + " | ".join(FORMS) + " |")

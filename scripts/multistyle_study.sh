@@ -109,9 +109,15 @@ shipped init=paintings init_trains=all optimizer.lr=0.02 lr_schedule=cosine trai
   "paths.output_dir=$out/graffiti_added_all" "paths.kept_models_dir=$out/models_added_all"
 shipped trainer.max_steps=4332 checkpoint_every_n_steps=722 checkpoint_keep=-1 trainer.val_check_interval=722 \
   "paths.output_dir=$out/graffiti_scratch_60" "paths.kept_models_dir=$out/models_scratch_60"
+# At a constant rate that run may stop on the divergence guard before its 60 minutes; lowered along a
+# half cosine it runs them all, and its last checkpoint is the 60-minute model.
+shipped lr_schedule=cosine trainer.max_steps=4332 checkpoint_every_n_steps=722 checkpoint_keep=-1 \
+  trainer.val_check_interval=722 "paths.output_dir=$out/graffiti_scratch_60_cosine" \
+  "paths.kept_models_dir=$out/models_scratch_60_cosine"
 evaluate "$out/models_added_all/$five+graffiti.pt" "$out/eval/graffiti_added_all"
 evaluate paintings "$out/eval/paintings"
 against_scratch "$out/eval/graffiti_added_all/report.json" graffiti_scratch_60
+against_scratch "$out/eval/graffiti_added_all/report.json" graffiti_scratch_60_cosine
 python scripts/multistyle_table.py kept "$out/eval/paintings/report.json" "$out/eval/graffiti_added_all/report.json"
 
 # Blends, and speed (run this last, alone on the machine).

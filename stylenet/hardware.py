@@ -97,6 +97,11 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _keeping_freed_memory = False
 
 
+def keeping_freed_memory() -> bool:
+    """Whether `keep_freed_memory` is in force in this process."""
+    return _keeping_freed_memory
+
+
 def keep_freed_memory(enabled: bool = True) -> bool:
     """Makes this process reuse the memory of freed tensors instead of returning it to the OS.
 

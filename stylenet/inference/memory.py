@@ -101,6 +101,8 @@ def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool
     3 c2 + 2 c1. The fast path (`FastRunner`), eager, runs `stylenet.networks.low_memory_ops`:
     a c1 output beside its input (c2 at a quarter of the pixels), and for images too small for
     the border form a padded c1 copy beside a c1 activation: 2 c1 + c2 / 4, in its own dtype.
+    From the second frame of a size on it keeps a c1 and a c2 / 4 buffer through the whole frame
+    (`stylenet.networks.frame_buffers`), beside the residual blocks' three c3 / 16: less than that.
     Compiled, the sub-pixel upsampling's c1 phases, their interleaved copy and its normalised
     copy, with the backend's blocked copies of the phase convolution's input and of one c1
     output: 4 c1 + c2. Bilinear upsampling has no sub-pixel form: on the fast path its upsampled

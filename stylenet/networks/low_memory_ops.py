@@ -64,8 +64,44 @@ def residual_sum(x: Tensor, y: Tensor) -> Tensor:
     return y.add_(x) if applies(y) else x + y
 
 
+def conv2d_into(
+    out: Tensor | None, x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int
+) -> Tensor:
+    """`F.conv2d(x, weight, bias, stride, padding)`, written into `out` where one is given.
+
+    PyTorch's convolution has no true out= form (`aten.convolution.out` computes into a fresh
+    tensor and copies); oneDNN's convolution with an addition fused in writes into the tensor it
+    adds to, so `out` is zeroed and added to, in memory the caller kept (`frame_buffers`). The same
+    values: bit for bit in bf16 (tests); in fp32 PyTorch's convolution picks another kernel for
+    some small single-image shapes, and the two differ by rounding. Elsewhere (no oneDNN, another
+    device) the plain call.
+    """
+    if out is None or not _conv_into_available(x):
+        return F.conv2d(x, weight, bias, stride, padding)
+    out.zero_()
+    return torch.ops.mkldnn._convolution_pointwise_.binary(
+        out, x, weight, bias, [padding] * 2, [stride] * 2, [1, 1], 1, "add", None, None, [], None
+    )
+
+
+def _conv_into_available(x: Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
+    )
+
+
 def padded_conv(
-    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, pad: int, mode: str, blocked: bool = False
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: int,
+    pad: int,
+    mode: str,
+    blocked: bool = False,
+    out: Tensor | None = None,
 ) -> Tensor:
     """`F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)` without the padded copy of `x`.
 
@@ -73,6 +109,7 @@ def padded_conv(
     rows and columns whose window reaches into the padding differ, and those are recomputed from
     strips of `x` padded the right way, a kernel's height or width each. `blocked`: the main
     convolution (stride 1) by output blocks (`blocked_conv`), for layers with few output channels.
+    `out`: a kept buffer of the output's shape to write into (`conv2d_into`; not with `blocked`).
     """
     h, w = x.shape[-2:]
     k = weight.shape[-1]
@@ -80,8 +117,8 @@ def padded_conv(
     bottom = (h - k + pad) // stride + 1  # the first output row whose window ends below it
     left, right = top, (w - k + pad) // stride + 1
     if pad == 0 or bottom <= top or right <= left:  # too small for separate borders: the plain way
-        return F.conv2d(F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride)
-    out = blocked_conv(x, weight, bias, pad) if blocked else F.conv2d(x, weight, bias, stride, padding=pad)
+        return conv2d_into(out, F.pad(x, (pad,) * 4, mode=mode), weight, bias, stride, 0)
+    out = blocked_conv(x, weight, bias, pad) if blocked else conv2d_into(out, x, weight, bias, stride, pad)
     first_row, first_col = bottom * stride - pad, right * stride - pad  # where the far borders' windows start
     edge_rows, edge_cols = (top - 1) * stride + k - pad, (left - 1) * stride + k - pad  # what the near ones read
 
@@ -101,17 +138,18 @@ def padded_conv(
     return out
 
 
-def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
     """`fast_ops.upsample_conv` to exactly twice the size of `x`, written into its output strip by strip.
 
     Each strip convolves a few rows of the replicate-padded input with the phase kernels and copies
     the four phases straight to their interleaved places, so the whole phase output (as large as
-    the result) never exists.
+    the result) never exists. `out`: a kept buffer of the output's shape and `x`'s layout to write into.
     """
     n, _, h, w = x.shape
     co = weight.shape[0]
     kernels, biases = phase_weight(weight), phase_bias(bias)
-    out = torch.empty((n, co, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout_of(x))
+    if out is None:
+        out = torch.empty((n, co, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout_of(x))
     rows = max(1, STRIP_BYTES // (4 * co * (w + 1) * x.element_size() * n))
     for start in range(0, h, rows):
         stop = min(start + rows, h)

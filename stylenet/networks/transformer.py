@@ -16,6 +16,7 @@ training code.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylenet.networks import antialias, blocked_conv, fast_ops, low_memory_ops
+from stylenet.networks.frame_buffers import FrameBuffers, carve
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,8 @@ class ConvLayer(nn.Sequential):
     """Reflection padding then convolution: zero padding darkens the borders of outputs.
 
     `blur`: the input is low-passed first (`antialias.blur`; it has no parameters, so the layer's
-    weights are named as without it)."""
+    weights are named as without it). `out`: in eager inference, a kept buffer of the output's
+    shape to write into (`frame_buffers`)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, blur: bool = False):
         super().__init__(
@@ -138,7 +141,7 @@ class ConvLayer(nn.Sequential):
         )
         self.blur = blur
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         pad, conv = self
         if self.blur:
             x = antialias.blur(x, fast=pad.fast)
@@ -148,10 +151,12 @@ class ConvLayer(nn.Sequential):
         blocked = blocked_conv.applies(conv.in_channels, conv.out_channels, conv.stride[0])
         if low_memory_ops.is_large(x):
             return low_memory_ops.padded_conv(
-                x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked
+                x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked, out=out
             )
         if blocked:
             return blocked_conv.blocked_conv(pad(x), conv.weight, conv.bias, 0)
+        if out is not None:
+            return low_memory_ops.conv2d_into(out, pad(x), conv.weight, conv.bias, conv.stride[0], 0)
         return conv(pad(x))
 
 
@@ -165,9 +170,11 @@ class ConvNormReLU(nn.Sequential):
             ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         conv, norm, relu = self
-        return relu(normalize(norm, conv(x), style))
+        return relu(normalize(norm, conv(x, out), style))
 
 
 class ResidualBlock(nn.Module):
@@ -181,9 +188,13 @@ class ResidualBlock(nn.Module):
             _norm_layer(norm, channels, num_styles),
         )
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor | None = None, outs: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """`outs`: in eager inference, kept buffers for the middle activation and the output."""
         first, conv, norm = self.body
-        y = normalize(norm, conv(first(x, style)), style)
+        middle_out, out = outs if outs is not None else (None, None)
+        y = normalize(norm, conv(first(x, style, middle_out), out), style)
         return low_memory_ops.residual_sum(x, y) if conv[0].fast else x + y
 
 
@@ -212,11 +223,14 @@ class UpsampleBlock(nn.Module):
         self.relu = ReLU(inplace=True)
         self.fast = False
 
-    def forward(self, x: torch.Tensor, size: torch.Size, style: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, size: torch.Size, style: torch.Tensor | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`out`: a kept buffer to write the upsampled activation into where it is exactly x2 (eager inference)."""
         if self.mode == "nearest" and self.fast:
             conv = self.conv[1]
             if low_memory_ops.applies(x) and tuple(size) == (2 * x.shape[-2], 2 * x.shape[-1]):
-                x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias)
+                x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias, out)
             else:
                 x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
         elif self.mode in ("nearest", "bilinear"):
@@ -264,6 +278,7 @@ class TransformerNet(nn.Module):
             [UpsampleBlock(c3, c2, config.upsample, norm, n), UpsampleBlock(c2, c1, config.upsample, norm, n)]
         )
         self.output = ConvLayer(c1, 3, 9)
+        self.frame_buffers: FrameBuffers | None = None  # eager inference with the fast layers only
 
     @property
     def num_styles(self) -> int:
@@ -274,22 +289,44 @@ class TransformerNet(nn.Module):
         for module in self.modules():
             if isinstance(module, (InstanceNorm, ConditionalInstanceNorm, ReflectionPad, ReLU, UpsampleBlock)):
                 module.fast = enabled
+        self.frame_buffers = FrameBuffers() if enabled else None
         return self
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         """`style`: for a network of S > 1 styles, their weights, (S,) for the batch or (B, S) per image."""
         if self.num_styles > 1 and style is None:
             raise ValueError(f"this network holds {self.num_styles} styles: pass their weights, (S,) or (B, S)")
-        # Only the encoder's sizes are kept, not its activations: at 1080p the full-size one alone
-        # is 133 MB in bf16, and holding it to the end raised peak memory by that much.
-        y = self.encoder[0](x, style)  # (B, c1, H, W)
-        full = y.shape[-2:]
-        y = self.encoder[1](y, style)  # (B, c2, ceil(H/2), ceil(W/2))
-        half = y.shape[-2:]
-        y = self.encoder[2](y, style)  # (B, c3, ceil(H/4), ceil(W/4))
-        for block in self.residuals:
-            y = block(y, style)
-        y = self.upsample[0](y, half, style)  # one statement each, so that y's previous value is freed
-        y = self.upsample[1](y, full, style)
-        y = self.output(y)  # (B, 3, H, W)
+        kept = self.frame_buffers
+        with kept.lease() if kept is not None and low_memory_ops.applies(x) else nullcontext() as buffers:
+            full_out, half_out, quarters = self._kept_outputs(buffers, x) if buffers is not None else (None, None, None)
+            # Only the encoder's sizes are kept, not its activations: at 1080p the full-size one
+            # alone is 133 MB in bf16, and holding it to the end raised peak memory by that much.
+            y = self.encoder[0](x, style, full_out)  # (B, c1, H, W)
+            full = y.shape[-2:]
+            y = self.encoder[1](y, style, half_out)  # (B, c2, ceil(H/2), ceil(W/2))
+            half = y.shape[-2:]
+            y = self.encoder[2](y, style, quarters[0] if quarters else None)  # (B, c3, ceil(H/4), ceil(W/4))
+            for index, block in enumerate(self.residuals):
+                # Each block's input, middle and output in three different slots, turning by one a block.
+                y = block(y, style, (quarters[(1 - index) % 3], quarters[(2 - index) % 3]) if quarters else None)
+            y = self.upsample[0](y, half, style, half_out)  # one statement each, so that y's previous value is freed
+            y = self.upsample[1](y, full, style, full_out)
+            y = self.output(y)  # (B, 3, H, W)
         return y if self.training else y.clamp(0.0, 1.0)
+
+    def _kept_outputs(
+        self, buffers: FrameBuffers, x: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor] | None]:
+        """Buffers for this frame's full-size and half-size activations, and three quarter-size slots.
+
+        Each size has two lifetimes that never overlap (the encoder's output, then the decoder's),
+        so one buffer of each serves both. Between them the full-size one is free: the encoder's
+        last output and the residual blocks' activations (at most three alive at once) live in it.
+        """
+        n, _, h, w = x.shape
+        downsample, last = self.encoder[1][0][1], self.encoder[2][0][1]  # stride 2, kernel 3, padding 1
+        half_size, quarter_size = (-(-h // 2), -(-w // 2)), (-(-h // 4), -(-w // 4))
+        full = buffers.get("full", (n, downsample.in_channels, h, w), x)
+        half = buffers.get("half", (n, downsample.out_channels, *half_size), x)
+        quarters = carve(full, 3, (n, last.out_channels, *quarter_size)) if full is not None else None
+        return full, half, quarters
