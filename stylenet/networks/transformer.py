@@ -299,8 +299,8 @@ class TransformerNet(nn.Module):
         kept = self.frame_buffers
         with kept.lease() if kept is not None and low_memory_ops.applies(x) else nullcontext() as buffers:
             full_out, half_out, quarters = self._kept_outputs(buffers, x) if buffers is not None else (None, None, None)
-            # Only the encoder's sizes are kept, not its activations: at 1080p the full-size one
-            # alone is 133 MB in bf16, and holding it to the end raised peak memory by that much.
+            # The decoder gets the encoder's sizes, not its activations: at 1080p the full-size one
+            # alone is 133 MB in bf16, and holding a fresh one to the end raised peak memory by that much.
             y = self.encoder[0](x, style, full_out)  # (B, c1, H, W)
             full = y.shape[-2:]
             y = self.encoder[1](y, style, half_out)  # (B, c2, ceil(H/2), ceil(W/2))
