@@ -17,6 +17,7 @@ the last size seen.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ class FrameBuffers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._kept: dict[str, Tensor] = {}
-        self._last: dict[str, tuple] = {}  # what each name was asked for last time
+        self._last: dict[str, tuple] = {}  # what each name was asked for last time; what it keeps
 
     @contextmanager
     def lease(self) -> Iterator[FrameBuffers | None]:
@@ -62,23 +63,17 @@ class FrameBuffers:
         """An output of `shape` in `like`'s dtype, device and layout: the kept one where it fits,
         a new kept one on the second frame of this size in a row, else None (allocate as usual).
         None also below `KEEP_BYTES`."""
-        nbytes = like.element_size()
-        for size in shape:
-            nbytes *= size
-        if nbytes < KEEP_BYTES:
+        if like.element_size() * math.prod(shape) < KEEP_BYTES:
             return None
         layout = layout_of(like)
         wanted = (tuple(shape), like.dtype, like.device, layout)
-        kept = self._kept.get(name)
-        if kept is not None and _fits(kept, wanted):
-            return kept
-        self._kept.pop(name, None)  # freed before a new one is allocated
         if self._last.get(name) != wanted:
+            self._kept.pop(name, None)  # the old size's memory goes back
             self._last[name] = wanted
             return None
-        kept = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=layout)
-        self._kept[name] = kept
-        return kept
+        if name not in self._kept:
+            self._kept[name] = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=layout)
+        return self._kept[name]
 
     def clear(self) -> None:
         """Returns the kept memory (a size seen before is kept again from its next frame)."""
@@ -109,13 +104,3 @@ def carve(buffer: Tensor, count: int, shape: tuple[int, int, int, int]) -> list[
         piece = flat[index * size : (index + 1) * size]
         pieces.append(piece.view(n, h, w, c).permute(0, 3, 1, 2) if channels_last else piece.view(n, c, h, w))
     return pieces
-
-
-def _fits(kept: Tensor, wanted: tuple) -> bool:
-    shape, dtype, device, layout = wanted
-    return (
-        tuple(kept.shape) == shape
-        and kept.dtype == dtype
-        and kept.device == device
-        and kept.is_contiguous(memory_format=layout)
-    )
