@@ -1,4 +1,4 @@
-"""Eager fast-path speed with and without the low-memory forms, the output layer by blocks and kept buffers.
+"""Eager fast-path speed with and without the low-memory forms, blocked output layer, kept buffers, deferred norms.
 
     python scripts/inference_forms_speed.py [--model M.pt] [--repeats 6] [--sizes 512x512,1920x1080]
 
@@ -7,14 +7,16 @@ by frame on the same loaded model, so that all see the same machine:
 - plain: `low_memory_ops.applies` answering False (padding copies, out-of-place instance norms and
   residual sums, the whole-image sub-pixel upsampling) and the output layer as one convolution;
 - low-memory: `stylenet.networks.low_memory_ops` on (with the kept buffers, as below), the output
-  layer as one convolution;
+  layer as one convolution, the norms applied where they stand (as in plain);
 - sum apart: as both below, but each residual block's sum a new tensor (`low_memory_ops.residual_sum`
   out of place);
 - fresh outputs: as both below, but the network's largest activations allocated anew each frame
   instead of written into the buffers it keeps (`stylenet.networks.frame_buffers`);
+- norms applied: as both below, but every instance norm and ReLU computed where it stands instead
+  of left to the next convolution (`stylenet.networks.deferred_norm`);
 - both: as `stylenet stylize` runs, the low-memory forms and the output layer by blocks
-  (`stylenet.networks.blocked_conv`), into kept buffers.
-Prints the median ms per frame of each, plain / both, sum apart / both and fresh outputs / both, and
+  (`stylenet.networks.blocked_conv`), into kept buffers, with deferred norms.
+Prints the median ms per frame of each, and each form's against both, and
 the page faults of a frame in each form (the process's minor faults over that frame, median).
 """
 
@@ -30,7 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FORMS = ["plain", "low-memory", "sum apart", "fresh outputs", "both"]
+FORMS = ["plain", "low-memory", "sum apart", "fresh outputs", "norms applied", "both"]
 
 
 def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) -> dict[str, float]:
@@ -38,11 +40,13 @@ def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) 
 
     import stylenet
     from stylenet.hardware import keep_freed_memory
-    from stylenet.networks import blocked_conv, low_memory_ops
+    from stylenet.networks import blocked_conv, deferred_norm, low_memory_ops
 
     if reuse:
         keep_freed_memory()
     applies, few, residual_sum = low_memory_ops.applies, blocked_conv.FEW_CHANNELS, low_memory_ops.residual_sum
+    deferrable = deferred_norm.applies
+
     run = stylenet.load_model(model, precision="bf16", compile=False)._run
     buffers = run.module.frame_buffers
     times: dict[str, list[float]] = {}
@@ -53,7 +57,9 @@ def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]]) 
             for repeat in range(repeats + 1):  # the first round warms up
                 for form in FORMS:
                     low_memory_ops.applies = (lambda x: False) if form == "plain" else applies
-                    blocked_conv.FEW_CHANNELS = few if form in ("sum apart", "fresh outputs", "both") else 0
+                    blocked_conv.FEW_CHANNELS = 0 if form in ("plain", "low-memory") else few
+                    applied = form in ("plain", "low-memory", "norms applied")
+                    deferred_norm.applies = (lambda *args, **kwargs: False) if applied else deferrable
                     run.module.frame_buffers = None if form == "fresh outputs" else buffers
                     low_memory_ops.residual_sum = (lambda x, y: x + y) if form == "sum apart" else residual_sum
                     faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -81,9 +87,11 @@ def main() -> int:
     print(
         "| memory reuse | size | "
         + " | ".join(f"{form} ms" for form in FORMS)
-        + " | plain / both | sum apart / both | fresh outputs / both |"
+        + " | "
+        + " | ".join(f"{form} / both" for form in FORMS[:-1] if form != "low-memory")
+        + " |"
     )
-    print("|---" * (len(FORMS) + 5) + "|")
+    print("|---" * (2 * len(FORMS) + 1) + "|")
     rows = []
     for reuse in ("off", "on"):
         command = [sys.executable, __file__, "--model", args.model, "--repeats", str(args.repeats)]
@@ -92,7 +100,8 @@ def main() -> int:
         for height, width in sizes:
             ms = [result[f"{width}x{height} {form}"] for form in FORMS]
             cells = " | ".join(f"{value:.1f}" for value in ms)
-            ratios = " | ".join(f"{ms[index] / ms[-1]:.2f}" for index in (0, 2, 3))
+            against = [ms[index] / ms[-1] for index, form in enumerate(FORMS[:-1]) if form != "low-memory"]
+            ratios = " | ".join(f"{ratio:.2f}" for ratio in against)
             print(f"| {reuse} | {width}x{height} | {cells} | {ratios} |")
             rows.append((reuse, f"{width}x{height}", [result[f"{width}x{height} {form} faults"] for form in FORMS]))
     print()

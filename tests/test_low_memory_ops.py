@@ -34,6 +34,21 @@ def test_instance_norm_in_place_equals_the_batch_norm_kernel_bit_for_bit(dtype, 
 
 
 @pytest.mark.parametrize(("dtype", "layout"), CASES)
+def test_instance_norm_in_place_of_a_cropped_view_writes_the_view(dtype, layout) -> None:
+    # The cropped output of a transposed convolution (model.upsample=transposed at an odd size).
+    torch.manual_seed(0)
+    whole = _tensor(1, 8, 24, 30, dtype=dtype, layout=layout) * 2 + 1
+    view = whole[..., :23, :29]
+    weight, bias = torch.rand(8).to(dtype), torch.rand(8).to(dtype)
+    expected = F.instance_norm(view.float(), weight=weight.float(), bias=bias.float(), eps=1e-5)
+    with torch.inference_mode():
+        out = low_memory_ops.instance_norm_(view, weight, bias, 1e-5)
+    assert out.data_ptr() == whole.data_ptr()
+    tolerance = 0.02 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(whole[..., :23, :29].float(), expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize(("dtype", "layout"), CASES)
 @pytest.mark.parametrize(
     ("kernel", "stride", "pad", "mode", "size"),
     [

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylenet.networks import antialias, blocked_conv, fast_ops, low_memory_ops
+from stylenet.networks import antialias, blocked_conv, deferred_norm, fast_ops, low_memory_ops
 from stylenet.networks.frame_buffers import FrameBuffers, carve
 
 
@@ -97,6 +97,32 @@ def normalize(norm: nn.Module, x: torch.Tensor, style: torch.Tensor | None) -> t
     return norm(x, style) if isinstance(norm, ConditionalInstanceNorm) else norm(x)
 
 
+def normalize_relu(
+    norm: nn.Module, relu: nn.Module, x: torch.Tensor, style: torch.Tensor | None, defer: bool
+) -> torch.Tensor | deferred_norm.Deferred:
+    """`relu(norm(x))`; with `defer`, where it can, left for the next convolution (`deferred_norm`)."""
+    affine = _fast_affine(norm, style) if defer else None
+    if affine is not None and deferred_norm.applies(x, affine[0]):
+        return deferred_norm.normalise_rectify(x, *affine, norm.eps)
+    return relu(normalize(norm, x, style))
+
+
+def _fast_affine(norm: nn.Module, style: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The (C,) scale and shift of a fast instance norm for this call; None for other norms and per-image styles.
+
+    None too for a norm whose forward is hooked or replaced (tiling's whole-image statistics,
+    `inference/global_norm.py`): deferring it would bypass its forward.
+    """
+    if norm._forward_pre_hooks or norm._forward_hooks or "forward" in vars(norm):
+        return None
+    if isinstance(norm, InstanceNorm) and norm.fast:
+        return norm.weight, norm.bias
+    if isinstance(norm, ConditionalInstanceNorm) and norm.fast and style is not None and style.dim() == 1:
+        style = style.to(norm.weight.dtype)
+        return style @ norm.weight, style @ norm.bias
+    return None
+
+
 def _norm_layer(kind: str, channels: int, num_styles: int = 1) -> nn.Module:
     if kind == "instance" and num_styles > 1:
         return ConditionalInstanceNorm(channels, num_styles)
@@ -132,7 +158,8 @@ class ConvLayer(nn.Sequential):
 
     `blur`: the input is low-passed first (`antialias.blur`; it has no parameters, so the layer's
     weights are named as without it). `out`: in eager inference, a kept buffer of the output's
-    shape to write into (`frame_buffers`)."""
+    shape to write into (`frame_buffers`). With the fast layers, `x` may be a `deferred_norm.Deferred`
+    activation, whose scale and shift the convolution takes into its weights and bias."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, blur: bool = False):
         super().__init__(
@@ -141,8 +168,12 @@ class ConvLayer(nn.Sequential):
         )
         self.blur = blur
 
-    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | deferred_norm.Deferred, out: torch.Tensor | None = None) -> torch.Tensor:
         pad, conv = self
+        weight, bias = conv.weight, conv.bias
+        if isinstance(x, deferred_norm.Deferred):  # blurring and padding keep per-channel constants: exact
+            weight, bias = deferred_norm.fold(weight, bias, x)
+            x = x.values
         if self.blur:
             x = antialias.blur(x, fast=pad.fast)
         if not pad.fast or x.dim() != 4:
@@ -151,13 +182,11 @@ class ConvLayer(nn.Sequential):
         blocked = blocked_conv.applies(conv.in_channels, conv.out_channels, conv.stride[0])
         if low_memory_ops.is_large(x):
             return low_memory_ops.padded_conv(
-                x, conv.weight, conv.bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked, out=out
+                x, weight, bias, conv.stride[0], pad.padding[0], "reflect", blocked=blocked, out=out
             )
         if blocked:
-            return blocked_conv.blocked_conv(pad(x), conv.weight, conv.bias, 0)
-        if out is not None:
-            return low_memory_ops.conv2d_into(out, pad(x), conv.weight, conv.bias, conv.stride[0], 0)
-        return conv(pad(x))
+            return blocked_conv.blocked_conv(pad(x), weight, bias, 0)
+        return low_memory_ops.conv2d_into(out, pad(x), weight, bias, conv.stride[0], 0)
 
 
 class ConvNormReLU(nn.Sequential):
@@ -171,10 +200,15 @@ class ConvNormReLU(nn.Sequential):
         )
 
     def forward(
-        self, x: torch.Tensor, style: torch.Tensor | None = None, out: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self,
+        x: torch.Tensor | deferred_norm.Deferred,
+        style: torch.Tensor | None = None,
+        out: torch.Tensor | None = None,
+        defer: bool = False,
+    ) -> torch.Tensor | deferred_norm.Deferred:
+        """`defer`: the caller hands the result to a `ConvLayer`, which can take a deferred norm and ReLU."""
         conv, norm, relu = self
-        return relu(normalize(norm, conv(x, out), style))
+        return normalize_relu(norm, relu, conv(x, out), style, defer)
 
 
 class ResidualBlock(nn.Module):
@@ -194,7 +228,7 @@ class ResidualBlock(nn.Module):
         """`outs`: in eager inference, kept buffers for the middle activation and the output."""
         first, conv, norm = self.body
         middle_out, out = outs if outs is not None else (None, None)
-        y = normalize(norm, conv(first(x, style, middle_out), out), style)
+        y = normalize(norm, conv(first(x, style, middle_out, defer=True), out), style)
         return low_memory_ops.residual_sum(x, y) if conv[0].fast else x + y
 
 
@@ -224,20 +258,36 @@ class UpsampleBlock(nn.Module):
         self.fast = False
 
     def forward(
-        self, x: torch.Tensor, size: torch.Size, style: torch.Tensor | None = None, out: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """`out`: a kept buffer to write the upsampled activation into where it is exactly x2 (eager inference)."""
+        self,
+        x: torch.Tensor | deferred_norm.Deferred,
+        size: torch.Size,
+        style: torch.Tensor | None = None,
+        out: torch.Tensor | None = None,
+        defer: bool = False,
+    ) -> torch.Tensor | deferred_norm.Deferred:
+        """`out`: a kept buffer to write the upsampled activation into where it is exactly x2 (eager inference).
+
+        `x` may be deferred (`deferred_norm`) where `takes_deferred`; `defer`: as `ConvNormReLU`'s.
+        """
         if self.mode == "nearest" and self.fast:
             conv = self.conv[1]
+            weight, bias = conv.weight, conv.bias
+            if isinstance(x, deferred_norm.Deferred):  # the replicate padding keeps per-channel constants
+                weight, bias = deferred_norm.fold(weight, bias, x)
+                x = x.values
             if low_memory_ops.applies(x) and tuple(size) == (2 * x.shape[-2], 2 * x.shape[-1]):
-                x = low_memory_ops.upsample_conv_by_strips(x, conv.weight, conv.bias, out)
+                x = low_memory_ops.upsample_conv_by_strips(x, weight, bias, out)
             else:
-                x = fast_ops.upsample_conv(x, (size[0], size[1]), conv.weight, conv.bias)
+                x = fast_ops.upsample_conv(x, (size[0], size[1]), weight, bias)
         elif self.mode in ("nearest", "bilinear"):
             x = self.conv(F.interpolate(x, size=size, mode=self.mode))
         else:  # twice the input: one row/column too many where the encoder rounded up
             x = self.conv(x)[..., : size[0], : size[1]]
-        return self.relu(normalize(self.norm, x, style))
+        return normalize_relu(self.norm, self.relu, x, style, defer)
+
+    @property
+    def takes_deferred(self) -> bool:
+        return self.mode == "nearest"
 
 
 class TransformerNet(nn.Module):
@@ -301,16 +351,18 @@ class TransformerNet(nn.Module):
             full_out, half_out, quarters = self._kept_outputs(buffers, x) if buffers is not None else (None, None, None)
             # The decoder gets the encoder's sizes, not its activations: at 1080p the full-size one
             # alone is 133 MB in bf16, and holding a fresh one to the end raised peak memory by that much.
-            y = self.encoder[0](x, style, full_out)  # (B, c1, H, W)
+            # Norms and ReLUs whose next layer is a convolution are left to it where they can be (deferred_norm).
+            y = self.encoder[0](x, style, full_out, defer=True)  # (B, c1, H, W)
             full = y.shape[-2:]
-            y = self.encoder[1](y, style, half_out)  # (B, c2, ceil(H/2), ceil(W/2))
+            y = self.encoder[1](y, style, half_out, defer=True)  # (B, c2, ceil(H/2), ceil(W/2))
             half = y.shape[-2:]
             y = self.encoder[2](y, style, quarters[0] if quarters else None)  # (B, c3, ceil(H/4), ceil(W/4))
             for index, block in enumerate(self.residuals):
                 # Each block's input, middle and output in three different slots, turning by one a block.
                 y = block(y, style, (quarters[(1 - index) % 3], quarters[(2 - index) % 3]) if quarters else None)
-            y = self.upsample[0](y, half, style, half_out)  # one statement each, so that y's previous value is freed
-            y = self.upsample[1](y, full, style, full_out)
+            # One statement each, so that y's previous value is freed.
+            y = self.upsample[0](y, half, style, half_out, defer=self.upsample[1].takes_deferred)
+            y = self.upsample[1](y, full, style, full_out, defer=True)
             y = self.output(y)  # (B, 3, H, W)
         return y if self.training else y.clamp(0.0, 1.0)
 

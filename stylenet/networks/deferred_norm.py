@@ -1,0 +1,81 @@
+"""Instance norms left for the next convolution to apply, in eager inference of one image.
+
+Per channel, instance norm then ReLU is relu(s * y + t), with s = gamma / std and t = beta - s * mean.
+Where s > 0 that equals s * max(y, -t / s) + t: the max is one pass over y in place, and s and t
+fold into the next convolution's weights and bias. The fold is exact because every convolution
+that takes such an activation pads by reflection or replication (or blurs first), which keeps a
+per-channel constant constant. Against normalising in place and then rectifying in place, the
+activation is read and written once fewer, and the statistics come from PyTorch's batch-norm
+statistics kernel alone, which does not normalise (docs/performance.md, "Norms left to the next
+convolution").
+
+A residual block's sum x + s * y + t could be one pass as well (`torch.addcmul`, t left to the
+next block): tried, it gained little and cost bf16 accuracy (the sum then carries each channel's
+mean, rounded to bf16), so those norms run the plain way.
+
+A norm with a scale of zero or below in some channel (s <= 0 there) runs the plain way; so does a
+batch of several images (each would need weights of its own) and anything that needs gradients.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from stylenet.networks import low_memory_ops
+
+
+class Deferred(NamedTuple):
+    """An activation equal to `scale * values + shift` per channel, not yet computed."""
+
+    values: Tensor  # (1, C, H, W)
+    scale: Tensor  # (C,), > 0; fp32 (fp64 for an fp64 activation)
+    shift: Tensor  # (C,), as scale
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.values.shape
+
+
+def applies(y: Tensor, weight: Tensor | None) -> bool:
+    """Whether the norm of scale `weight` (C,) and the ReLU after it may be deferred for `y`."""
+    return (
+        weight is not None
+        and weight.dim() == 1
+        and low_memory_ops.applies(y)
+        and y.shape[0] == 1
+        and bool((weight > 0).all())
+    )
+
+
+def _scale_shift(y: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Per channel, the s and t of instance_norm(y) = s * y + t, from y's statistics (y: one image)."""
+    channels = y.shape[1]
+    # Fresh running statistics each call: with momentum 0 they come back unchanged. In fp32 for a
+    # bf16 or fp16 y, they also make the kernel return its statistics in fp32.
+    dtype = torch.promote_types(y.dtype, torch.float32)
+    running = y.new_zeros(channels, dtype=dtype), y.new_ones(channels, dtype=dtype)
+    mean, var = torch.batch_norm_update_stats(y, *running, 0.0)
+    scale = weight.to(dtype) * torch.rsqrt(var + eps)
+    return scale, bias.to(dtype) - mean * scale
+
+
+def normalise_rectify(y: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Deferred:
+    """relu(instance_norm(y)) as a `Deferred` whose values are `y`, clamped in place."""
+    scale, shift = _scale_shift(y, weight, bias, eps)
+    y.clamp_min_((-shift / scale).to(y.dtype).view(1, -1, 1, 1))
+    return Deferred(y, scale, shift)
+
+
+def fold(weight: Tensor, bias: Tensor | None, x: Deferred) -> tuple[Tensor, Tensor]:
+    """The weights and bias of a convolution that reads `x.values` and computes what it would on `x`.
+
+    Summed in the deferred statistics' precision and rounded once to the weights' dtype.
+    """
+    w = weight.to(x.scale.dtype)
+    folded_bias = (w * x.shift.view(1, -1, 1, 1)).sum((1, 2, 3))
+    if bias is not None:
+        folded_bias += bias.to(x.scale.dtype)
+    return (w * x.scale.view(1, -1, 1, 1)).to(weight.dtype), folded_bias.to(weight.dtype)
