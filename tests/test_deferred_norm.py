@@ -34,6 +34,11 @@ def _pair(**config) -> tuple[TransformerNet, TransformerNet]:
     return plain, copy.deepcopy(plain).use_fast_ops().requires_grad_(False)
 
 
+@pytest.fixture(autouse=True)
+def _every_size(monkeypatch) -> None:
+    monkeypatch.setattr(deferred_norm, "MIN_BYTES", 0)  # deferred at these small sizes too
+
+
 def _count_deferrals(monkeypatch) -> list[int]:
     calls = []
     real = deferred_norm.normalise_rectify
@@ -155,4 +160,15 @@ def test_a_hooked_or_replaced_norm_runs_its_forward(monkeypatch, how) -> None:
         expected, result = plain(x), fast(x)
     assert seen == [norm]
     assert len(calls) == 8  # the other eight still deferred
+    torch.testing.assert_close(result, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_small_activations_are_not_deferred(monkeypatch) -> None:
+    monkeypatch.setattr(deferred_norm, "MIN_BYTES", 40 * 40 * 32 * 8)  # the encoder's first activation only
+    plain, fast = _pair()
+    calls = _count_deferrals(monkeypatch)
+    x = _images(1, 3, 40, 40)
+    with torch.inference_mode():
+        expected, result = plain(x), fast(x)
+    assert len(calls) == 2  # the encoder's first and the last upsampling's (32 channels at full size)
     torch.testing.assert_close(result, expected, rtol=1e-9, atol=1e-9)
