@@ -144,3 +144,22 @@ def test_a_stylizer_stops_calling_itself_compiled_after_a_failed_compilation(
     with torch.inference_mode():
         stylizer(photos(32, 40))
     assert stylizer.backend == "eager-fast"
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["large: one image at a time", "small: one call"])
+def test_an_eager_cpu_batch_of_large_images_runs_one_image_at_a_time(monkeypatch, network, split) -> None:
+    monkeypatch.setattr(fast, "SPLIT_PIXELS", 127 * 161 if split else 127 * 161 + 1)
+    runner = FastRunner(network, torch.device("cpu"), "bf16")
+    calls = []
+    forward = runner.module.forward
+    monkeypatch.setattr(runner.module, "forward", lambda x: calls.append(len(x)) or forward(x))
+    images = photos(127, 161)
+    with torch.inference_mode():
+        batch = runner(images)
+        alone = torch.cat([runner(image) for image in images.split(1)])
+        reference = network(images)
+    assert calls == ([1, 1] if split else [2]) + [1, 1]
+    assert batch.shape == images.shape
+    if split:
+        torch.testing.assert_close(batch, alone, rtol=0, atol=0)
+    assert psnr(batch, reference) > 35
