@@ -22,8 +22,8 @@ from torch import nn
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # From this many pixels an image, the eager path on a CPU runs a batch one image at a time: one
-# image's activations are large enough to keep both cores busy, and only single images get the
-# kept buffers' sizes and the deferred norms of `stylenet.networks`. On a 2-core Xeon with AMX, four
+# image's activations are large enough to keep both cores busy, and the deferred norms
+# (`stylenet.networks.deferred_norm`) serve single images only. On a 2-core Xeon with AMX, four
 # images in one call took 0.92x the time of one at a time at 256x256, 1.01x at 384x384, 1.10x at
 # 512x512 and 1.38x at 1920x1080 (`python scripts/batch_split_speed.py`).
 SPLIT_PIXELS = 384 * 384
