@@ -172,3 +172,20 @@ def test_small_activations_are_not_deferred(monkeypatch) -> None:
         expected, result = plain(x), fast(x)
     assert len(calls) == 2  # the encoder's first and the last upsampling's (32 channels at full size)
     torch.testing.assert_close(result, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_a_channel_the_relu_always_zeroes_stays_finite_in_fp16() -> None:
+    # Its threshold, -t/s, is beyond fp16's largest value: the clamp would make the channel infinite.
+    y = (_images(1, 4, 20, 24, dtype=torch.float32) * 2).to(torch.float16)
+    weight = torch.tensor([1.0, 1e-6, 1.0, 1.0])  # channel 1: a tiny scale...
+    bias = torch.tensor([0.1, -1.0, 0.0, -0.2])  # ...and a negative shift: relu(...) is 0 everywhere
+    conv_weight = torch.randn(3, 4, 3, 3)
+    expected = F.conv2d(F.pad(_instance_norm_relu(y.float(), weight, bias), (1,) * 4, mode="reflect"), conv_weight)
+    with torch.inference_mode():
+        deferred = deferred_norm.normalise_rectify(y, weight, bias, 1e-5)
+        folded_weight, folded_bias = deferred_norm.fold(conv_weight.half(), None, deferred)
+        result = F.conv2d(
+            F.pad(deferred.values.float(), (1,) * 4, mode="reflect"), folded_weight.float(), folded_bias.float()
+        )
+    assert torch.isfinite(deferred.values).all()
+    torch.testing.assert_close(result, expected, rtol=0, atol=0.05)

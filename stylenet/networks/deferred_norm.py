@@ -32,7 +32,7 @@ class Deferred(NamedTuple):
     """An activation equal to `scale * values + shift` per channel, not yet computed."""
 
     values: Tensor  # (1, C, H, W)
-    scale: Tensor  # (C,), > 0; fp32 (fp64 for an fp64 activation)
+    scale: Tensor  # (C,), >= 0 (0: a channel the ReLU zeroes); fp32 (fp64 for an fp64 activation)
     shift: Tensor  # (C,), as scale
 
     @property
@@ -73,7 +73,13 @@ def _scale_shift(y: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[T
 def normalise_rectify(y: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Deferred:
     """relu(instance_norm(y)) as a `Deferred` whose values are `y`, clamped in place."""
     scale, shift = _scale_shift(y, weight, bias, eps)
-    y.clamp_min_((-shift / scale).to(y.dtype).view(1, -1, 1, 1))
+    threshold = -shift / scale
+    # A threshold above the largest value y's dtype holds (fp16: 65504) is above every pixel: the
+    # ReLU leaves that channel at zero, so its scale and shift are zero and the clamp stays finite.
+    largest = torch.finfo(y.dtype).max
+    dead = threshold > largest
+    scale, shift = scale.masked_fill(dead, 0), shift.masked_fill(dead, 0)
+    y.clamp_min_(threshold.clamp(-largest, largest).to(y.dtype).view(1, -1, 1, 1))
     return Deferred(y, scale, shift)
 
 
