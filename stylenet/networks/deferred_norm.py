@@ -93,3 +93,13 @@ def fold(weight: Tensor, bias: Tensor | None, x: Deferred) -> tuple[Tensor, Tens
     if bias is not None:
         folded_bias += bias.to(x.scale.dtype)
     return (w * x.scale.view(1, -1, 1, 1)).to(weight.dtype), folded_bias.to(weight.dtype)
+
+
+def convolution_input(
+    x: Tensor | Deferred, weight: Tensor, bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """What a convolution of `weight` and `bias` computes on: `x` itself, or a deferred `x`'s values
+    with the weights and bias folded (`fold`)."""
+    if isinstance(x, Deferred):
+        return (x.values, *fold(weight, bias, x))
+    return x, weight, bias

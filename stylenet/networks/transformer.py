@@ -170,10 +170,8 @@ class ConvLayer(nn.Sequential):
 
     def forward(self, x: torch.Tensor | deferred_norm.Deferred, out: torch.Tensor | None = None) -> torch.Tensor:
         pad, conv = self
-        weight, bias = conv.weight, conv.bias
-        if isinstance(x, deferred_norm.Deferred):  # blurring and padding keep per-channel constants: exact
-            weight, bias = deferred_norm.fold(weight, bias, x)
-            x = x.values
+        # Exact for a deferred x: blurring and reflection padding keep per-channel constants.
+        x, weight, bias = deferred_norm.convolution_input(x, conv.weight, conv.bias)
         if self.blur:
             x = antialias.blur(x, fast=pad.fast)
         if not pad.fast or x.dim() != 4:
@@ -271,10 +269,8 @@ class UpsampleBlock(nn.Module):
         """
         if self.mode == "nearest" and self.fast:
             conv = self.conv[1]
-            weight, bias = conv.weight, conv.bias
-            if isinstance(x, deferred_norm.Deferred):  # the replicate padding keeps per-channel constants
-                weight, bias = deferred_norm.fold(weight, bias, x)
-                x = x.values
+            # Exact for a deferred x: the replicate padding keeps per-channel constants.
+            x, weight, bias = deferred_norm.convolution_input(x, conv.weight, conv.bias)
             if low_memory_ops.applies(x) and tuple(size) == (2 * x.shape[-2], 2 * x.shape[-1]):
                 x = low_memory_ops.upsample_conv_by_strips(x, weight, bias, out)
             else:
