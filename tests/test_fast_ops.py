@@ -86,6 +86,25 @@ def test_upsample_conv_matches_the_networks_plain_layer_in_fp32_and_bf16(layout,
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("small,size", UPSAMPLINGS)
+def test_inference_on_cpus_upsamples_by_one_transposed_convolution_with_the_same_values(layout, small, size):
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 8, *small, dtype=torch.float64, generator=generator).contiguous(memory_format=layout)
+    weight = torch.randn(6, 8, 3, 3, dtype=torch.float64, generator=generator)
+    bias = torch.randn(6, dtype=torch.float64, generator=generator)
+    assert fast_ops.transposed_weight(weight).shape == (8, 6, 4, 4)
+    assert not fast_ops.by_transposed_convolution(x)  # with gradients: the four phases
+    phases = fast_ops.upsample_conv(x, size, weight, bias)
+    with torch.no_grad():
+        assert fast_ops.by_transposed_convolution(x)
+        transposed = fast_ops.upsample_conv(x, size, weight, bias)
+    plain = _plain_upsample_conv(x, size, weight, bias)
+    assert transposed.shape == plain.shape and transposed.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(transposed, plain, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(phases, plain, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("rows,cols", [(6, 8), (5, 4)])
 def test_compiled_interleave_equals_the_eager_one(layout, rows, cols):
     # The form compiled code takes (no strides read); run eagerly here, values and gradients.

@@ -99,13 +99,18 @@ def test_no_strided_border_strip_is_a_single_column_or_row(monkeypatch, size) ->
 
 @pytest.mark.parametrize(("dtype", "layout"), CASES)
 @pytest.mark.parametrize("strip_bytes", [1, 5000, 1 << 30])  # one row a strip, a few rows, the whole image
-def test_upsample_by_strips_equals_the_whole_image_form_bit_for_bit(monkeypatch, dtype, layout, strip_bytes) -> None:
+@pytest.mark.parametrize("transposed", [True, False])  # CPUs' form, and the phases GPUs keep
+def test_upsample_by_strips_equals_the_whole_image_form_bit_for_bit(
+    monkeypatch, dtype, layout, strip_bytes, transposed
+) -> None:
     monkeypatch.setattr(low_memory_ops, "STRIP_BYTES", strip_bytes)
+    for module in (fast_ops, low_memory_ops):
+        monkeypatch.setattr(module, "by_transposed_convolution", lambda x: transposed)
     torch.manual_seed(0)
     x = _tensor(2, 6, 9, 14, dtype=dtype, layout=layout)
     weight, bias = torch.randn(4, 6, 3, 3).to(dtype), torch.randn(4).to(dtype)
-    expected = fast_ops.upsample_conv(x, (18, 28), weight, bias)
     with torch.inference_mode():
+        expected = fast_ops.upsample_conv(x, (18, 28), weight, bias)
         out = low_memory_ops.upsample_conv_by_strips(x, weight, bias)
     assert out.is_contiguous(memory_format=layout)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
@@ -120,6 +125,8 @@ def test_the_network_runs_them_in_eager_inference_with_the_same_output(
 ) -> None:
     monkeypatch.setattr(low_memory_ops, "LARGE_BYTES", 0)  # the border form at this small size too
     monkeypatch.setattr(blocked_conv, "FEW_CHANNELS", 0)  # the output layer as plainly (tests/test_blocked_conv.py)
+    for module in (fast_ops, low_memory_ops):  # one upsampling form with gradients and without
+        monkeypatch.setattr(module, "by_transposed_convolution", lambda x: True)
     ran: set[str] = set()
     for name in ("instance_norm_", "padded_conv", "upsample_conv_by_strips", "residual_sum"):
         form = getattr(low_memory_ops, name)

@@ -17,7 +17,9 @@ with AMX, bf16, channels-last.
   sub-pixel convolution of Shi et al. 2016, "Real-Time Single Image and Video Super-Resolution
   Using an Efficient Sub-Pixel Convolutional Neural Network"): the 4x larger upsampled tensor
   is never built, in the forward or the backward pass, and each output pixel costs 4 of the 3x3
-  convolution's 9 multiply-adds per input channel (the upsampled rows and columns repeat).
+  convolution's 9 multiply-adds per input channel (the upsampled rows and columns repeat). CPU
+  inference runs the same kernels as one stride-2 transposed convolution, which writes the
+  interleaved output itself.
 - `reflection_pad` and `max_pool2x2`: forms whose backward passes Inductor compiles into plain
   vectorised loops (training).
 - `relu`: in compiled training on CPUs, a ReLU whose backward reads its output, not a bool mask.
@@ -215,6 +217,31 @@ def phase_weight(weight: Tensor) -> Tensor:
     return phases.reshape(4 * co, ci, 2, 2).to(weight.dtype)
 
 
+# Row k of the 4x4 kernel of the same upsampling as a stride-2 transposed convolution: which of the
+# 3x3 kernel's rows (or columns) it sums. Output row 2i + a reads padded rows i + a and i + a + 1
+# (as the phases do) through rows 3 - a and 1 - a of the 4x4 kernel: row k = 3 - a - 2p is _TAPS[a][p].
+_TRANSPOSED_TAPS = torch.stack([_TAPS[1, 1], _TAPS[0, 1], _TAPS[1, 0], _TAPS[0, 0]])
+
+
+def by_transposed_convolution(x: Tensor) -> bool:
+    """Whether `upsample_conv` runs as a transposed convolution rather than as four phases: in CPU inference.
+
+    The same multiply-adds, but oneDNN writes the interleaved output itself: no phase buffer and no
+    interleaving copy, which Inductor compiled into slow indexed loops. Training keeps the phases:
+    oneDNN's backward of the transposed form made a compiled training step slower (both measured by
+    `scripts/upsampling_speed.py`, docs/performance.md). GPUs keep the form measured there.
+    """
+    return x.device.type == "cpu" and not torch.is_grad_enabled()
+
+
+def transposed_weight(weight: Tensor) -> Tensor:
+    """(Co, Ci, 3, 3) -> (Ci, Co, 4, 4): the upsampling and 3x3 convolution as a stride-2 transposed
+    convolution of the replicate-padded small image, with padding 3 (exactly 2h x 2w outputs)."""
+    dtype = torch.promote_types(weight.dtype, torch.float32)  # summed in fp32 at least, rounded once
+    taps = _TRANSPOSED_TAPS.to(weight.device, dtype)
+    return torch.einsum("ky,lx,ocyx->cokl", taps, taps, weight.to(dtype)).to(weight.dtype)
+
+
 def phase_bias(bias: Tensor | None) -> Tensor | None:
     """(Co,) -> (4 Co,): each phase's outputs take the convolution's bias."""
     return None if bias is None else bias.repeat(4)
@@ -319,8 +346,11 @@ def upsample_conv(x: Tensor, size: tuple[int, int], weight: Tensor, bias: Tensor
         raise ValueError(f"upsample_conv: cannot upsample {h}x{w} to {height}x{width} by two")
     layout = layout_of(x)
     padded = _replicate_pad(x)  # (B, Ci, h + 2, w + 2)
-    phases = F.conv2d(padded, phase_weight(weight), phase_bias(bias))  # (B, 4 Co, h + 1, w + 1)
-    y = _interleave_phases(phases, layout == torch.channels_last)[..., :height, :width]  # (B, Co, H, W)
+    if by_transposed_convolution(x):
+        y = F.conv_transpose2d(padded, transposed_weight(weight), bias, stride=2, padding=3)[..., :height, :width]
+    else:
+        phases = F.conv2d(padded, phase_weight(weight), phase_bias(bias))  # (B, 4 Co, h + 1, w + 1)
+        y = _interleave_phases(phases, layout == torch.channels_last)[..., :height, :width]  # (B, Co, H, W)
     if height % 2:
         y = torch.cat([y[..., :-1, :], _reference_rows(x, size, weight, bias)], dim=-2)
     if width % 2:

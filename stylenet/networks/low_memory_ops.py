@@ -16,7 +16,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylenet.networks.blocked_conv import blocked_conv
-from stylenet.networks.fast_ops import layout_of, phase_bias, phase_views, phase_weight
+from stylenet.networks.fast_ops import (
+    by_transposed_convolution,
+    layout_of,
+    phase_bias,
+    phase_views,
+    phase_weight,
+    transposed_weight,
+)
 
 # The sub-pixel upsampling writes its output in strips of about this many bytes of phase outputs.
 # Strips that stay in cache ran faster than the whole-image form at every size measured, 512 px
@@ -145,13 +152,17 @@ def padded_conv(
 def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
     """`fast_ops.upsample_conv` to exactly twice the size of `x`, written into its output strip by strip.
 
-    Each strip convolves a few rows of the replicate-padded input with the phase kernels and copies
-    the four phases straight to their interleaved places, so the whole phase output (as large as
-    the result) never exists. `out`: a kept buffer of the output's shape and `x`'s layout to write into.
+    Each strip convolves a few rows of the replicate-padded input and writes the result straight to
+    its rows of the output: as a transposed convolution whose output rows are already interleaved
+    (CPUs), or as the four phase outputs copied to their interleaved places, so the whole phase
+    output (as large as the result) never exists. `out`: a kept buffer of the output's shape and
+    `x`'s layout to write into.
     """
     n, _, h, w = x.shape
     co = weight.shape[0]
-    kernels, biases = phase_weight(weight), phase_bias(bias)
+    transposed = by_transposed_convolution(x)
+    kernels = transposed_weight(weight) if transposed else phase_weight(weight)
+    biases = bias if transposed else phase_bias(bias)
     if out is None:
         out = torch.empty((n, co, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout_of(x))
     rows = max(1, STRIP_BYTES // (4 * co * (w + 1) * x.element_size() * n))
@@ -165,6 +176,9 @@ def upsample_conv_by_strips(x: Tensor, weight: Tensor, bias: Tensor | None, out:
             pieces.append(x[..., -1:, :])
         strip = torch.cat(pieces, dim=-2)
         strip = torch.cat([strip[..., :1], strip, strip[..., -1:]], dim=-1)
+        if transposed:  # output rows 2 start .. 2 stop, in place
+            out[..., 2 * start : 2 * stop, :].copy_(F.conv_transpose2d(strip, kernels, biases, stride=2, padding=3))
+            continue
         phases = F.conv2d(strip, kernels, biases)  # (N, 4 Co, stop - start + 1, w + 1)
         # Output pixel (2i + a, 2j + b), as (N, a, b, Co, i, j) to match the phase views.
         target = out[..., 2 * start : 2 * stop, :].unflatten(-1, (w, 2)).unflatten(-3, (stop - start, 2))
