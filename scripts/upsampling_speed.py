@@ -17,6 +17,7 @@ pairs. Prints the machine, the median ms of each form and their ratio.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -71,7 +72,7 @@ def _child(model: str, reuse: bool, repeats: int, sizes: list[tuple[int, int]], 
         with torch.inference_mode():
             for height, width in sizes:
                 frame = torch.rand(1, 3, height, width)
-                medians = _alternate({form: lambda: run(frame) for form in FORMS}, state, repeats)
+                medians = _alternate({form: functools.partial(run, frame) for form in FORMS}, state, repeats)
                 result |= {f"{path} {width}x{height} {form}": seconds for form, seconds in medians.items()}
     if reuse and train_pairs:
         step = project_train_step_factory(4, 256, "bf16", "cpu", channels_last=True, compile=True)

@@ -105,8 +105,9 @@ def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool
     (`stylenet.networks.frame_buffers`), beside the residual blocks' three c3 / 16: less than that.
     Compiled, the upsampling's c1 output and its normalised copy, with the backend's blocked copies
     of the upsampling's input and of one c1 output, and on GPUs the c1 phases the output is
-    interleaved from (CPUs upsample by a transposed convolution, which has none): 4 c1 + c2 at most. Bilinear upsampling has no sub-pixel form: on the fast path its upsampled
-    c2 features and their padded copy stand beside the c1 output and the c2 input: 2 c2 + c1 + c2 / 4.
+    interleaved from (CPUs upsample by a transposed convolution, which has none): 4 c1 + c2 at most.
+    Bilinear upsampling has no sub-pixel form: on the fast path its upsampled c2 features and their
+    padded copy stand beside the c1 output and the c2 input: 2 c2 + c1 + c2 / 4.
     On top: the input cast to that dtype, the network's output, its float32 copy and the clamped
     result.
     """
