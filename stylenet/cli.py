@@ -384,7 +384,11 @@ def _stylize(args: argparse.Namespace) -> int:
         max_memory = memory_limit(None, "cpu")
     stylizer.max_memory = max_memory
     if stylizer.backend == "compiled":
-        print("note: compiling the network on its first batch (tens of seconds, cached on disk)", file=sys.stderr)
+        # Not for images the compiled graph would be slower on (FastRunner.compiles): those run uncompiled.
+        print(
+            "note: compiling the network on its first batch that gains from it (tens of seconds, cached on disk)",
+            file=sys.stderr,
+        )
     settings = Settings(
         args.size, args.scale, args.preserve_color, args.strength, args.tile, args.batch_size, max_memory
     )

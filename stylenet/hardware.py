@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -90,6 +92,18 @@ def wants_memory_reuse(setting: str | bool, repeated_work: bool) -> bool:
     if choice not in ("auto", "on", "off"):
         raise ConfigError(f"memory_reuse must be auto, on or off, not {setting!r}")
     return repeated_work if choice == "auto" else choice == "on"
+
+
+def uses_glibc() -> bool:
+    """Whether this process's C library is glibc, whose allocator maps blocks over 32 MiB afresh."""
+    return sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+
+
+def asks_for_huge_pages() -> bool:
+    """Whether PyTorch's CPU allocator asks for 2 MB pages for large blocks: `THP_MEM_ALLOC_ENABLE=1`
+    in the environment the process started with (PyTorch reads it once, at its first allocation, and
+    takes 0 or 1 only: other values are ignored with a warning)."""
+    return os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
 
 
 # glibc mallopt parameters (malloc.h).

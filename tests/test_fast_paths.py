@@ -163,3 +163,62 @@ def test_an_eager_cpu_batch_of_large_images_runs_one_image_at_a_time(monkeypatch
     if split:
         torch.testing.assert_close(batch, alone, rtol=0, atol=0)
     assert psnr(batch, reference) > 35
+
+
+@pytest.fixture
+def compiled_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Shapes that reached the compiled network (a stand-in that records them and runs the module)."""
+    calls: list[tuple[int, ...]] = []
+
+    def recording(module: nn.Module, device: torch.device):
+        return lambda images: calls.append(tuple(images.shape)) or module(images)
+
+    monkeypatch.setattr(fast, "_compile", recording)
+    # The mmap ceiling scaled down: a 32x40 image's full-size bf16 activation (32 channels) reaches it.
+    monkeypatch.setattr(fast, "KEEP_BYTES", 32 * 2 * 32 * 40)
+    monkeypatch.setattr(fast.hardware, "keeping_freed_memory", lambda: False)
+    monkeypatch.setattr(fast.hardware, "uses_glibc", lambda: True)
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    return calls
+
+
+def test_images_whose_compiled_frame_would_map_fresh_pages_run_eager(network, compiled_calls) -> None:
+    """Without memory reuse, each large activation of a compiled frame is a new mapping (page faults
+    every frame), where the eager path keeps its largest ones: the eager path runs those images."""
+    runner = FastRunner(network, torch.device("cpu"), "bf16", compile=True)
+    small, large = photos(32, 39), photos(32, 40)
+    with torch.inference_mode():
+        out_small, out_large = runner(small), runner(large)
+        eager_large = runner.uncompiled()(large)
+    assert compiled_calls == [tuple(small.shape)]
+    assert runner.compiles(tuple(small.shape)) and not runner.compiles(tuple(large.shape))
+    assert runner.compiled  # still compiled for the sizes it pays at
+    torch.testing.assert_close(out_large, eager_large, rtol=0, atol=0)
+    assert out_small.shape == small.shape
+
+
+@pytest.mark.parametrize("why", ["memory reuse", "huge pages", "asked for", "another C library"])
+def test_the_compiled_network_runs_large_images_where_fresh_pages_are_not_paid_or_asked_for(
+    network, compiled_calls, monkeypatch, why
+) -> None:
+    if why == "memory reuse":
+        monkeypatch.setattr(fast.hardware, "keeping_freed_memory", lambda: True)
+    elif why == "huge pages":
+        monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
+    elif why == "another C library":
+        monkeypatch.setattr(fast.hardware, "uses_glibc", lambda: False)
+    runner = FastRunner(network, torch.device("cpu"), "bf16", compile=True, eager_for_fresh_pages=why != "asked for")
+    large = photos(32, 40)
+    with torch.inference_mode():
+        runner(large)
+    assert compiled_calls == [tuple(large.shape)]
+
+
+def test_a_compiled_stylizer_plans_memory_for_the_path_each_size_runs(tmp_path, network, compiled_calls) -> None:
+    """The compiled path peaks higher than the eager one (`memory.activation_bytes_per_pixel`):
+    tiles and batches are planned for the path that will run."""
+    path = save_inference_checkpoint(tmp_path / "m.pt", network, {"style": {"name": "t"}, "steps": 1})
+    compiled, eager = load_model(path, precision="bf16", compile=True), load_model(path, precision="bf16")
+    assert compiled.activation_bytes_per_pixel((1, 3, 32, 39)) > eager.activation_bytes_per_pixel((1, 3, 32, 39))
+    assert compiled.activation_bytes_per_pixel((1, 3, 32, 40)) == eager.activation_bytes_per_pixel((1, 3, 32, 40))
+    assert compiled.activation_bytes_per_pixel() > eager.activation_bytes_per_pixel()  # any size: the larger

@@ -52,3 +52,12 @@ def test_auto_precision_on_cpus_follows_the_cpu_flags(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert native_precision("cpu") == expected
     assert resolve_precision("auto", "auto") == {"bf16": "bf16-mixed", "fp32": "32-true"}[expected]
+
+
+@pytest.mark.parametrize(("value", "asks"), [(None, False), ("1", True), ("true", False), ("0", False), ("", False)])
+def test_huge_pages_are_read_from_the_variable_pytorch_reads(monkeypatch, value, asks) -> None:
+    if value is None:
+        monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    else:
+        monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", value)
+    assert hardware.asks_for_huge_pages() is asks

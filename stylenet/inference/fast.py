@@ -13,11 +13,15 @@ is checked against.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from stylenet import hardware
+from stylenet.networks.frame_buffers import KEEP_BYTES
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,14 +59,26 @@ class FastRunner:
     tiling statistics and export. If compilation fails (no C++ compiler, an unsupported
     platform, a graph break), the call prints a one-line warning and the eager path runs from
     then on; `compiled` then reads False.
+
+    `eager_for_fresh_pages`: images whose compiled frame would map its largest activations afresh
+    run the eager path instead (see `compiles`); False runs every image compiled (the benchmark's
+    compiled rows, which time the compiled graph itself).
     """
 
-    def __init__(self, network: nn.Module, device: torch.device, precision: str, compile: bool = False):
+    def __init__(
+        self,
+        network: nn.Module,
+        device: torch.device,
+        precision: str,
+        compile: bool = False,
+        eager_for_fresh_pages: bool = True,
+    ):
         self.device, self.dtype, self.layout = device, DTYPES[precision], memory_format(device)
         self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=self.layout)
         self.module.use_fast_ops()
         self.module.requires_grad_(False)
         self._compiled = _compile(self.module, device) if compile else None
+        self.eager_for_fresh_pages = eager_for_fresh_pages
 
     def uncompiled(self) -> FastRunner:
         """A runner sharing this one's cast module, always eager."""
@@ -75,9 +91,32 @@ class FastRunner:
         """Whether calls run the compiled network: False when compile is off or has failed."""
         return self._compiled is not None
 
+    def compiles(self, shape: tuple[int, ...]) -> bool:
+        """Whether a call on images of `shape` (N, 3, H, W) runs the compiled network.
+
+        Not where each image's full-size activation reaches glibc's mmap ceiling (32 MiB: about half
+        a megapixel in bf16) on a CPU whose process returns freed memory to the system in 4 KB
+        pages (the C library's default; `hardware.keep_freed_memory` and `THP_MEM_ALLOC_ENABLE`
+        change it). There Inductor's fresh buffers are new mappings every frame, whose pages the
+        kernel faults in and zeroes, while the eager path keeps its largest activations between
+        frames (`stylenet.networks.frame_buffers`); measured in docs/performance.md ("Compiled
+        frames above the mmap ceiling"). Other C libraries: not measured, so compiled.
+        """
+        if self._compiled is None:
+            return False
+        if not self.eager_for_fresh_pages or self.device.type != "cpu" or not hardware.uses_glibc():
+            return True
+        if hardware.keeping_freed_memory() or hardware.asks_for_huge_pages():
+            return True
+        encoder = getattr(self.module, "encoder", None)
+        if encoder is None:  # not a TransformerNet: nothing known of its activations
+            return True
+        widest = encoder[0][0][1].out_channels  # the first layer's output, at full size
+        return widest * math.prod(shape[-2:]) * self.dtype.itemsize < KEEP_BYTES
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.layout)
-        if self._compiled is not None:
+        if self.compiles(tuple(x.shape)):
             try:
                 return self._compiled(x)
             except Exception as error:  # Inductor fails in many ways (toolchain, platform); eager always works

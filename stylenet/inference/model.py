@@ -162,7 +162,9 @@ def load_model(
     `precision="auto"` runs .pt/.ckpt models in bf16 where the hardware has native bf16 (the
     fast path, within 35 dB PSNR of fp32), exported models in fp32 and compiled packages in the precision
     they were compiled in (`stylenet.inference.aot_package`). `compile=True` compiles
-    the fast path with torch.compile: tens of seconds once, then about twice as fast on CPU.
+    the fast path with torch.compile: tens of seconds once, then faster (1.25-1.4x on a CPU with
+    AMX); on a CPU without memory reuse, images over about half a megapixel run uncompiled, where
+    the compiled frame measured slower (`FastRunner.compiles`).
     `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
     network; larger images are tiled (default: a share of the memory free at the call).
     """

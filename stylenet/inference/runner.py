@@ -150,7 +150,7 @@ def plan_memory(
     tile = stylizer.plan_tile((1, 3, *size), settings.tile or "auto", room, name=name, reserved=pixels if on_cpu else 0)
     if tile and tile < max(size):
         return MemoryPlan(tile, 1)
-    network = stylizer.activation_bytes_per_pixel() * size[0] * size[1]
+    network = stylizer.activation_bytes_per_pixel((1, 3, *size)) * size[0] * size[1]
     fits = limit // (pixels + network) if on_cpu else min(limit // pixels, room // network)
     return MemoryPlan(None, int(max(1, min(settings.batch_size, fits))))
 

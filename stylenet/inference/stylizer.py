@@ -96,7 +96,8 @@ class Stylizer:
 
     @property
     def backend(self) -> str:
-        """What runs: "compiled" only while the compiled graph does (a failed compile falls back)."""
+        """What runs: "compiled" only while the compiled graph does (a failed compile falls back; images
+        too large for it to pay without memory reuse run eager all the same: `FastRunner.compiles`)."""
         if self._backend == "compiled" and isinstance(self._run, FastRunner) and not self._run.compiled:
             return "eager-fast"
         return self._backend
@@ -121,12 +122,15 @@ class Stylizer:
         out = to_array(self.stylize_tensor(to_tensor(as_picture(image)).unsqueeze(0), tile)[0])
         return Image.fromarray(out)
 
-    def activation_bytes_per_pixel(self) -> float:
+    def activation_bytes_per_pixel(self, shape: tuple[int, ...] | None = None) -> float:
+        """Peak network bytes per input pixel (`stylenet.inference.memory`); for images of `shape`
+        where given, else for whichever path costs more."""
         model = self.metadata.get("model") or {}
         if self._backend == "aoti":  # the fast path as Inductor compiled it
             return activation_bytes_per_pixel(model, self.precision, fast=True, compiled=True)
         fast = isinstance(self._run, FastRunner)
-        return activation_bytes_per_pixel(model, self.precision, fast, compiled=fast and self._run.compiled)
+        compiled = fast and (self._run.compiled if shape is None else self._run.compiles(shape))
+        return activation_bytes_per_pixel(model, self.precision, fast, compiled=compiled)
 
     def plan_tile(
         self,
@@ -141,7 +145,7 @@ class Stylizer:
         if tile is None or isinstance(tile, int):  # decided by the caller: no memory to read (every video frame)
             return tile
         limit = memory_limit(self.max_memory, self.device) if limit is None else limit
-        per_pixel = self.activation_bytes_per_pixel()
+        per_pixel = self.activation_bytes_per_pixel(shape)
         return choose_tile(
             per_pixel, shape, limit, tile, reference=self.network is not None, name=name, reserved=reserved
         )

@@ -1,0 +1,107 @@
+"""The compiled path against the eager one at each size, with and without memory reuse.
+
+    python scripts/compiled_fresh_pages_speed.py [--model starry] [--sizes 512x512,...,2560x1440] [--repeats 5]
+
+Without memory reuse (the C library's defaults, as in a user's own script) glibc maps every block
+over 32 MiB afresh and unmaps it when freed, so each of the compiled frame's large activations
+faults its pages in again, every frame; the eager fast path keeps its largest ones between frames
+(`stylenet.networks.frame_buffers`). One fresh process per memory-reuse setting runs the plain
+API's two paths on the same frame, in turn call by call: `stylenet.load_model(MODEL)` (eager) and
+`load_model(MODEL, compile=True)`, its compiled graph at every size ("graph") and as that runner
+now chooses (`FastRunner.compiles`: the eager path where the compiled graph would pay fresh pages).
+Prints the machine, then per size the median ms a frame over `--repeats` rounds (after two warm-up
+rounds), the minor page faults a frame and eager / graph (above 1: the compiled graph is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+PATHS = ("eager", "graph", "compile=True")
+
+
+def _timed(run, frame) -> tuple[float, int]:
+    faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    started = time.perf_counter()
+    run(frame)
+    return (time.perf_counter() - started) * 1e3, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted
+
+
+def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) -> dict[str, dict[str, float]]:
+    import torch
+
+    import stylenet
+    from stylenet.hardware import keep_freed_memory
+
+    keep_freed_memory(reuse)
+    eager = stylenet.load_model(model)._run
+    compiled = stylenet.load_model(model, compile=True)._run
+
+    def graph(frame):
+        compiled.eager_for_fresh_pages = False
+        try:
+            return compiled(frame)
+        finally:
+            compiled.eager_for_fresh_pages = True
+
+    runs = {"eager": eager, "graph": graph, "compile=True": compiled}
+    result = {}
+    with torch.inference_mode():
+        for height, width in sizes:
+            frame = torch.rand(1, 3, height, width)
+            samples: dict[str, list[tuple[float, int]]] = {path: [] for path in PATHS}
+            for round_ in range(repeats + 2):
+                for path in PATHS:
+                    sample = _timed(runs[path], frame)
+                    if round_ >= 2:
+                        samples[path].append(sample)
+            result[f"{width}x{height}"] = {
+                path: {"ms": statistics.median(s[0] for s in got), "faults": statistics.median(s[1] for s in got)}
+                for path, got in samples.items()
+            }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="starry")
+    parser.add_argument(
+        "--sizes", default="512x512,640x480,800x600,1024x768,1280x720,1920x1080,2560x1440", help="WxH, comma-separated"
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", choices=("off", "on"), help=argparse.SUPPRESS)  # memory reuse of this process
+    args = parser.parse_args()
+    sizes = [(int(h), int(w)) for w, h in (size.split("x") for size in args.sizes.split(","))]
+    if args.child:
+        print(json.dumps(_child(args.model, args.child == "on", sizes, args.repeats)))
+        return 0
+    from stylenet.benchmark.machine import machine_info
+    from stylenet.benchmark.report import machine_lines
+
+    print("\n".join(machine_lines(machine_info())))
+    print()
+    print("| memory reuse | size | eager ms | graph ms | compile=True ms | eager / graph", end=" ")
+    print("| faults a frame: eager, graph |")
+    print("|---|---|---|---|---|---|---|")
+    for reuse in ("off", "on"):
+        command = [sys.executable, __file__, "--model", args.model, "--sizes", args.sizes]
+        command += ["--repeats", str(args.repeats), "--child", reuse]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        for size, paths in json.loads(done.stdout.splitlines()[-1]).items():
+            ms = {path: paths[path]["ms"] for path in PATHS}
+            faults = f"{paths['eager']['faults']:,.0f}, {paths['graph']['faults']:,.0f}"
+            print(
+                f"| {reuse} | {size} | {ms['eager']:.1f} | {ms['graph']:.1f} | {ms['compile=True']:.1f} "
+                f"| {ms['eager'] / ms['graph']:.2f} | {faults} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
