@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -94,6 +95,7 @@ def wants_memory_reuse(setting: str | bool, repeated_work: bool) -> bool:
     return repeated_work if choice == "auto" else choice == "on"
 
 
+@functools.cache  # asked on every compiled call; the C library does not change
 def uses_glibc() -> bool:
     """Whether this process's C library is glibc, whose allocator maps blocks over 32 MiB afresh."""
     return sys.platform == "linux" and platform.libc_ver()[0] == "glibc"

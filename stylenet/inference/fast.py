@@ -108,11 +108,10 @@ class FastRunner:
             return True
         if hardware.keeping_freed_memory() or hardware.asks_for_huge_pages():
             return True
-        encoder = getattr(self.module, "encoder", None)
-        if encoder is None:  # not a TransformerNet: nothing known of its activations
+        channels = getattr(self.module, "channels", None)
+        if channels is None:  # not a TransformerNet: nothing known of its activations
             return True
-        widest = encoder[0][0][1].out_channels  # the first layer's output, at full size
-        return widest * math.prod(shape[-2:]) * self.dtype.itemsize < KEEP_BYTES
+        return channels[0] * math.prod(shape[-2:]) * self.dtype.itemsize < KEEP_BYTES  # the full-size one
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.layout)

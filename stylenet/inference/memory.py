@@ -87,8 +87,8 @@ def _widths(model: dict[str, Any]) -> tuple[int, int]:
     """Channels of the network's full- and half-resolution layers, read off a network built on no memory."""
     with torch.device("meta"):
         network = TransformerNet(**model)
-    first, second = network.encoder[0][0][1], network.encoder[1][0][1]  # ConvNormReLU -> ConvLayer -> Conv2d
-    return first.out_channels, second.out_channels
+    full, half, _ = network.channels
+    return full, half
 
 
 def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool, compiled: bool = False) -> float:

@@ -313,6 +313,7 @@ class TransformerNet(nn.Module):
             raise ValueError(f"model.downsample must be strided or blur, not {downsample!r}")
         blur = downsample == "blur"
         c1, c2, c3 = (max(1, round(c * config.width)) for c in (32, 64, 128))
+        self.channels = (c1, c2, c3)  # at full, half and quarter resolution
         norm, n = config.norm, num_styles
         self.encoder = nn.Sequential(
             ConvNormReLU(3, c1, 9, 1, norm, n),
