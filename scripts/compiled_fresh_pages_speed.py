@@ -15,13 +15,12 @@ rounds), the minor page faults a frame and eager / graph (above 1: the compiled 
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
+
+from stylenet.benchmark.per_reuse import answered_as_child, arguments, child_options, child_results, print_machine
 
 PATHS = ("eager", "graph", "compile=True")
 
@@ -69,31 +68,16 @@ def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="starry")
-    parser.add_argument(
-        "--sizes", default="512x512,640x480,800x600,1024x768,1280x720,1920x1080,2560x1440", help="WxH, comma-separated"
-    )
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--child", choices=("off", "on"), help=argparse.SUPPRESS)  # memory reuse of this process
-    args = parser.parse_args()
-    sizes = [(int(h), int(w)) for w, h in (size.split("x") for size in args.sizes.split(","))]
-    if args.child:
-        print(json.dumps(_child(args.model, args.child == "on", sizes, args.repeats)))
+    sizes = "512x512,640x480,800x600,1024x768,1280x720,1920x1080,2560x1440"
+    args = arguments(__doc__.splitlines()[0], sizes, repeats=5)
+    if answered_as_child(args, _child):
         return 0
-    from stylenet.benchmark.machine import machine_info
-    from stylenet.benchmark.report import machine_lines
-
-    print("\n".join(machine_lines(machine_info())))
-    print()
+    print_machine()
     print("| memory reuse | size | eager ms | graph ms | compile=True ms | eager / graph", end=" ")
     print("| faults a frame: eager, graph |")
     print("|---|---|---|---|---|---|---|")
-    for reuse in ("off", "on"):
-        command = [sys.executable, __file__, "--model", args.model, "--sizes", args.sizes]
-        command += ["--repeats", str(args.repeats), "--child", reuse]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        for size, paths in json.loads(done.stdout.splitlines()[-1]).items():
+    for reuse, result in child_results(__file__, child_options(args)):
+        for size, paths in result.items():
             ms = {path: paths[path]["ms"] for path in PATHS}
             faults = f"{paths['eager']['faults']:,.0f}, {paths['graph']['faults']:,.0f}"
             print(

@@ -62,7 +62,7 @@ def test_benchmark_writes_json_and_markdown(
     result = json.loads(out.read_text())
     machine = result["machine"]
     assert machine["cpu_model"] and machine["os_cpu_count"] >= 1 and machine["torch_num_threads"] >= 1
-    assert set(machine["cpu_flags"]) == {"avx512f", "avx512_bf16", "amx_bf16", "amx_int8"}
+    assert set(machine["cpu_flags"]) == {"avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni"}
     backends = {row["backend"] for row in result["inference"]}
     assert backends == {"reference-eager-fp32", "eager-fp32", "onnxruntime", "pt2"}
     _check_figures(result["inference"], "ms_per_frame")

@@ -10,8 +10,9 @@ from stylenet.benchmark import BenchmarkError
 
 # eager-*: the module as trained; autocast-*: eager under torch.autocast; fast-*: stylenet's fast path
 # (weights cast once, channels-last, `stylenet.inference.fast`); compile-*: the fast path through
-# torch.compile; cudagraph-*: the fast path replayed as one CUDA graph (CUDA only); aoti-bf16: the fast
-# path compiled ahead of time into a package (`stylenet.inference.aot_package`, CPU only).
+# torch.compile (compile-int8: with int8 convolutions, `stylenet.networks.int8_convs`, CPU only);
+# cudagraph-*: the fast path replayed as one CUDA graph (CUDA only); aoti-bf16: the fast path compiled
+# ahead of time into a package (`stylenet.inference.aot_package`, CPU only).
 BACKENDS = (
     "eager-fp32",
     "autocast-bf16",
@@ -22,6 +23,7 @@ BACKENDS = (
     "compile-fp32",
     "compile-bf16",
     "compile-fp16",
+    "compile-int8",
     "cudagraph-bf16",
     "cudagraph-fp16",
     "onnxruntime",
@@ -32,7 +34,7 @@ CUDA_ONLY = ("cudagraph-bf16", "cudagraph-fp16")
 # fp16 has no native CPU kernels here (measured 0.67x the reference): "all" leaves it to GPUs.
 GPU_DEFAULT_ONLY = ("autocast-fp16", "fast-fp16", "compile-fp16", *CUDA_ONLY)
 REFERENCE = "reference-eager-fp32"
-CPU_ONLY = ("aoti-bf16",)
+CPU_ONLY = ("compile-int8", "aoti-bf16")
 EXPORTED = {"onnxruntime": "onnx", "pt2": "pt2", "aoti-bf16": "aoti"}  # backend: the export format it runs
 STYLIZER_PREFIX = "stylizer-"  # the multi-style rows (stylenet.benchmark.styles), asked for with --styles N
 

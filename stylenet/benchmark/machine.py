@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_int8")
+CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni")
 
 
 def machine_info() -> dict[str, Any]:

@@ -17,7 +17,8 @@ _VALIDATION_PHOTOS = ("chelsea", "astronaut")
 EPOCH_REPEATS = 200
 
 
-def _load(name: str) -> Image.Image:
+def load_photo(name: str) -> Image.Image:
+    """One of scikit-image's sample photos by name (`coffee`, `motorcycle_left`, ...), as an RGB image."""
     from skimage import data
 
     if name.startswith("motorcycle_"):
@@ -29,6 +30,6 @@ def _load(name: str) -> Image.Image:
 def demo_photos() -> tuple[list[Image.Image], list[Image.Image]]:
     """(training photos, validation photos) as RGB PIL images."""
     try:
-        return [_load(n) for n in _TRAIN_PHOTOS], [_load(n) for n in _VALIDATION_PHOTOS]
+        return [load_photo(n) for n in _TRAIN_PHOTOS], [load_photo(n) for n in _VALIDATION_PHOTOS]
     except ImportError as error:
         raise DataError("data=demo needs scikit-image for its sample photos: pip install scikit-image") from error

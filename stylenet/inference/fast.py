@@ -21,9 +21,13 @@ import torch
 from torch import nn
 
 from stylenet import hardware
+from stylenet.networks import int8_convs
 from stylenet.networks.frame_buffers import KEEP_BYTES
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# "int8": bf16 activations, with the first layer's and the residual blocks' convolutions in int8 where
+# the network runs compiled on a CPU (`stylenet.networks.int8_convs`).
+INT8 = "int8"
 
 # From this many pixels an image, the eager path on a CPU runs a batch one image at a time: one
 # image's activations are large enough to keep both cores busy, and the deferred norms
@@ -63,6 +67,10 @@ class FastRunner:
     `eager_for_fresh_pages`: images whose compiled frame would map its largest activations afresh
     run the eager path instead (see `compiles`); False runs every image compiled (the benchmark's
     compiled rows, which time the compiled graph itself).
+
+    `precision="int8"` (CPU, compiled only): the compiled graph runs the first layer's and the residual
+    blocks' convolutions in int8 (`stylenet.networks.int8_convs`, calibrated when the runner is
+    built); images that run the eager path run it in bf16.
     """
 
     def __init__(
@@ -73,10 +81,16 @@ class FastRunner:
         compile: bool = False,
         eager_for_fresh_pages: bool = True,
     ):
-        self.device, self.dtype, self.layout = device, DTYPES[precision], memory_format(device)
+        if precision == INT8 and (device.type != "cpu" or not compile):
+            raise ValueError("int8 runs compiled on CPUs only: compile=True on a CPU device")
+        self.precision = precision
+        self.device, self.layout = device, memory_format(device)
+        self.dtype = torch.bfloat16 if precision == INT8 else DTYPES[precision]
         self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=self.layout)
         self.module.use_fast_ops()
         self.module.requires_grad_(False)
+        if precision == INT8:
+            int8_convs.quantize(self.module, copy.deepcopy(network))
         self._compiled = _compile(self.module, device) if compile else None
         self.eager_for_fresh_pages = eager_for_fresh_pages
 
@@ -114,7 +128,8 @@ class FastRunner:
         return channels[0] * math.prod(shape[-2:]) * self.dtype.itemsize < KEEP_BYTES  # the full-size one
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.layout)
+        # One copy for the dtype and the layout together, not one for each.
+        x = images.to(device=self.device, dtype=self.dtype, memory_format=self.layout)
         if self.compiles(tuple(x.shape)):
             try:
                 return self._compiled(x)

@@ -19,6 +19,9 @@ from stylenet.errors import StylenetError
 from stylenet.inference.global_norm import REFERENCE_SIDE
 from stylenet.networks.transformer import TransformerNet
 
+# The dtype of each precision's activations (int8: bf16 activations around int8 convolutions).
+ACTIVATION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.bfloat16}
+
 # What a run may take by default: half the memory the kernel says is available leaves the
 # machine usable; on a GPU most of its free memory (nothing else is meant to run there).
 RAM_FRACTION = 0.5
@@ -112,7 +115,7 @@ def activation_bytes_per_pixel(model: dict[str, Any], precision: str, fast: bool
     result.
     """
     c1, c2 = _widths(model)
-    element = torch.finfo({"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)).bits // 8
+    element = torch.finfo(ACTIVATION_DTYPES.get(precision, torch.float32)).bits // 8
     element = element if fast else 4
     if fast:
         features = 4 * c1 + c2 if compiled else 2 * c1 + c2 / 4

@@ -23,7 +23,7 @@ from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, load
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
 from stylenet.inference.aot_package import is_aoti_package, load_aoti
-from stylenet.inference.fast import DTYPES, FastRunner
+from stylenet.inference.fast import DTYPES, INT8, FastRunner
 from stylenet.inference.memory import parse_size
 from stylenet.inference.metadata import METADATA_KEY, num_styles, parse
 from stylenet.inference.pt2_check import check_pt2
@@ -35,11 +35,12 @@ from stylenet.inference.stylizer import (  # noqa: F401 (Stylizer, as_picture, c
     choice_key,
     style_names,
 )
+from stylenet.networks import int8_convs
 from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import TransformerNet
 
 PRECISIONS = DTYPES
-PRECISION_CHOICES = ("auto", *PRECISIONS)
+PRECISION_CHOICES = ("auto", *PRECISIONS, INT8)
 MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx", ".pt2")
 
 
@@ -161,10 +162,13 @@ def load_model(
 
     `precision="auto"` runs .pt/.ckpt models in bf16 where the hardware has native bf16 (the
     fast path, within 35 dB PSNR of fp32), exported models in fp32 and compiled packages in the precision
-    they were compiled in (`stylenet.inference.aot_package`). `compile=True` compiles
-    the fast path with torch.compile: tens of seconds once, then faster (1.25-1.4x on a CPU with
-    AMX); on a CPU without memory reuse, images over about half a megapixel run uncompiled, where
-    the compiled frame measured slower (`FastRunner.compiles`).
+    they were compiled in (`stylenet.inference.aot_package`). `compile=True` compiles the fast path
+    with torch.compile: tens of seconds once, then faster (1.25-1.4x on a CPU with AMX); on a CPU
+    without memory reuse, images over about half a megapixel run uncompiled, where the compiled
+    frame measured slower (`FastRunner.compiles`). `precision="int8"` (CPU, with `compile=True`)
+    runs the first layer's and the residual blocks' convolutions in int8 and the rest in bf16
+    (`stylenet.networks.int8_convs`): faster where the CPU has int8 matrix units; images that run
+    uncompiled run in bf16.
     `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
     network; larger images are tiled (default: a share of the memory free at the call).
     """
@@ -179,6 +183,8 @@ def load_model(
         raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
     path, style = _resolved(path, style)
     target = resolve_device(device)
+    if precision == INT8:
+        _check_int8(path, target, compile)
     suffix = path.suffix.lower()
     if suffix == ".pt2" and is_aoti_package(path):  # runs in the precision it was compiled in
         check_pt2(path, compiled=True)
@@ -216,6 +222,17 @@ def load_model(
         ),
         style,
     )
+
+
+def _check_int8(path: Path, device: torch.device, compile: bool) -> None:
+    """One ConfigError line where `precision="int8"` cannot run, before any work."""
+    if path.suffix.lower() not in (".pt", ".ckpt"):
+        raise ConfigError("precision int8 runs .pt/.ckpt models and shipped styles, not exported files")
+    if device.type != "cpu" or not compile:
+        raise ConfigError("precision int8 runs compiled on a CPU: use compile=True (--compile on) and device cpu")
+    reason = int8_convs.available()
+    if reason is not None:
+        raise ConfigError(f"precision int8 cannot run here: {reason}")
 
 
 def _several_styles(

@@ -159,7 +159,9 @@ class ConvLayer(nn.Sequential):
     `blur`: the input is low-passed first (`antialias.blur`; it has no parameters, so the layer's
     weights are named as without it). `out`: in eager inference, a kept buffer of the output's
     shape to write into (`frame_buffers`). With the fast layers, `x` may be a `deferred_norm.Deferred`
-    activation, whose scale and shift the convolution takes into its weights and bias."""
+    activation, whose scale and shift the convolution takes into its weights and bias. A third
+    module, `int8`, where present: the layer's int8 form (`int8_convs.quantize`), which runs instead
+    inside a compiled graph."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, blur: bool = False):
         super().__init__(
@@ -169,7 +171,9 @@ class ConvLayer(nn.Sequential):
         self.blur = blur
 
     def forward(self, x: torch.Tensor | deferred_norm.Deferred, out: torch.Tensor | None = None) -> torch.Tensor:
-        pad, conv = self
+        pad, conv, int8 = self[0], self[1], self._modules.get("int8")
+        if int8 is not None and pad.fast and torch.compiler.is_compiling():
+            return int8(pad(x))
         # Exact for a deferred x: blurring and reflection padding keep per-channel constants.
         x, weight, bias = deferred_norm.convolution_input(x, conv.weight, conv.bias)
         if self.blur:

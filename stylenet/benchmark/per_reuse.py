@@ -1,0 +1,61 @@
+"""Plumbing of the scripts that time two paths call by call, in one process per memory-reuse setting.
+
+Memory reuse (`stylenet.hardware.keep_freed_memory`) is a setting of the whole process, so each
+setting gets a fresh child: the script runs itself with `--child off` or `--child on`, and the child
+prints its result as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+SETTINGS = ("off", "on")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """ "WxH,WxH,..." -> [(H, W), ...]."""
+    return [(int(h), int(w)) for w, h in (size.split("x") for size in text.split(","))]
+
+
+def arguments(description: str, sizes: str, repeats: int) -> argparse.Namespace:
+    """Such a script's command line: --model, --sizes, --repeats, and the hidden --child."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="starry")
+    parser.add_argument("--sizes", default=sizes, help="WxH, comma-separated")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--child", choices=SETTINGS, help=argparse.SUPPRESS)  # memory reuse of this process
+    return parser.parse_args()
+
+
+def answered_as_child(args: argparse.Namespace, child: Callable[[str, bool, list[tuple[int, int]], int], Any]) -> bool:
+    """In a child, prints `child(model, memory reuse, sizes, repeats)` as one JSON line and returns True."""
+    if not args.child:
+        return False
+    print(json.dumps(child(args.model, args.child == "on", parse_sizes(args.sizes), args.repeats)))
+    return True
+
+
+def child_options(args: argparse.Namespace) -> list[str]:
+    return ["--model", args.model, "--sizes", args.sizes, "--repeats", str(args.repeats)]
+
+
+def print_machine() -> None:
+    """The machine the figures come from, then a blank line."""
+    from stylenet.benchmark.machine import machine_info
+    from stylenet.benchmark.report import machine_lines
+
+    print("\n".join(machine_lines(machine_info())))
+    print()
+
+
+def child_results(script: str, options: list[str]) -> Iterator[tuple[str, Any]]:
+    """(setting, what `script --child setting` printed as JSON on its last line), for each setting in turn."""
+    for reuse in SETTINGS:
+        command = [sys.executable, script, *options, "--child", reuse]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        yield reuse, json.loads(done.stdout.splitlines()[-1])
