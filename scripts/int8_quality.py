@@ -72,6 +72,7 @@ def main() -> int:
     print("|---|---|---|---|")
     cpu = torch.device("cpu")
     for name, network in networks.items():
+        torch._dynamo.reset()  # each runner compiles anew: past Dynamo's limit of 8 it would run uncompiled
         int8 = FastRunner(network, cpu, "bf16", compile=True, eager_for_fresh_pages=False)
         int8_convs.quantize(int8.module, network, tail)
         bf16 = FastRunner(network, cpu, "bf16", compile=True, eager_for_fresh_pages=False)

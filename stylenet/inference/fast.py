@@ -46,9 +46,16 @@ def memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
+# Every runner compiles the same code (`TransformerNet.forward`) for a network of its own, and Dynamo
+# counts all of them against one limit, 8 by default: a process that had compiled eight networks
+# (styles, blends, bf16 and int8 forms) ran the ninth uncompiled, with a warning.
+RECOMPILE_LIMIT = 64
+
+
 def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     # fullgraph: a graph break or too many recompilations raise instead of quietly running parts
     # of the network eagerly, so that a runner that says it is compiled runs one compiled graph.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     if device.type != "cpu":
         return torch.compile(network, fullgraph=True)
     # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
