@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-from stylenet.benchmark.per_reuse import answered_as_child, arguments, child_options, child_results, print_machine
+from stylenet.benchmark.reuse_processes import answered_as_child, arguments, child_options, child_results, print_machine
 
 PATHS = ("eager", "graph", "compile=True")
 

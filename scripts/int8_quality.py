@@ -4,9 +4,10 @@
 
 Each shipped style and the test suite's quickstart model (`quickstart`) run scikit-image's astronaut and
 chelsea, and every photo in `--photos`, through the eager fp32 network and through the compiled int8
-path (`FastRunner(..., "int8", compile=True)`, at every size compiled), and the PSNR of the int8
-output against fp32 is printed as a Markdown table, with the compiled bf16 path's beside it. None of
-these photos is one the int8 ranges are calibrated on (`int8_convs.CALIBRATION_PHOTOS`).
+path (what `FastRunner(..., "int8", compile=True)` builds, with `--tail`; at every size compiled),
+and the PSNR of the int8 output against fp32 is printed as a Markdown table, with the compiled bf16
+path's beside it. None of these photos is one the int8 ranges are calibrated on
+(`int8_convs.CALIBRATION_PHOTOS`).
 `--tail`: the share of each calibrated input left out at either end (`int8_convs.TAIL`; 0: the full range).
 """
 
@@ -72,7 +73,7 @@ def main() -> int:
     print("|---|---|---|---|")
     cpu = torch.device("cpu")
     for name, network in networks.items():
-        torch._dynamo.reset()  # each runner compiles anew: past Dynamo's limit of 8 it would run uncompiled
+        torch._dynamo.reset()  # each network's graphs compiled afresh, none counted against the earlier ones
         int8 = FastRunner(network, cpu, "bf16", compile=True, eager_for_fresh_pages=False)
         int8_convs.quantize(int8.module, network, tail)
         bf16 = FastRunner(network, cpu, "bf16", compile=True, eager_for_fresh_pages=False)
@@ -84,6 +85,8 @@ def main() -> int:
                     reference = network(x)
                     scores["int8"].append(_psnr(int8(x).clamp(0, 1), reference))
                     scores["bf16"].append(_psnr(bf16(x).clamp(0, 1), reference))
+            if not (int8.compiled and bf16.compiled):
+                raise SystemExit(f"{name}: a runner fell back to eager; its figures would not be the compiled graph's")
             cells = [f"{min(s):.1f} / {statistics.median(s):.1f}" for s in scores.values()]
             print(f"| {name} | {width}x{height} | {cells[0]} | {cells[1]} |", flush=True)
     return 0

@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 
-from stylenet.benchmark.per_reuse import answered_as_child, arguments, child_options, child_results, print_machine
+from stylenet.benchmark.reuse_processes import answered_as_child, arguments, child_options, child_results, print_machine
 
 PATHS = ("bf16", "int8")
 
@@ -48,6 +48,8 @@ def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) 
                     runs[path](frame)
                     if round_ >= 2:
                         samples[path].append((time.perf_counter() - started) * 1e3)
+            if not all(run.compiled for run in runs.values()):
+                raise SystemExit("a runner fell back to eager: its times would not be the compiled graph's")
             result[f"{width}x{height}"] = {path: statistics.median(got) for path, got in samples.items()}
     return result
 

@@ -109,14 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "fp32", "bf16", "fp16", "int8"],
         help="auto: bf16 where the CPU/GPU runs it natively (.pt/.ckpt), else fp32; int8: CPUs, compiled, "
-        "the residual blocks' convolutions in int8 (faster with int8 matrix units)",
+        "the first layer's and the residual blocks' convolutions in int8 (faster with int8 matrix units)",
     )
     stylize.add_argument(
         "--compile",
         default="auto",
         choices=["auto", "on", "off"],
-        help=f"torch.compile the network: slow once, then faster; auto: for videos, webcam, --benchmark "
-        f"and {COMPILE_MIN_IMAGES}+ images",
+        help=f"torch.compile the network: slow once, then faster; auto: for videos, webcam, --benchmark, "
+        f"--precision int8 and {COMPILE_MIN_IMAGES}+ images",
     )
     stylize.add_argument(
         "--memory-reuse",
@@ -329,8 +329,10 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
 
     from stylenet.hardware import wants_memory_reuse
 
-    int8 = getattr(args, "precision", None) == "int8"  # it runs only in the compiled graph
-    compile = (repeated or int8) if args.compile == "auto" else args.compile == "on"
+    # int8 runs only in the compiled graph, which without memory reuse leaves images over about half
+    # a megapixel to the eager bf16 path (FastRunner.compiles): auto turns both on for it.
+    repeated = repeated or getattr(args, "precision", None) == "int8"
+    compile = repeated if args.compile == "auto" else args.compile == "on"
     return compile, wants_memory_reuse(args.memory_reuse, repeated)
 
 

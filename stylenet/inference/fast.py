@@ -47,15 +47,18 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 
 # Every runner compiles the same code (`TransformerNet.forward`) for a network of its own, and Dynamo
-# counts all of them against one limit, 8 by default: a process that had compiled eight networks
-# (styles, blends, bf16 and int8 forms) ran the ninth uncompiled, with a warning.
+# counts all of them against one limit per process, 8 by default: a process that had compiled a dozen
+# networks (styles, blends, bf16 and int8 forms) ran the last of them uncompiled, with a warning.
+# The setting is Dynamo's, for the whole process; it is only ever raised here.
 RECOMPILE_LIMIT = 64
+# Its name before PyTorch 2.7.
+_LIMIT_NAME = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
 
 
 def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     # fullgraph: a graph break or too many recompilations raise instead of quietly running parts
     # of the network eagerly, so that a runner that says it is compiled runs one compiled graph.
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    setattr(torch._dynamo.config, _LIMIT_NAME, max(getattr(torch._dynamo.config, _LIMIT_NAME), RECOMPILE_LIMIT))
     if device.type != "cpu":
         return torch.compile(network, fullgraph=True)
     # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
@@ -90,7 +93,6 @@ class FastRunner:
     ):
         if precision == INT8 and (device.type != "cpu" or not compile):
             raise ValueError("int8 runs compiled on CPUs only: compile=True on a CPU device")
-        self.precision = precision
         self.device, self.layout = device, memory_format(device)
         self.dtype = torch.bfloat16 if precision == INT8 else DTYPES[precision]
         self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=self.layout)

@@ -226,13 +226,15 @@ def load_model(
 
 def _check_int8(path: Path, device: torch.device, compile: bool) -> None:
     """One ConfigError line where `precision="int8"` cannot run, before any work."""
-    if path.suffix.lower() not in (".pt", ".ckpt"):
+    if path.suffix.lower() in (".onnx", ".pt2"):
         raise ConfigError("precision int8 runs .pt/.ckpt models and shipped styles, not exported files")
-    if device.type != "cpu" or not compile:
-        raise ConfigError("precision int8 runs compiled on a CPU: use compile=True (--compile on) and device cpu")
+    if device.type != "cpu":
+        raise ConfigError(f"precision int8 runs on CPUs only, not {device}: use bf16 or fp16 there")
+    if not compile:
+        raise ConfigError("precision int8 runs only compiled: pass compile=True (the CLI's --compile on or auto)")
     reason = int8_convs.available()
     if reason is not None:
-        raise ConfigError(f"precision int8 cannot run here: {reason}")
+        raise ConfigError(f"precision int8 cannot run here: {reason}; use bf16 or fp32")
 
 
 def _several_styles(

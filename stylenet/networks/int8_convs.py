@@ -2,7 +2,8 @@
 
 `precision="int8"`: on CPUs with int8 matrix instructions (AMX-INT8, AVX512-VNNI) oneDNN multiplies
 uint8 activations by int8 weights at up to twice its bf16 rate. The residual blocks hold about 70%
-of the network's multiply-adds, and the first layer's input is an 8-bit photo, so these eleven
+of the multiply-adds of the fast path (60% of the network as defined: the fast path upsamples with
+fewer), and the first layer's input is an 8-bit photo, so these eleven
 convolutions run in int8 and everything else stays bf16 (docs/performance.md, "int8
 convolutions", has the speed and the distance from fp32). The other layers were tried and not
 kept: the stride-2 ones gained nothing, the upsampling as four int8 phase kernels lost more in

@@ -17,8 +17,8 @@ from typing import Any
 SETTINGS = ("off", "on")
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """ "WxH,WxH,..." -> [(H, W), ...]."""
+def heights_widths(text: str) -> list[tuple[int, int]]:
+    """(H, W) of each size in "WxH,WxH,..."."""
     return [(int(h), int(w)) for w, h in (size.split("x") for size in text.split(","))]
 
 
@@ -36,7 +36,7 @@ def answered_as_child(args: argparse.Namespace, child: Callable[[str, bool, list
     """In a child, prints `child(model, memory reuse, sizes, repeats)` as one JSON line and returns True."""
     if not args.child:
         return False
-    print(json.dumps(child(args.model, args.child == "on", parse_sizes(args.sizes), args.repeats)))
+    print(json.dumps(child(args.model, args.child == "on", heights_widths(args.sizes), args.repeats)))
     return True
 
 
