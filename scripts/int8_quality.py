@@ -53,13 +53,14 @@ def main() -> int:
     from stylenet import pretrained
     from stylenet.benchmark.machine import machine_info
     from stylenet.benchmark.report import machine_lines
+    from stylenet.benchmark.reuse_processes import heights_widths
     from stylenet.inference.fast import FastRunner
     from stylenet.inference.model import load_network
     from stylenet.networks import int8_convs
     from stylenet.networks.style_rows import bake_style
 
     tail = int8_convs.TAIL if args.tail is None else args.tail
-    sizes = [(int(h), int(w)) for w, h in (size.split("x") for size in args.sizes.split(","))]
+    sizes = heights_widths(args.sizes)
     photos = _photos(args.photos)
     shipped, metadata = load_network(pretrained.LOCATION)
     networks = {"quickstart": load_network(REPO / "tests" / "data" / "quickstart_starry.pt")[0].eval()}

@@ -18,8 +18,10 @@ SETTINGS = ("off", "on")
 
 
 def heights_widths(text: str) -> list[tuple[int, int]]:
-    """(H, W) of each size in "WxH,WxH,..."."""
-    return [(int(h), int(w)) for w, h in (size.split("x") for size in text.split(","))]
+    """(H, W) of each size in "WxH,WxH,..." (or "N" for NxN), read as `stylenet benchmark --sizes` reads them."""
+    from stylenet.benchmark.run import parse_sizes
+
+    return [(height, width) for width, height in parse_sizes(text)]
 
 
 def arguments(description: str, sizes: str, repeats: int) -> argparse.Namespace:
