@@ -34,6 +34,34 @@ def test_blocked_conv_equals_the_plain_convolution(dtype, layout, size, padding,
     torch.testing.assert_close(out, expected, **tolerance)
 
 
+@pytest.mark.parametrize("size", [(16, 16), (17, 23)])
+@pytest.mark.parametrize("block", [2, 4])
+def test_the_compiled_graph_s_form_equals_the_plain_convolution(monkeypatch, size, block) -> None:
+    # Inside a compiled graph: blocks in pixel-major channel order, put in place by `pixels_from_blocks`
+    monkeypatch.setattr(blocked_conv, "_in_compiled_inference", lambda: True)
+    test_blocked_conv_equals_the_plain_convolution(torch.float32, torch.channels_last, size, 4, block)
+
+
+def test_pixels_from_blocks_is_the_pixel_shuffle_of_the_same_blocks_in_channel_major_order() -> None:
+    torch.manual_seed(0)
+    channels, block = 3, 4
+    blocks = torch.randn(2, block * block * channels, 5, 7).contiguous(memory_format=torch.channels_last)
+    channel_major = blocks.unflatten(1, (block * block, channels)).transpose(1, 2).flatten(1, 2)  # (c, p, q)
+    out = blocked_conv.pixels_from_blocks(blocks, block)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, F.pixel_shuffle(channel_major, block))
+
+
+def test_pixels_from_blocks_under_torch_compile() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 32, 21, 26).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(3, 32, 9, 9) / 16, torch.randn(3)
+    compiled = torch.compile(blocked_conv.blocked_conv, fullgraph=True, dynamic=True)
+    with torch.no_grad():
+        out = compiled(x, weight, bias, 4)
+    torch.testing.assert_close(out, F.conv2d(x, weight, bias, padding=4), rtol=1e-4, atol=1e-4)
+
+
 def test_the_block_weight_places_the_kernel_at_each_pixel_of_the_block() -> None:
     weight = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
     blocked = blocked_conv.block_weight(weight, 2)  # (2 * 4, 1, 4, 4)
@@ -46,6 +74,8 @@ def test_the_block_weight_places_the_kernel_at_each_pixel_of_the_block() -> None
                     torch.equal(kernel[p : p + 3, q : q + 3], weight[c, 0])
                     and kernel.abs().sum() == weight[c].abs().sum()
                 )
+                pixel_major = blocked_conv.block_weight(weight, 2, pixel_major=True)
+                assert torch.equal(pixel_major[(p * 2 + q) * 2 + c, 0], kernel)
 
 
 def test_its_gradients_equal_the_plain_convolution_s_in_float64() -> None:

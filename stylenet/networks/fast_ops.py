@@ -175,10 +175,16 @@ def _instance_norm_from_sums(x: Tensor, weight: Tensor, bias: Tensor, eps: float
         tail = pixels[:, rows:].to(accumulate)
         total = head.sum(2).sum(1) + tail.sum(1)  # (N, C)
         squares = (head * head).sum(2).sum(1) + (tail * tail).sum(1)
-    mean = total / (h * w)
-    var = (squares / (h * w) - mean * mean).clamp_min(0)
+    # Multiplied, not divided: Inductor computes the mean again inside the per-pixel loop, where a
+    # vector division costs several multiplications (docs/performance.md, Fused loops).
+    per_pixel = 1.0 / (h * w)
+    mean = total * per_pixel
+    var = (squares * per_pixel - mean * mean).clamp_min(0)
     scale = torch.rsqrt(var + eps) * weight.to(accumulate)  # (N, C)
     shift = bias.to(accumulate) - mean * scale
+    # One small buffer for both, computed once per channel: left apart, Inductor recomputed the
+    # shift from the sums in the per-pixel loop, for every vector of channels of every pixel.
+    scale, shift = torch.stack((scale, shift))
     return x * scale.to(x.dtype).view(n, c, 1, 1) + shift.to(x.dtype).view(n, c, 1, 1)
 
 
