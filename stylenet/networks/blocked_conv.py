@@ -58,9 +58,9 @@ def pixels_from_blocks(blocks: Tensor, block: int) -> Tensor:
     """(N, block^2 * C, h, w) output blocks, channel (p, q, c) -> the (N, C, h * block, w * block) image, channels-last.
 
     For compiled graphs. Inductor compiles a pixel shuffle into a loop of single elements that
-    recomputes each one's address with integer divisions (1.2 ms of a 640x480 frame, 35 ms, on an
-    AMX CPU); in this channel order each image row is whole runs of block * C values of one block
-    row, which one strided copy moves (0.15 ms).
+    recomputes each one's address with integer divisions (about 1 ms of a 34 ms int8 640x480 frame
+    on an AMX CPU, docs/performance.md); in this channel order each image row is whole runs of
+    block * C values of one block row, which one strided copy moves.
     """
     n, channels, h, w = blocks.shape
     c = channels // (block * block)
