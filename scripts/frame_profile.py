@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 
 GROUPS = (
-    ("int8 convolutions", ("onednn::qconv", "aoti_torch_cpu__qconv")),  # called from Python, or from C++
+    ("int8 convolutions", ("onednn::qconv",)),
     ("convolutions", ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution")),
     ("fused loops", ("graph_",)),
     ("copies", ("aten::copy_", "aten::_to_copy", "stylenet::")),

@@ -63,10 +63,7 @@ def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor
         return torch.compile(network, fullgraph=True)
     # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
     # oneDNN. Dynamic shapes: one compilation serves every image size (tiles, video, folders).
-    # cpp_wrapper: the graph's calls are made from C++, not from generated Python, which took about
-    # 1 ms of every frame (docs/performance.md, Fused loops); compiling takes a few seconds longer.
-    options = {"freezing": True, "cpp_wrapper": True}
-    return torch.compile(network, fullgraph=True, dynamic=True, options=options)
+    return torch.compile(network, fullgraph=True, dynamic=True, options={"freezing": True})
 
 
 class FastRunner:
