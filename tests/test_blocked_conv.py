@@ -34,12 +34,29 @@ def test_blocked_conv_equals_the_plain_convolution(dtype, layout, size, padding,
     torch.testing.assert_close(out, expected, **tolerance)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("size", [(16, 16), (17, 23)])
+@pytest.mark.parametrize("padding", [0, 4])  # 0: as the network calls it, on an already padded input
 @pytest.mark.parametrize("block", [2, 4])
-def test_the_compiled_graph_s_form_equals_the_plain_convolution(monkeypatch, size, block) -> None:
-    # Inside a compiled graph: blocks in pixel-major channel order, put in place by `pixels_from_blocks`
+def test_the_compiled_inference_form_equals_the_plain_convolution(monkeypatch, dtype, size, padding, block) -> None:
+    # Blocks in pixel-major channel order, put in place by `pixels_from_blocks` (here run eagerly)
     monkeypatch.setattr(blocked_conv, "_in_compiled_inference", lambda: True)
-    test_blocked_conv_equals_the_plain_convolution(torch.float32, torch.channels_last, size, 4, block)
+    test_blocked_conv_equals_the_plain_convolution(dtype, torch.channels_last, size, padding, block)
+
+
+def test_only_compiled_inference_takes_the_pixel_major_form(monkeypatch) -> None:
+    states = {"compiling": False, "exporting": False}
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: states["compiling"])
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: states["exporting"])
+    assert not blocked_conv._in_compiled_inference()  # eager
+    states["compiling"] = True
+    with torch.no_grad():
+        assert blocked_conv._in_compiled_inference()  # compiled inference
+        states["exporting"] = True
+        assert not blocked_conv._in_compiled_inference()  # an exported file: no custom operator in it
+    states["exporting"] = False
+    with torch.enable_grad():
+        assert not blocked_conv._in_compiled_inference()  # compiled training: the operator has no backward
 
 
 def test_pixels_from_blocks_is_the_pixel_shuffle_of_the_same_blocks_in_channel_major_order() -> None:
@@ -52,19 +69,34 @@ def test_pixels_from_blocks_is_the_pixel_shuffle_of_the_same_blocks_in_channel_m
     assert torch.equal(out, F.pixel_shuffle(channel_major, block))
 
 
-def test_pixels_from_blocks_under_torch_compile() -> None:
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_pixels_from_blocks_passes_torch_library_checks(layout) -> None:
+    blocks = torch.randn(2, 4 * 4 * 3, 5, 7).contiguous(memory_format=layout)
+    torch.library.opcheck(torch.ops.stylenet.pixels_from_blocks.default, (blocks, 4))
+
+
+def test_a_compiled_inference_graph_holds_pixels_from_blocks() -> None:
     torch.manual_seed(0)
-    x = torch.randn(1, 32, 21, 26).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 32, 21, 26).contiguous(memory_format=torch.channels_last)  # a row and columns left over
     weight, bias = torch.randn(3, 32, 9, 9) / 16, torch.randn(3)
-    compiled = torch.compile(blocked_conv.blocked_conv, fullgraph=True, dynamic=True)
+    graphs = []
+
+    def recording(graph: torch.fx.GraphModule, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    compiled = torch.compile(blocked_conv.blocked_conv, backend=recording, fullgraph=True, dynamic=True)
     with torch.no_grad():
         out = compiled(x, weight, bias, 4)
+    assert "pixels_from_blocks" in str(graphs[0].graph)
+    assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, F.conv2d(x, weight, bias, padding=4), rtol=1e-4, atol=1e-4)
 
 
 def test_the_block_weight_places_the_kernel_at_each_pixel_of_the_block() -> None:
     weight = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
     blocked = blocked_conv.block_weight(weight, 2)  # (2 * 4, 1, 4, 4)
+    pixel_major = blocked_conv.block_weight(weight, 2, pixel_major=True)  # channel (p, q, c)
     assert blocked.shape == (8, 1, 4, 4)
     for c in range(2):
         for p in range(2):
@@ -74,7 +106,6 @@ def test_the_block_weight_places_the_kernel_at_each_pixel_of_the_block() -> None
                     torch.equal(kernel[p : p + 3, q : q + 3], weight[c, 0])
                     and kernel.abs().sum() == weight[c].abs().sum()
                 )
-                pixel_major = blocked_conv.block_weight(weight, 2, pixel_major=True)
                 assert torch.equal(pixel_major[(p * 2 + q) * 2 + c, 0], kernel)
 
 

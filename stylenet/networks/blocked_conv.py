@@ -6,9 +6,10 @@ share of a frame for a small share of its arithmetic (docs/performance.md, Where
 Here each s x s block of output pixels becomes s*s*C output channels of one convolution with
 stride s and an (k + s - 1)-wide kernel (the original kernel at each of the block's offsets, zero
 elsewhere), and a pixel shuffle puts the pixels back in place (the inverse of Shi et al. 2016's
-sub-pixel layout). The zeros cost (k + s - 1)^2 / k^2 more multiply-adds, 1.8x at s = 4, and the
-layer still ran three times faster. Rows and columns past the last whole block are computed the
-plain way on strips a kernel high.
+sub-pixel layout; in compiled inference, `pixels_from_blocks`). The zeros cost
+(k + s - 1)^2 / k^2 more multiply-adds, 1.8x at s = 4, and the layer still ran three times
+faster. Rows and columns past the last whole block are computed the plain way on strips a
+kernel high.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def pixels_from_blocks(blocks: Tensor, block: int) -> Tensor:
     """(N, block^2 * C, h, w) output blocks, channel (p, q, c) -> the (N, C, h * block, w * block) image, channels-last.
 
     For compiled graphs. Inductor compiles a pixel shuffle into a loop of single elements that
-    recomputes each one's address with integer divisions (about 1 ms of a 34 ms int8 640x480 frame
-    on an AMX CPU, docs/performance.md); in this channel order each image row is whole runs of
-    block * C values of one block row, which one strided copy moves.
+    recomputes each one's address with integer divisions (docs/performance.md, Fused loops); in
+    this channel order each image row is whole runs of block * C values of one block row, which
+    one strided copy moves.
     """
     n, channels, h, w = blocks.shape
     c = channels // (block * block)
@@ -86,14 +87,13 @@ def blocked_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, b
     rows, cols = height // block * block, width // block * block
     if min(rows, cols) < max(block, padding):  # too small to have whole blocks and plain strips
         return F.conv2d(x, weight, bias, padding=padding)
-    if _in_compiled_inference() and layout_of(x) == torch.channels_last:
-        # Blocks in image-memory order, then one strided copy (`pixels_from_blocks`).
-        biases = None if bias is None else bias.repeat(block * block)
-        blocks = F.conv2d(x, block_weight(weight, block, pixel_major=True), biases, stride=block, padding=padding)
-        out = pixels_from_blocks(blocks, block)
-    else:
-        biases = None if bias is None else bias.repeat_interleave(block * block)
-        out = F.pixel_shuffle(F.conv2d(x, block_weight(weight, block), biases, stride=block, padding=padding), block)
+    # Compiled inference: blocks in image-memory order, then one strided copy (`pixels_from_blocks`).
+    pixel_major = _in_compiled_inference() and layout_of(x) == torch.channels_last
+    biases = None
+    if bias is not None:  # one per block channel
+        biases = bias.repeat(block * block) if pixel_major else bias.repeat_interleave(block * block)
+    blocks = F.conv2d(x, block_weight(weight, block, pixel_major), biases, stride=block, padding=padding)
+    out = pixels_from_blocks(blocks, block) if pixel_major else F.pixel_shuffle(blocks, block)
     if (rows, cols) == (height, width):
         return out
     whole, shape = out, (x.shape[0], weight.shape[0], height, width)
