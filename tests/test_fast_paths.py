@@ -11,6 +11,8 @@ the gate runs on a fresh clone.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,9 +86,21 @@ def test_fast_path_agrees_with_eager_fp32(network: nn.Module, precision: str, co
 
 def test_a_process_may_compile_more_networks_than_dynamos_default_limit(network: nn.Module) -> None:
     # Each runner's graph counts against one limit for TransformerNet.forward (8 by default).
-    with torch._dynamo.config.patch(**{fast._LIMIT_NAME: 8}):  # restored after the test
+    with torch._dynamo.config.patch(**{fast.recompile_limit_name(): 8}):  # restored after the test
         FastRunner(network, torch.device("cpu"), "bf16", compile=True)
-        assert getattr(torch._dynamo.config, fast._LIMIT_NAME) == fast.RECOMPILE_LIMIT >= 32
+        assert getattr(torch._dynamo.config, fast.recompile_limit_name()) == fast.RECOMPILE_LIMIT >= 32
+
+
+def test_the_plain_api_does_not_import_dynamo() -> None:
+    # torch._dynamo costs about 150 MB of resident memory and most of a second: only compiling pays it.
+    model = REPO / "tests" / "data" / "quickstart_starry.pt"
+    code = (
+        "import sys, torch, stylenet\n"
+        f"stylenet.load_model({str(model)!r})(torch.rand(1, 3, 64, 64))\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split()[-1] == "False"
 
 
 NO_COMPILER = "InvalidCxxCompiler: No working C++ compiler found"

@@ -51,14 +51,21 @@ def memory_format(device: torch.device) -> torch.memory_format:
 # networks (styles, blends, bf16 and int8 forms) ran the last of them uncompiled, with a warning.
 # The setting is Dynamo's, for the whole process; it is only ever raised here.
 RECOMPILE_LIMIT = 64
-# Its name before PyTorch 2.7.
-_LIMIT_NAME = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+
+
+def recompile_limit_name() -> str:
+    """Dynamo's name of that limit ("cache_size_limit" before PyTorch 2.7).
+
+    Looked up when compiling, not at import: `torch._dynamo` costs about 150 MB of resident memory
+    and most of a second to import, which a process that never compiles should not pay."""
+    return "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
 
 
 def _compile(network: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     # fullgraph: a graph break or too many recompilations raise instead of quietly running parts
     # of the network eagerly, so that a runner that says it is compiled runs one compiled graph.
-    setattr(torch._dynamo.config, _LIMIT_NAME, max(getattr(torch._dynamo.config, _LIMIT_NAME), RECOMPILE_LIMIT))
+    limit = recompile_limit_name()
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), RECOMPILE_LIMIT))
     if device.type != "cpu":
         return torch.compile(network, fullgraph=True)
     # Freezing folds the weights into the graph as constants, which lets Inductor pre-pack them for
