@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -136,10 +135,11 @@ def input_ranges(network: nn.Module, photos: Iterable[Tensor], tail: float = TAI
 def calibration_photos() -> list[Tensor]:
     """scikit-image's sample photos at each of `CALIBRATION_SIZES`, as (1, 3, H, W) fp32 in [0, 1]."""
     from stylenet.data.demo import load_photo
+    from stylenet.imageio import to_tensor
 
     photos = []
     for name in CALIBRATION_PHOTOS:
-        image = torch.from_numpy(np.array(load_photo(name))).permute(2, 0, 1).float().div(255).unsqueeze(0)
+        image = to_tensor(load_photo(name)).unsqueeze(0)
         for size in CALIBRATION_SIZES:
             scale = size / max(image.shape[-2:])
             shape = (round(image.shape[-2] * scale), round(image.shape[-1] * scale))
