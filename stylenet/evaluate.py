@@ -157,9 +157,12 @@ def _timed(function, device: torch.device):
     return result, time.perf_counter() - start
 
 
-def _loss_values(loss: PerceptualLoss, output: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
+def _loss_values(loss: PerceptualLoss, output: torch.Tensor, content: torch.Tensor) -> dict[str, Any]:
+    """The weighted terms and total, and each style layer's unweighted relative error (`style_layers`)."""
     with torch.no_grad():
-        return {k: float(v) for k, v in loss(output, content).as_dict().items()}
+        values: dict[str, Any] = {k: float(v) for k, v in loss(output, content).as_dict().items()}
+        values["style_layers"] = {k: float(v.mean()) for k, v in loss.style_layer_errors(output).items()}
+    return values
 
 
 def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:

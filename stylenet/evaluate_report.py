@@ -40,6 +40,23 @@ def _photo_table(images: list[dict[str, Any]], mean: dict[str, Any], optimised: 
     return _table(_header(["photo"], optimised), [*rows, ["**mean**", *_cells(mean, optimised)]])
 
 
+def _layer_table(mean: dict[str, Any], optimised: bool) -> list[str]:
+    """Each style layer's relative Gram error (means over the photos), before any weight."""
+    layers = mean["model"].get("style_layers")
+    if not layers:  # a report written before the layers were recorded
+        return []
+    header = ["style layer", "model"] + (["optimisation", "model / optimisation"] if optimised else [])
+    rows = []
+    for name, value in layers.items():
+        row = [name, f"{value:.4g}"]
+        if optimised:
+            reached = mean["optimisation"]["style_layers"][name]
+            row += [f"{reached:.4g}", f"{value / reached:.2f}x" if reached > 0 else "n/a"]
+        rows.append(row)
+    intro = "Relative Gram error per style layer (before the style weight; the style term is their weighted sum):"
+    return ["", intro, "", *_table(header, rows)]
+
+
 def _common_lines(report: dict[str, Any]) -> list[str]:
     settings = report["settings"]
     optimisation = (
@@ -70,6 +87,7 @@ def markdown(report: dict[str, Any]) -> str:
     if "styles" not in report:
         lines = [f"# Evaluation of `{settings['model']}`", "", f"- style: {_describe(settings['style'])}"]
         lines += [*_common_lines(report), "", *_photo_table(report["images"], report["mean"], optimised)]
+        lines += _layer_table(report["mean"], optimised)
         return "\n".join([*lines, "", *[f"- {note}" for note in report["notes"]], ""])
     styles = report["styles"]
     grid = "the photos, then per style in the order above " + ("optimisation and model" if optimised else "the model")
@@ -89,4 +107,5 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _table(_header(["style", "content weight", "style weight", "tv weight"], optimised), rows)
     for style in styles:
         lines += ["", f"## {style['style']['name']}", "", *_photo_table(style["images"], style["mean"], optimised)]
+        lines += _layer_table(style["mean"], optimised)
     return "\n".join([*lines, "", *[f"- {note}" for note in report["notes"]], ""])

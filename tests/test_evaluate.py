@@ -99,6 +99,23 @@ def test_optimisation_beats_the_untrained_model(report: tuple[dict[str, Any], Pa
     assert result["mean"]["ratio_total"] == pytest.approx(totals["model"] / totals["optimisation"])
 
 
+def test_reports_each_style_layer(report: tuple[dict[str, Any], Path]) -> None:
+    result, out = report
+    for row in result["images"]:
+        for kind in ("model", "optimisation"):
+            layers = row[kind]["style_layers"]
+            assert list(layers) == LOSS["style_layers"]
+            # the weighted style term is the style weight times their sum (layer weights are 1 here)
+            assert row[kind]["style_loss"] == pytest.approx(LOSS["style_weight"] * sum(layers.values()), rel=1e-4)
+        # the optimisation matches the painting's statistics better than an untrained network, layer by layer
+        assert all(row["optimisation"]["style_layers"][k] < v for k, v in row["model"]["style_layers"].items())
+    mean = result["mean"]["model"]["style_layers"]["relu1_1"]
+    assert mean == pytest.approx(np.mean([r["model"]["style_layers"]["relu1_1"] for r in result["images"]]))
+    markdown = (out / "report.md").read_text()
+    assert "| style layer | model | optimisation | model / optimisation |" in markdown
+    assert "| relu1_1 |" in markdown and "| relu2_1 |" in markdown
+
+
 def test_same_seed_gives_same_numbers(
     report: tuple[dict[str, Any], Path], model: Path, photos: Path, tmp_path: Path
 ) -> None:

@@ -105,6 +105,10 @@ def test_every_style_is_a_row_of_its_own(losses_only: tuple[dict[str, Any], Path
         "| **mean**",
     ]
     assert "optim total" not in markdown and "--gatys-steps 0" in markdown
+    # each style's section ends with its style layers' errors, the model's only
+    for name in NAMES:
+        section = markdown.split(f"\n## {name}\n")[1].split("\n## ")[0]
+        assert "| style layer | model |\n" in section and "| relu1_1 |" in section
     # the photos' row, then one row of model outputs per style; 2 columns of 32 px, 2 px padding
     with Image.open(out / "grid.png") as grid:
         assert grid.size == (2 * SIZE + 3 * 2, 4 * SIZE + 5 * 2)

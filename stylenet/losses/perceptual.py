@@ -159,15 +159,26 @@ class PerceptualLoss(nn.Module):
             _relative_squared_error(output_features[name].float(), content_features[name].float())
             for name in self.content_layers
         ) / len(self.content_layers)
-        style_loss = sum(
-            weight * _relative_squared_error(gram_matrix(output_features[name]), self.style_target(name)[styles])
-            for name, weight in self.style_layers.items()
-        )
+        errors = self._style_errors(output_features, styles)
+        style_loss = sum(weight * errors[name] for name, weight in self.style_layers.items())
         return LossTerms(
             content=(self.content_weights[styles] * content_loss).mean(),
             style=(self.style_weights[styles] * style_loss).mean(),
             tv=(self.tv_weights[styles] * _per_image_total_variation(output.float())).mean(),
         )
+
+    def style_layer_errors(self, output: torch.Tensor, styles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Each style layer's relative Gram error, (B,), before the layer and style weights: where a
+        stylisation falls short of the painting (`stylenet evaluate` reports them)."""
+        if styles is None:
+            styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
+        return self._style_errors(self.vgg(output, list(self.style_layers)), styles)
+
+    def _style_errors(self, features: dict[str, torch.Tensor], styles: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            name: _relative_squared_error(gram_matrix(features[name]), self.style_target(name)[styles])
+            for name in self.style_layers
+        }
 
     def temporal(
         self,
