@@ -64,6 +64,11 @@ def _relative_squared_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return (x - target).pow(2).sum(dims) / (target.pow(2).sum(dims) + _EPS)
 
 
+def _first_style_if_none(styles: torch.Tensor | None, output: torch.Tensor) -> torch.Tensor:
+    """`styles` (B,), or the first style for every image of `output` where none is given."""
+    return torch.zeros(len(output), dtype=torch.long, device=output.device) if styles is None else styles
+
+
 def _per_image_total_variation(images: torch.Tensor) -> torch.Tensor:
     """`total_variation` of each image: (B,)."""
     dh = (images[..., 1:, :] - images[..., :-1, :]).pow(2).mean((1, 2, 3))
@@ -150,8 +155,7 @@ class PerceptualLoss(nn.Module):
     def forward(self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
         """Loss of stylised `output` for `content`, both (B, 3, H, W) in [0, 1]; `styles` (B,) says which style
         each output was stylised in (default: the first), and the batch's terms are means over its images."""
-        if styles is None:
-            styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
+        styles = _first_style_if_none(styles, output)
         with torch.no_grad():
             content_features = self.vgg(content, self.content_layers)
         output_features = self.vgg(output, self.content_layers + list(self.style_layers))
@@ -170,8 +174,7 @@ class PerceptualLoss(nn.Module):
     def style_layer_errors(self, output: torch.Tensor, styles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Each style layer's relative Gram error, (B,), before the layer and style weights: where a
         stylisation falls short of the painting (`stylenet evaluate` reports them)."""
-        if styles is None:
-            styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
+        styles = _first_style_if_none(styles, output)
         return self._style_errors(self.vgg(output, list(self.style_layers)), styles)
 
     def _style_errors(self, features: dict[str, torch.Tensor], styles: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -191,8 +194,7 @@ class PerceptualLoss(nn.Module):
         """The weighted stability term: `moved_output`, the network's output for the copy of the content that
         `temporal_pair` moved by `flow`, against `output` moved alike, over the pixels `compared` (B, 1, H, W)
         keeps (None: all); `styles` (B,) as in `forward`."""
-        if styles is None:
-            styles = torch.zeros(len(output), dtype=torch.long, device=output.device)
+        styles = _first_style_if_none(styles, output)
         target = output.detach() if self.temporal_detach else output
         errors = temporal_error(target.float(), moved_output.float(), flow, compared)  # (B,)
         return (self.temporal_weights[styles] * errors).mean()
