@@ -12,6 +12,7 @@ from conftest import compose_config, tiny_overrides
 from omegaconf import open_dict
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
 from stylenet.errors import ConfigError, DataError
@@ -327,3 +328,32 @@ def test_cosine_schedule_falls_to_zero_at_max_steps_also_when_a_resume_raises_th
 
 def test_lightnings_own_precision_default_is_accepted(tmp_path: Path) -> None:
     assert train(compose_config([*tiny_overrides(tmp_path), "trainer.precision=null", "trainer.max_steps=1"]))
+
+
+def _gradient_norms_at_each_step(cfg) -> list[float]:
+    """The norm of all the network's gradients as each optimizer step used them."""
+    norms: list[float] = []
+
+    def record(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    handle = register_optimizer_step_post_hook(record)
+    try:
+        train(cfg)
+    finally:
+        handle.remove()
+    return norms
+
+
+def test_gradient_clipping_caps_each_steps_gradient_norm(tmp_path: Path) -> None:
+    unclipped = _gradient_norms_at_each_step(compose_config(tiny_overrides(tmp_path / "a")))
+    assert len(unclipped) == 4 and min(unclipped) > 1e-3
+    clipped = _gradient_norms_at_each_step(
+        compose_config(tiny_overrides(tmp_path / "b") + ["trainer.gradient_clip_val=1e-3"])
+    )
+    assert len(clipped) == 4 and max(clipped) == pytest.approx(1e-3, rel=1e-3)
+    # TensorBoard gets the norm before clipping: without it, the norm each step used.
+    logged = [e.value for e in _events(tmp_path / "a" / "run").Scalars("train/grad_norm")]
+    assert logged == pytest.approx(unclipped, rel=1e-4)
+    assert min(e.value for e in _events(tmp_path / "b" / "run").Scalars("train/grad_norm")) > 1e-2

@@ -299,6 +299,14 @@ class StyleTransferModule(pl.LightningModule):
         if self.weight_average is not None:
             self.weight_average.update(self.network)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this before it clips (trainer.gradient_clip_val): the norm the batch asked
+        # for, whose rare huge values are what clipping is for.
+        grads = [p.grad for p in self.network.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
     def on_validation_epoch_start(self) -> None:
         if self.weight_average is not None:
             self._own_weights = self.weight_average.swap_in(self.network)
