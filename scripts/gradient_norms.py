@@ -30,11 +30,11 @@ def main() -> None:
     windows: dict[int, list[float]] = {}
     for event in events.Scalars(TAG):
         windows.setdefault(event.step // args.window, []).append(event.value)
-    print(f"| steps | logged | median norm | largest norm | largest / median |\n|---|---|---|---|---|")
+    print("| steps | logged | median norm | largest norm | largest / median |\n|---|---|---|---|---|")
     for window, norms in sorted(windows.items()):
         median, largest = statistics.median(norms), max(norms)
-        first = window * args.window
-        print(f"| {first}-{first + args.window - 1} | {len(norms)} | {median:.1f} | {largest:.1f} | {largest / median:.1f} |")
+        steps = f"{window * args.window}-{(window + 1) * args.window - 1}"
+        print(f"| {steps} | {len(norms)} | {median:.1f} | {largest:.1f} | {largest / median:.1f} |")
 
 
 if __name__ == "__main__":
