@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a run folder (holding tensorboard/)")
     parser.add_argument("--window", type=int, default=250, help="steps per line (default: 250)")
     args = parser.parse_args()
+    if not (args.run / "tensorboard").is_dir():
+        raise SystemExit(f"{args.run}: not a run folder (it holds no tensorboard/ folder)")
     events = EventAccumulator(str(args.run / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
     if TAG not in events.Tags()["scalars"]:

@@ -48,7 +48,7 @@ def test_experiments_hold_only_overrides() -> None:
     # relu5_1 left out: a short run's network falls furthest short there (docs/evaluation.md)
     assert list(quickstart.loss.style_layers) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
     assert duration(quickstart.trainer.max_time, "max_time") == timedelta(minutes=7)
-    # Clipped: without it, the held-out loss was a quarter higher (docs/evaluation.md#clipped-gradients)
+    # Clipped: early gradients otherwise stall Adam (docs/evaluation.md#clipped-gradients)
     assert quickstart.trainer.gradient_clip_val == 50
     assert compose_config(["paths.output_dir=unused"]).trainer.gradient_clip_val is None
     # Another budget replaces the quickstart's, in any unit (a mapping there would merge with it).

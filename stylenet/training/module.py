@@ -265,8 +265,9 @@ class StyleTransferModule(pl.LightningModule):
         if math.isfinite(step):
             raise NonFiniteLossError(
                 f"{stage} loss became NaN or inf, or jumped over {self.JUMP_FACTOR:g}x its running mean, at step "
-                f"{int(step)} (the run diverged); lower optimizer.lr or the loss weights, then "
-                "resume from the last checkpoint with ckpt_path=.../checkpoints/last.ckpt"
+                f"{int(step)} (the run diverged); clip the gradients (e.g. trainer.gradient_clip_val=50), or lower "
+                "optimizer.lr or the loss weights, then resume from the last checkpoint with "
+                "ckpt_path=.../checkpoints/last.ckpt"
             )
 
     def on_fit_start(self) -> None:
@@ -302,10 +303,9 @@ class StyleTransferModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this before it clips (trainer.gradient_clip_val): the norm the batch asked
         # for, whose rare huge values are what clipping is for.
-        grads = [p.grad for p in self.network.parameters() if p.grad is not None]
-        if grads:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        norms = [torch.linalg.vector_norm(p.grad) for p in self.network.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True, on_epoch=False)
 
     def on_validation_epoch_start(self) -> None:
         if self.weight_average is not None:
