@@ -160,8 +160,9 @@ def _timed(function, device: torch.device):
 def _loss_values(loss: PerceptualLoss, output: torch.Tensor, content: torch.Tensor) -> dict[str, Any]:
     """The weighted terms and total, and each style layer's unweighted relative error (`style_layers`)."""
     with torch.no_grad():
-        values: dict[str, Any] = {k: float(v) for k, v in loss(output, content).as_dict().items()}
-        values["style_layers"] = {k: float(v.mean()) for k, v in loss.style_layer_errors(output).items()}
+        terms, errors = loss.terms_and_style_errors(output, content)
+        values: dict[str, Any] = {k: float(v) for k, v in terms.as_dict().items()}
+        values["style_layers"] = {k: float(v.mean()) for k, v in errors.items()}
     return values
 
 

@@ -155,6 +155,13 @@ class PerceptualLoss(nn.Module):
     def forward(self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None) -> LossTerms:
         """Loss of stylised `output` for `content`, both (B, 3, H, W) in [0, 1]; `styles` (B,) says which style
         each output was stylised in (default: the first), and the batch's terms are means over its images."""
+        return self.terms_and_style_errors(output, content, styles)[0]
+
+    def terms_and_style_errors(
+        self, output: torch.Tensor, content: torch.Tensor, styles: torch.Tensor | None = None
+    ) -> tuple[LossTerms, dict[str, torch.Tensor]]:
+        """`forward`'s terms, and each style layer's relative Gram error, (B,), before the layer and style
+        weights: where a stylisation falls short of the painting (`stylenet evaluate` reports them)."""
         styles = _first_style_if_none(styles, output)
         with torch.no_grad():
             content_features = self.vgg(content, self.content_layers)
@@ -163,25 +170,17 @@ class PerceptualLoss(nn.Module):
             _relative_squared_error(output_features[name].float(), content_features[name].float())
             for name in self.content_layers
         ) / len(self.content_layers)
-        errors = self._style_errors(output_features, styles)
+        errors = {
+            name: _relative_squared_error(gram_matrix(output_features[name]), self.style_target(name)[styles])
+            for name in self.style_layers
+        }
         style_loss = sum(weight * errors[name] for name, weight in self.style_layers.items())
-        return LossTerms(
+        terms = LossTerms(
             content=(self.content_weights[styles] * content_loss).mean(),
             style=(self.style_weights[styles] * style_loss).mean(),
             tv=(self.tv_weights[styles] * _per_image_total_variation(output.float())).mean(),
         )
-
-    def style_layer_errors(self, output: torch.Tensor, styles: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Each style layer's relative Gram error, (B,), before the layer and style weights: where a
-        stylisation falls short of the painting (`stylenet evaluate` reports them)."""
-        styles = _first_style_if_none(styles, output)
-        return self._style_errors(self.vgg(output, list(self.style_layers)), styles)
-
-    def _style_errors(self, features: dict[str, torch.Tensor], styles: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {
-            name: _relative_squared_error(gram_matrix(features[name]), self.style_target(name)[styles])
-            for name in self.style_layers
-        }
+        return terms, errors
 
     def temporal(
         self,
