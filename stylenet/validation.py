@@ -166,6 +166,23 @@ def _check_trainer_names(trainer: Mapping[str, Any]) -> None:
             raise ConfigError(f"trainer.accelerator={accelerator}: torch sees no CUDA GPU here; use cpu or auto")
 
 
+def crop_scale_bounds(value: Sequence[float] | None) -> tuple[float, float] | None:
+    """`data.crop_scale` as (smallest, largest) share of a photo's area, checked before any work."""
+    if value is None:
+        return None
+    try:
+        smallest, largest = (float(share) for share in value)
+    except (TypeError, ValueError):
+        smallest = largest = -1.0
+    if not 0 < smallest <= largest <= 1:
+        raise ConfigError(
+            f"data.crop_scale={value}: "
+            "give the smallest and largest share of a photo's area a crop may take, "
+            "0 < smallest <= largest <= 1, e.g. [0.25,1.0]; or null for crops at one scale"
+        )
+    return smallest, largest
+
+
 def _check_data(data: Mapping[str, Any]) -> None:
     size = whole_number(data.get("image_size"), "data.image_size", minimum=16)  # four halvings and back
     whole_number(data.get("batch_size"), "data.batch_size")
@@ -177,6 +194,7 @@ def _check_data(data: Mapping[str, Any]) -> None:
             f"data.resize={resize} is smaller than data.image_size={size}: crops of image_size cannot be cut "
             f"from photos resized to {resize}; use data.resize >= {size} or null"
         )
+    crop_scale_bounds(data.get("crop_scale"))
 
 
 def check_train_config(cfg: Any) -> None:

@@ -51,6 +51,10 @@ def test_experiments_hold_only_overrides() -> None:
     # Clipped: early gradients otherwise stall Adam (docs/evaluation.md#clipped-gradients)
     assert quickstart.trainer.gradient_clip_val == 50
     assert compose_config(["paths.output_dir=unused"]).trainer.gradient_clip_val is None
+    # Crops at many scales under a falling rate (docs/evaluation.md#crops-at-many-scales)
+    assert quickstart.data.resize == 256 and list(quickstart.data.crop_scale) == [0.25, 1.0]
+    assert quickstart.lr_schedule == "cosine"
+    assert compose_config(["paths.output_dir=unused"]).data.crop_scale is None
     # Another budget replaces the quickstart's, in any unit (a mapping there would merge with it).
     longer = compose_config(["experiment=quickstart", "trainer.max_time={hours:1}", "paths.output_dir=unused"])
     assert duration(longer.trainer.max_time, "max_time") == timedelta(hours=1)

@@ -21,7 +21,7 @@ from PIL import Image
 from stylenet.data.datamodule import PhotoDataModule
 from stylenet.data.demo import EPOCH_REPEATS
 from stylenet.data.folder import image_folder
-from stylenet.data.photos import PhotoDataset, collate_photos, eval_transform
+from stylenet.data.photos import PhotoDataset, collate_photos, crop_transform, eval_transform
 from stylenet.errors import ConfigError, DataError
 from stylenet.imageio import UnreadableImageError, open_rgb
 from stylenet.styles import PACKAGED_STYLES, STYLE_DIR_ENV, find_style_image, load_style_image
@@ -268,6 +268,36 @@ def test_counts_must_not_be_negative(photo_tree: PhotoTree, key: str) -> None:
         folder_module(photo_tree.root, **{key: -1})
 
 
+@pytest.mark.parametrize("value", [[0, 1], [0.5, 0.25], [0.5, 1.5], [0.5], 0.5, ["a", 1]])
+def test_a_crop_scale_outside_zero_to_one_is_a_config_error(photo_tree: PhotoTree, value: object) -> None:
+    with pytest.raises(ConfigError, match=r"data.crop_scale=.*0 < smallest <= largest <= 1"):
+        folder_module(photo_tree.root, crop_scale=value)
+
+
+def test_crop_scale_takes_that_share_of_the_photo_at_the_crop_size() -> None:
+    # Each pixel holds its own column index: a crop's columns tell how much of the photo it took.
+    torch.manual_seed(0)
+    columns = torch.arange(200, dtype=torch.uint8).expand(3, 200, 200).contiguous()
+    spans = {}
+    for crop_scale in (None, (0.25, 0.25), (1.0, 1.0)):
+        crops = [crop_transform(50, crop_scale)(columns) for _ in range(20)]
+        assert all(crop.shape == (3, 50, 50) for crop in crops)
+        spans[crop_scale] = [round(float(crop.max() - crop.min()) * 255) for crop in crops]
+    assert all(span == 49 for span in spans[None])  # 50 of the 200 columns, at their own size
+    # A quarter of the area with an aspect ratio from 3:4 to 4:3: 87 to 115 of the 200 columns, less
+    # a few at the edges, which the antialiased resize averages with their neighbours.
+    assert all(80 <= span <= 116 for span in spans[(0.25, 0.25)])
+    assert all(span >= 170 for span in spans[(1.0, 1.0)])  # nearly the whole width, scaled down
+
+
+def test_demo_training_crops_follow_crop_scale() -> None:
+    datamodule = PhotoDataModule(source="demo", image_size=IMAGE_SIZE, resize=64, crop_scale=[0.25, 1.0])
+    datamodule.setup("fit")
+    sample, _ = datamodule.train_set[0]
+    assert sample.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+    assert datamodule.crop_scale == (0.25, 1.0)
+
+
 def test_a_small_folder_is_decoded_once_and_its_unusable_files_counted(photo_tree: PhotoTree) -> None:
     per_crop = folder_module(photo_tree.root)
     per_crop.setup("fit")
@@ -433,6 +463,28 @@ def test_demo_val_size_limits_the_validation_photos() -> None:
     datamodule = PhotoDataModule(source="demo", image_size=IMAGE_SIZE, val_size=1)
     datamodule.setup()
     assert datamodule.val_batch().shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_demo_photos_script_writes_the_training_or_the_held_out_photos(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from stylenet.data.demo import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_photo
+
+    script = [sys.executable, str(Path(__file__).parents[1] / "scripts" / "demo_photos.py")]
+    written = {}
+    for flag in ("--training", "--held-out"):
+        out = tmp_path / flag.strip("-")
+        done = subprocess.run([*script, str(out), flag], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        written[flag] = {path.stem for path in out.iterdir()}
+    # Scoring a model on the photos it learnt from is only meaningful if they are exactly those.
+    assert written["--training"] == set(TRAIN_PHOTOS)
+    assert written["--held-out"] == set(VALIDATION_PHOTOS)
+    camera = Image.open(tmp_path / "training" / "camera.jpg")
+    assert camera.mode == "RGB" and camera.size == load_photo("camera").size  # grayscale, written as the run sees it
+    both = subprocess.run([*script, str(tmp_path / "x"), "--training", "--held-out"], capture_output=True, text=True)
+    assert both.returncode != 0 and "not allowed with" in both.stderr
 
 
 # --- style images -------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ BAD = {
     "model.downsample=max": "model.downsample must be strided or blur",
     "data.resize=16": "data.resize=16 is smaller than data.image_size=32",
     "data.batch_size=0": "data.batch_size",
+    "data.crop_scale=[0.5,0.25]": r"data.crop_scale=\[0.5, 0.25\]: give the smallest and largest share",
+    "data.crop_scale=2": "data.crop_scale=2: give the smallest",
     "data.image_size=abc": "data.image_size",
     "data.image_size=8": "data.image_size must be a whole number >= 16",
     "sample_size=0": "sample_size",
@@ -98,6 +100,7 @@ def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path
         "trainer.max_steps=1e3",
         "seed=null",
         "lr_schedule=cosine",
+        "data.crop_scale=[0.25,1.0]",
     ],
 )
 def test_good_settings_pass(override: str, tmp_path: Path) -> None:

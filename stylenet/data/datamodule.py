@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,6 +28,7 @@ from stylenet.data.photos import (
 )
 from stylenet.errors import ConfigError, DataError
 from stylenet.imageio import UnreadableImageError, open_rgb
+from stylenet.validation import crop_scale_bounds
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class PhotoDataModule(pl.LightningDataModule):
         image_column: str = "image",
         image_size: int = 256,
         resize: int | None = None,
+        crop_scale: Sequence[float] | None = None,
         batch_size: int = 4,
         num_workers: int = 0,
         val_size: int = 8,
@@ -104,6 +107,7 @@ class PhotoDataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{key}={value}: must be 0 or more")
         if shuffle_buffer < 1:
             raise ConfigError(f"data.shuffle_buffer={shuffle_buffer}: must be at least 1 (records held to shuffle)")
+        self.crop_scale = crop_scale_bounds(crop_scale)
         self.save_hyperparameters()
         self.train_set: Any = None
         self.val_images: list[Image.Image] = []
@@ -116,12 +120,12 @@ class PhotoDataModule(pl.LightningDataModule):
         if hp.source == "demo":
             train, self.val_images = demo_photos()
             self.val_images = self.val_images[: hp.val_size]
-            crops = crop_transform(hp.image_size)
+            crops = crop_transform(hp.image_size, self.crop_scale)
             self.train_set = PhotoDataset(self._decoded_once(train, as_decoded) * EPOCH_REPEATS, as_decoded, crops, 0)
         elif hp.source == "folder":
             self._setup_folder()
         else:
-            self._setup_hub(train_transform(hp.image_size, hp.resize))
+            self._setup_hub(train_transform(hp.image_size, hp.resize, self.crop_scale))
         if self.skipped_at_setup:
             log.warning("skipped %d unusable image(s) while choosing validation photos", self.skipped_at_setup)
 
@@ -154,9 +158,10 @@ class PhotoDataModule(pl.LightningDataModule):
         self.skipped_at_setup += _unusable_before(val)
         train: list = [records[i] for i in train_order]
         if len(train) <= hp.cache_photos:
-            train, decode, transform = self._decoded_once(train, open_rgb), as_decoded, crop_transform(hp.image_size)
+            crops = crop_transform(hp.image_size, self.crop_scale)
+            train, decode, transform = self._decoded_once(train, open_rgb), as_decoded, crops
         else:
-            decode, transform = open_rgb, train_transform(hp.image_size, hp.resize)
+            decode, transform = open_rgb, train_transform(hp.image_size, hp.resize, self.crop_scale)
         # A small folder is repeated within an epoch (each time as other random crops): every epoch
         # starts with the loader's workers refilling from nothing, and with two batches an epoch that
         # wait set the pace (38 photos at batch 16 on a GPU: a third of the steps' own speed).

@@ -10,8 +10,8 @@ from PIL import Image
 from stylenet.errors import DataError
 
 # The last names are held out for validation first: two photos that show stylisation well.
-_TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left", "motorcycle_right", "camera")
-_VALIDATION_PHOTOS = ("chelsea", "astronaut")
+TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left", "motorcycle_right", "camera")
+VALIDATION_PHOTOS = ("chelsea", "astronaut")
 # Each photo appears this many times per epoch (as different random crops), so that an epoch
 # is a few hundred steps rather than one batch.
 EPOCH_REPEATS = 200
@@ -30,6 +30,6 @@ def load_photo(name: str) -> Image.Image:
 def demo_photos() -> tuple[list[Image.Image], list[Image.Image]]:
     """(training photos, validation photos) as RGB PIL images."""
     try:
-        return [load_photo(n) for n in _TRAIN_PHOTOS], [load_photo(n) for n in _VALIDATION_PHOTOS]
+        return [load_photo(n) for n in TRAIN_PHOTOS], [load_photo(n) for n in VALIDATION_PHOTOS]
     except ImportError as error:
         raise DataError("data=demo needs scikit-image for its sample photos: pip install scikit-image") from error

@@ -19,14 +19,27 @@ def resize_transform(size: int) -> Callable[[Image.Image], torch.Tensor]:
     return v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True)])
 
 
-def crop_transform(image_size: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A random square crop of a resized photo, randomly flipped, as float in [0, 1]."""
-    return v2.Compose([v2.RandomCrop(image_size), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
+def crop_transform(
+    image_size: int, crop_scale: tuple[float, float] | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A random square crop of a resized photo, randomly flipped, as float in [0, 1].
+
+    With `crop_scale` (smallest, largest fraction of the photo's area) the crop takes a random
+    share of the photo within those bounds (and an aspect ratio between 3:4 and 4:3) and is
+    resized to `image_size`: the network sees each photo at many scales, not at one.
+    """
+    if crop_scale is None:
+        crop: v2.Transform = v2.RandomCrop(image_size)
+    else:
+        crop = v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True)
+    return v2.Compose([crop, v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)])
 
 
-def train_transform(image_size: int, resize: int | None = None) -> Callable[[Image.Image], torch.Tensor]:
-    """Shorter side to `resize` (default `image_size`), random square crop, random flip."""
-    return v2.Compose([resize_transform(resize or image_size), crop_transform(image_size)])
+def train_transform(
+    image_size: int, resize: int | None = None, crop_scale: tuple[float, float] | None = None
+) -> Callable[[Image.Image], torch.Tensor]:
+    """Shorter side to `resize` (default `image_size`), random square crop (`crop_transform`), random flip."""
+    return v2.Compose([resize_transform(resize or image_size), crop_transform(image_size, crop_scale)])
 
 
 def eval_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
