@@ -62,6 +62,12 @@ def test_train_writes_checkpoints_logs_samples_and_a_model(tiny_cfg, tmp_path: P
     torch.load(tmp_path / "kept" / "starry.pt", weights_only=True)
 
 
+def test_a_run_with_crops_at_many_scales_keeps_checkpoints_that_load_without_pickle(tmp_path: Path) -> None:
+    train(compose_config(tiny_overrides(tmp_path) + ["data.crop_scale=[0.5,1.0]"]))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert tuple(checkpoint["datamodule_hyper_parameters"]["crop_scale"]) == (0.5, 1.0)
+
+
 def test_lightning_checkpoint_holds_no_loss_network_but_rebuild_info(tiny_cfg, tmp_path: Path) -> None:
     train(tiny_cfg)
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)

@@ -107,7 +107,8 @@ class PhotoDataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{key}={value}: must be 0 or more")
         if shuffle_buffer < 1:
             raise ConfigError(f"data.shuffle_buffer={shuffle_buffer}: must be at least 1 (records held to shuffle)")
-        self.crop_scale = crop_scale_bounds(crop_scale)
+        # A plain tuple, not Hydra's list, in the saved hyperparameters: checkpoints load without pickle.
+        self.crop_scale = crop_scale = crop_scale_bounds(crop_scale)
         self.save_hyperparameters()
         self.train_set: Any = None
         self.val_images: list[Image.Image] = []

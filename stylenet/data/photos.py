@@ -25,8 +25,8 @@ def crop_transform(
     """A random square crop of a resized photo, randomly flipped, as float in [0, 1].
 
     With `crop_scale` (smallest, largest fraction of the photo's area) the crop takes a random
-    share of the photo within those bounds (and an aspect ratio between 3:4 and 4:3) and is
-    resized to `image_size`: the network sees each photo at many scales, not at one.
+    share of the photo within those bounds, with sides in a ratio between 3:4 and 4:3, resized to
+    the `image_size` square: the network sees each photo at many scales, not at one.
     """
     if crop_scale is None:
         crop: v2.Transform = v2.RandomCrop(image_size)
