@@ -166,21 +166,17 @@ def _check_trainer_names(trainer: Mapping[str, Any]) -> None:
             raise ConfigError(f"trainer.accelerator={accelerator}: torch sees no CUDA GPU here; use cpu or auto")
 
 
-def crop_scale_bounds(value: Sequence[float] | None) -> tuple[float, float] | None:
+def crop_scale_bounds(value: Any) -> tuple[float, float] | None:
     """`data.crop_scale` as (smallest, largest) share of a photo's area, checked before any work."""
     if value is None:
         return None
-    try:
-        smallest, largest = (float(share) for share in value)
-    except (TypeError, ValueError):
-        smallest = largest = -1.0
-    if not 0 < smallest <= largest <= 1:
-        raise ConfigError(
-            f"data.crop_scale={value}: "
-            "give the smallest and largest share of a photo's area a crop may take, "
-            "0 < smallest <= largest <= 1, e.g. [0.25,1.0]; or null for crops at one scale"
-        )
-    return smallest, largest
+    shares = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+    if len(shares) == 2 and all(_is_number(share) for share in shares) and 0 < shares[0] <= shares[1] <= 1:
+        return float(shares[0]), float(shares[1])
+    raise ConfigError(
+        f"data.crop_scale={value}: give the smallest and largest share of a photo's area a crop may take, "
+        "0 < smallest <= largest <= 1, e.g. [0.25,1.0]; or null for crops at one scale"
+    )
 
 
 def _check_data(data: Mapping[str, Any]) -> None:

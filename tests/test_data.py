@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from stylenet.data.datamodule import PhotoDataModule
 from stylenet.data.demo import EPOCH_REPEATS
@@ -268,7 +269,9 @@ def test_counts_must_not_be_negative(photo_tree: PhotoTree, key: str) -> None:
         folder_module(photo_tree.root, **{key: -1})
 
 
-@pytest.mark.parametrize("value", [[0, 1], [0.5, 0.25], [0.5, 1.5], [0.5], 0.5, ["a", 1]])
+@pytest.mark.parametrize(
+    "value", [[0, 1], [0.5, 0.25], [0.5, 1.5], [0.5], 0.5, ["a", 1], ["0.5", "1"], [True, True], "11"]
+)
 def test_a_crop_scale_outside_zero_to_one_is_a_config_error(photo_tree: PhotoTree, value: object) -> None:
     with pytest.raises(ConfigError, match=r"data.crop_scale=.*0 < smallest <= largest <= 1"):
         folder_module(photo_tree.root, crop_scale=value)
@@ -295,7 +298,8 @@ def test_demo_training_crops_follow_crop_scale() -> None:
     datamodule.setup("fit")
     sample, _ = datamodule.train_set[0]
     assert sample.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
-    assert datamodule.crop_scale == (0.25, 1.0)
+    crops = [step for step in datamodule.train_set.transform.transforms if isinstance(step, v2.RandomResizedCrop)]
+    assert len(crops) == 1 and tuple(crops[0].scale) == (0.25, 1.0)
 
 
 def test_a_small_folder_is_decoded_once_and_its_unusable_files_counted(photo_tree: PhotoTree) -> None:
