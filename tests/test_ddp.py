@@ -17,8 +17,12 @@ from stylenet.training.weight_average import CHECKPOINT_KEY
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
-    [[], ["loss.temporal_weight=5", "weight_average_decay=0.5"]],
-    ids=["perceptual", "with-temporal-term-and-weight-average"],
+    [
+        [],
+        ["loss.temporal_weight=5", "weight_average_decay=0.5"],
+        ["lr_schedule=cosine", "trainer.max_time=00:01:00:00"],  # rank 0's share of the budget, sent to all
+    ],
+    ids=["perceptual", "with-temporal-term-and-weight-average", "cosine-within-a-time-budget"],
 )
 def test_two_process_cpu_ddp_trains_and_saves_once(tmp_path: Path, extra: list[str]) -> None:
     overrides = [o for o in tiny_overrides(tmp_path) if not o.startswith("paths.output_dir")] + extra

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from conftest import compose_config, tiny_overrides
 from omegaconf import DictConfig, open_dict
+from pytorch_lightning.callbacks import Timer
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -330,6 +332,30 @@ def test_cosine_schedule_falls_to_zero_at_max_steps_also_when_a_resume_raises_th
     constant = compose_config(tiny_overrides(tmp_path / "c") + [f"ckpt_path={last}", "trainer.max_steps=8"])
     with pytest.raises(ConfigError, match="trained with lr_schedule=cosine; resume with lr_schedule=cosine"):
         train(constant)
+
+
+def test_cosine_schedule_falls_to_zero_at_the_time_budget_where_that_comes_before_max_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that moves 15 s with each finished step: the 60 s budget ends after 4 of the 100 steps.
+    seen: dict[str, Any] = {}
+
+    def keep_trainer(self: Timer, trainer: Any, *args: Any, **kwargs: Any) -> None:
+        seen["trainer"] = trainer
+
+    monkeypatch.setattr(Timer, "setup", keep_trainer)
+    monkeypatch.setattr(Timer, "time_elapsed", lambda self, stage="train": 15.0 * seen["trainer"].global_step)
+    cfg = compose_config(
+        tiny_overrides(tmp_path) + ["lr_schedule=cosine", "trainer.max_steps=100", "trainer.max_time=00:00:01:00"]
+    )
+    train(cfg)
+    rates = [e.value for e in _events(tmp_path / "run").Scalars("lr-Adam")]
+    base = cfg.optimizer.lr
+    # Each step's rate from the time spent when the step before took its optimizer step ((k - 1) / 4 of
+    # the budget), not from max_steps (k / 100), which would leave the rate near its start.
+    assert rates == pytest.approx(
+        [base * 0.5 * (1 + math.cos(math.pi * max(step / 100, (step - 1) / 4, 0))) for step in range(4)], rel=1e-5
+    )
 
 
 def test_lightnings_own_precision_default_is_accepted(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import Timer
 
 from stylenet.checkpoint import NETWORK_PREFIX, style_metadata, weights_problem
 from stylenet.errors import StylenetError
@@ -105,8 +106,9 @@ class StyleTransferModule(pl.LightningModule):
         weights ride along for resuming); None: the network as trained.
 
         `lr_schedule`: "constant", or "cosine": the learning rate falls along a half cosine to 0 at the
-        trainer's `max_steps` (the resumed run's, where it raises them), so the last steps settle
-        instead of hovering at the full step size.
+        trainer's `max_steps` (the resumed run's, where it raises them), or at the end of its time
+        budget (`max_time`) where that comes first, so the last steps settle instead of hovering at
+        the full step size, also on a machine too slow to reach `max_steps` in the budget.
 
         A NaN/inf loss stops the run on every rank together; it is looked for every
         `check_finite_every_n_steps` steps, before every checkpoint and at the end of training."""
@@ -124,6 +126,7 @@ class StyleTransferModule(pl.LightningModule):
         self.steps_before = steps_before
         self.weight_average_decay = weight_average_decay
         self.lr_schedule = lr_schedule
+        self._budget_spent = 0.0  # share of the trainer's time budget spent, as rank 0 last read it
         self.weight_average: WeightAverage | None = None  # made on the network's device, at the start of fitting
         self._loaded_average: dict[str, Any] | None = None
         self._own_weights: dict[str, torch.Tensor] | None = None  # the weights as trained, while the average validates
@@ -306,6 +309,10 @@ class StyleTransferModule(pl.LightningModule):
         norms = [torch.linalg.vector_norm(p.grad) for p in self.network.parameters() if p.grad is not None]
         if norms:
             self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)), on_step=True, on_epoch=False)
+        if self.lr_schedule == "cosine":
+            # Every rank is at this point together; Lightning steps the schedule right after the
+            # optimizer, for the next step.
+            self._budget_spent = self._read_budget_spent()
 
     def on_validation_epoch_start(self) -> None:
         if self.weight_average is not None:
@@ -339,6 +346,7 @@ class StyleTransferModule(pl.LightningModule):
         # trainer.max_steps would take its first step at that (0 if the old run had finished).
         if self.lr_schedule == "constant":
             return
+        self._budget_spent = self._read_budget_spent()
         for config in self.trainer.lr_scheduler_configs:
             schedule = config.scheduler
             for group, base in zip(schedule.optimizer.param_groups, schedule.base_lrs, strict=True):
@@ -348,7 +356,20 @@ class StyleTransferModule(pl.LightningModule):
         # The trainer's max_steps read at each step, not stored in the schedule: a resumed run that
         # raises trainer.max_steps falls to 0 at the new end (a checkpoint does not keep this method).
         end = self.trainer.max_steps
-        return 0.5 * (1 + math.cos(math.pi * min(step, end) / end))
+        progress = max(min(step, end) / end, self._budget_spent)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    def _read_budget_spent(self) -> float:
+        """The share of the trainer's time budget (`max_time`, Lightning's Timer: a resumed run's
+        earlier time included) spent so far, 0 to 1; 0 without a budget. Rank 0's clock, sent to
+        every rank: ranks whose clocks differ by a millisecond would otherwise step at different
+        rates and their weights drift apart."""
+        spent = 0.0
+        for timer in self.trainer.callbacks:
+            if isinstance(timer, Timer) and timer.time_remaining() is not None:
+                elapsed = timer.time_elapsed()
+                spent = max(spent, min(1.0, elapsed / max(elapsed + timer.time_remaining(), 1e-9)))
+        return float(self.trainer.strategy.broadcast(spent, src=0))
 
     def _optimizer(self) -> torch.optim.Optimizer:
         # Only what may train: adding a style to a trained model freezes all but the norms.
