@@ -63,9 +63,30 @@ def write_atomically(payload: dict[str, Any], path: Path) -> None:
         torch.save(payload, partial)
 
 
+GIT_LFS_POINTER = b"version https://git-lfs"  # how a Git LFS pointer file begins
+
+
+def is_git_lfs_pointer(path: Path) -> bool:
+    """A clone without Git LFS holds a small text file in place of each model it tracks."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(GIT_LFS_POINTER)) == GIT_LFS_POINTER
+    except OSError:  # missing or unreadable: the loader says which
+        return False
+
+
+def check_not_git_lfs_pointer(path: Path) -> None:
+    if is_git_lfs_pointer(path):
+        raise CheckpointError(
+            f"{path} is a Git LFS pointer, not the model: run `git lfs install && git lfs pull` in the "
+            "repository it came from"
+        )
+
+
 def _read(path: Path, kind: str) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
+    check_not_git_lfs_pointer(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all

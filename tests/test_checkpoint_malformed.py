@@ -146,6 +146,18 @@ def test_unreadable_files_are_refused_in_one_line(tmp_path: Path) -> None:
     _refused(load_lightning_checkpoint, tmp_path / "text.ckpt", "not a readable")
 
 
+@pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".onnx", ".pt2"])
+def test_a_git_lfs_pointer_in_place_of_a_model_says_so(tmp_path: Path, suffix: str) -> None:
+    # What a clone without Git LFS holds where a tracked model should be.
+    pointer = tmp_path / f"model{suffix}"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 3408189\n")
+    message = _refused(load_model, pointer, "is a Git LFS pointer, not the model")
+    assert "git lfs pull" in message
+    if suffix in (".pt", ".ckpt"):  # also where training's init= and finetune= read them
+        reader = load_inference_checkpoint if suffix == ".pt" else load_lightning_checkpoint
+        _refused(reader, pointer, "is a Git LFS pointer")
+
+
 def test_metadata_read_from_another_file_cannot_override_the_networks_settings(tmp_path: Path) -> None:
     """Metadata loaded from a five-style file, saved with one style baked out of it, still loads."""
     single = _network()

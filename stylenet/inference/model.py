@@ -19,7 +19,12 @@ from typing import Any
 
 import torch
 
-from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, load_lightning_checkpoint
+from stylenet.checkpoint import (
+    CheckpointError,
+    check_not_git_lfs_pointer,
+    load_inference_checkpoint,
+    load_lightning_checkpoint,
+)
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
 from stylenet.inference.aot_package import is_aoti_package, load_aoti
@@ -270,6 +275,7 @@ def _resolved(model: str | Path, style: StyleChoice) -> tuple[Path, StyleChoice]
     from stylenet.pretrained import resolve
 
     resolved = resolve(model, style)
+    check_not_git_lfs_pointer(resolved.path)  # .onnx and .pt2 files too, before their runtimes' own errors
     return resolved.path, resolved.style
 
 

@@ -15,14 +15,13 @@ from typing import Any
 
 import torch
 
-from stylenet.checkpoint import CheckpointError, styles_of
+from stylenet.checkpoint import CheckpointError, is_git_lfs_pointer, styles_of
 from stylenet.errors import ConfigError
 from stylenet.inference.style_choice import style_weights
 
 BUNDLE = "paintings"
 # The shipped file; tests point this at damaged copies (users have no reason to).
 LOCATION = Path(__file__).resolve().parent / f"{BUNDLE}.pt"
-LFS_POINTER = b"version https://git-lfs"
 PATH_SUFFIXES = (".pt", ".ckpt", ".onnx", ".pt2")
 
 
@@ -66,9 +65,7 @@ def shipped() -> Shipped:
 
 
 def _read(path: Path) -> Shipped:
-    with path.open("rb") as file:
-        head = file.read(len(LFS_POINTER))
-    if head == LFS_POINTER:  # a clone without Git LFS holds a small text file in place of the model
+    if is_git_lfs_pointer(path):
         raise ShippedModelError(
             f"{path} is a Git LFS pointer, not the model: run `git lfs install && git lfs pull` in the "
             "repository, or reinstall stylenet from a release"
