@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from stylenet import git_lfs
 from stylenet.atomic_write import replacing
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
@@ -63,20 +64,9 @@ def write_atomically(payload: dict[str, Any], path: Path) -> None:
         torch.save(payload, partial)
 
 
-GIT_LFS_POINTER = b"version https://git-lfs"  # how a Git LFS pointer file begins
-
-
-def is_git_lfs_pointer(path: Path) -> bool:
-    """A clone without Git LFS holds a small text file in place of each model it tracks."""
-    try:
-        with path.open("rb") as file:
-            return file.read(len(GIT_LFS_POINTER)) == GIT_LFS_POINTER
-    except OSError:  # missing or unreadable: the loader says which
-        return False
-
-
 def check_not_git_lfs_pointer(path: Path) -> None:
-    if is_git_lfs_pointer(path):
+    """One `CheckpointError` line where `path` holds a Git LFS pointer instead of a model."""
+    if git_lfs.is_pointer(path):
         raise CheckpointError(
             f"{path} is a Git LFS pointer, not the model: run `git lfs install && git lfs pull` in the "
             "repository it came from"

@@ -16,7 +16,7 @@ import hydra.errors
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from stylenet.checkpoint import (
@@ -35,7 +35,7 @@ from stylenet.networks.transformer import TransformerNet
 from stylenet.style_list import WEIGHT_KEYS, selected_styles, temporal_weights
 from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
-from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch
+from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch, time_budget
 from stylenet.training.style_keeper import StyleKeeper
 from stylenet.validation import check_optimizer, check_train_config, duration
 
@@ -428,8 +428,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _out_of_time(trainer: pl.Trainer) -> bool:
-    timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
-    return trainer.global_step < trainer.max_steps and any(timer.time_remaining() <= 0 for timer in timers)
+    timer = time_budget(trainer)
+    return trainer.global_step < trainer.max_steps and timer is not None and timer.time_remaining() <= 0
 
 
 def _init_model(cfg: DictConfig) -> tuple[TransformerNet | None, list[dict[str, Any]]]:

@@ -16,6 +16,7 @@ from stylenet.checkpoint import (
     read_lightning_checkpoint,
     save_inference_checkpoint,
 )
+from stylenet.inference.model import load_network
 from stylenet.networks.transformer import TransformerNet
 
 CONFIG = {"width": 0.25, "num_residual_blocks": 1, "upsample": "nearest", "norm": "instance"}
@@ -153,8 +154,9 @@ def test_a_git_lfs_pointer_in_place_of_a_model_says_so(tmp_path: Path, suffix: s
     pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 3408189\n")
     message = _refused(load_model, pointer, "is a Git LFS pointer, not the model")
     assert "git lfs pull" in message
-    if suffix in (".pt", ".ckpt"):  # also where training's init= and finetune= read them
-        reader = load_inference_checkpoint if suffix == ".pt" else load_lightning_checkpoint
+    if suffix in (".pt", ".ckpt"):
+        _refused(load_network, pointer, "is a Git LFS pointer")  # export, and training's init= and finetune=
+        reader = load_inference_checkpoint if suffix == ".pt" else read_lightning_checkpoint  # pack; ckpt_path=
         _refused(reader, pointer, "is a Git LFS pointer")
 
 

@@ -20,7 +20,7 @@ from stylenet.training.weight_average import CHECKPOINT_KEY
     [
         [],
         ["loss.temporal_weight=5", "weight_average_decay=0.5"],
-        ["lr_schedule=cosine", "trainer.max_time=00:01:00:00"],  # rank 0's share of the budget, sent to all
+        ["lr_schedule=cosine", "trainer.max_time=00:01:00:00"],  # the budget's share, sent by rank 0: no hang
     ],
     ids=["perceptual", "with-temporal-term-and-weight-average", "cosine-within-a-time-budget"],
 )

@@ -12,6 +12,7 @@ import torch
 from conftest import compose_config, tiny_overrides
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.callbacks import Timer
+from pytorch_lightning.strategies import SingleDeviceStrategy
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -334,7 +335,7 @@ def test_cosine_schedule_falls_to_zero_at_max_steps_also_when_a_resume_raises_th
         train(constant)
 
 
-def test_cosine_schedule_falls_to_zero_at_the_time_budget_where_that_comes_before_max_steps(
+def test_cosine_schedule_follows_the_time_budget_where_that_ends_before_max_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A clock that moves 15 s with each finished step: the 60 s budget ends after 4 of the 100 steps.
@@ -356,6 +357,23 @@ def test_cosine_schedule_falls_to_zero_at_the_time_budget_where_that_comes_befor
     assert rates == pytest.approx(
         [base * 0.5 * (1 + math.cos(math.pi * max(step / 100, (step - 1) / 4, 0))) for step in range(4)], rel=1e-5
     )
+
+
+def test_cosine_schedule_takes_the_budget_share_that_rank_0_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every rank steps at the rate of the share rank 0 read, whatever its own clock says: here rank 0
+    # "sends" 0.9 of the budget spent while this process's clock has barely started.
+    send = SingleDeviceStrategy.broadcast
+    monkeypatch.setattr(
+        SingleDeviceStrategy,
+        "broadcast",
+        lambda self, obj, src=0: 0.9 if isinstance(obj, float) else send(self, obj, src),
+    )
+    cfg = compose_config(tiny_overrides(tmp_path) + ["lr_schedule=cosine", "trainer.max_time=00:01:00:00"])
+    train(cfg)
+    rates = [e.value for e in _events(tmp_path / "run").Scalars("lr-Adam")]
+    assert rates == pytest.approx([cfg.optimizer.lr * 0.5 * (1 + math.cos(math.pi * 0.9))] * 4, rel=1e-5)
 
 
 def test_lightnings_own_precision_default_is_accepted(tmp_path: Path) -> None:

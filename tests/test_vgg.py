@@ -101,6 +101,10 @@ def test_unknown_layer_and_missing_weight_file_give_clear_errors(tmp_path) -> No
         VGG19Features(["relu9_9"], weights="random")
     with pytest.raises(LossNetworkError, match="no such file"):
         VGG19Features(["relu1_1"], weights=str(tmp_path / "missing.pth"))
+    pointer = tmp_path / "vgg19.pth"  # what a clone without Git LFS holds in place of the weights
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 548051145\n")
+    with pytest.raises(LossNetworkError, match="is a Git LFS pointer, not the weights: run `git lfs install"):
+        VGG19Features(["relu1_1"], weights=str(pointer))
 
 
 def test_weights_from_a_state_dict_file(tmp_path) -> None:

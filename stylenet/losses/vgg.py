@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stylenet import git_lfs
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks import fast_ops
 
@@ -111,6 +112,11 @@ def _torchvision_state_dict() -> dict[str, torch.Tensor]:
 def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LossNetworkError(f"loss.vgg_weights={path}: no such file (use caffe, torchvision, random or a path)")
+    if git_lfs.is_pointer(path):
+        raise LossNetworkError(
+            f"loss.vgg_weights={path} is a Git LFS pointer, not the weights: run `git lfs install && git lfs pull` "
+            "in the repository it came from"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from stylenet.checkpoint import CheckpointError, is_git_lfs_pointer, styles_of
+from stylenet import git_lfs
+from stylenet.checkpoint import CheckpointError, styles_of
 from stylenet.errors import ConfigError
 from stylenet.inference.style_choice import style_weights
 
@@ -65,7 +66,7 @@ def shipped() -> Shipped:
 
 
 def _read(path: Path) -> Shipped:
-    if is_git_lfs_pointer(path):
+    if git_lfs.is_pointer(path):
         raise ShippedModelError(
             f"{path} is a Git LFS pointer, not the model: run `git lfs install && git lfs pull` in the "
             "repository, or reinstall stylenet from a release"

@@ -364,11 +364,11 @@ class StyleTransferModule(pl.LightningModule):
         earlier time included) spent so far, 0 to 1; 0 without a budget. Rank 0's clock, sent to
         every rank: ranks whose clocks differ by a millisecond would otherwise step at different
         rates and their weights drift apart."""
-        spent = 0.0
-        for timer in self.trainer.callbacks:
-            if isinstance(timer, Timer) and timer.time_remaining() is not None:
-                elapsed = timer.time_elapsed()
-                spent = max(spent, min(1.0, elapsed / max(elapsed + timer.time_remaining(), 1e-9)))
+        timer = time_budget(self.trainer)
+        if timer is None:  # the same on every rank (one config): no collective, no sync a step
+            return 0.0
+        elapsed = timer.time_elapsed()
+        spent = min(1.0, elapsed / (elapsed + timer.time_remaining()))
         return float(self.trainer.strategy.broadcast(spent, src=0))
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -418,3 +418,8 @@ class StyleTransferModule(pl.LightningModule):
             checkpoint["stylenet"]["loss"] = self.loss_definition
         if self.steps_before:
             checkpoint["stylenet"]["steps_before"] = self.steps_before
+
+
+def time_budget(trainer: pl.Trainer) -> Timer | None:
+    """Lightning's Timer for `trainer.max_time`; None without a budget."""
+    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
