@@ -67,10 +67,7 @@ def write_atomically(payload: dict[str, Any], path: Path) -> None:
 def check_not_git_lfs_pointer(path: Path) -> None:
     """One `CheckpointError` line where `path` holds a Git LFS pointer instead of a model."""
     if git_lfs.is_pointer(path):
-        raise CheckpointError(
-            f"{path} is a Git LFS pointer, not the model: run `git lfs install && git lfs pull` in the "
-            "repository it came from"
-        )
+        raise CheckpointError(f"{path} is a Git LFS pointer, not the model: {git_lfs.FETCH} it came from")
 
 
 def _read(path: Path, kind: str) -> Any:

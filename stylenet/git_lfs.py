@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 POINTER_START = b"version https://git-lfs"  # how every pointer file begins
+FETCH = "run `git lfs install && git lfs pull` in the repository"  # what replaces pointers with the files
 
 
 def is_pointer(path: Path) -> bool:

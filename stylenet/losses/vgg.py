@@ -114,8 +114,7 @@ def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise LossNetworkError(f"loss.vgg_weights={path}: no such file (use caffe, torchvision, random or a path)")
     if git_lfs.is_pointer(path):
         raise LossNetworkError(
-            f"loss.vgg_weights={path} is a Git LFS pointer, not the weights: run `git lfs install && git lfs pull` "
-            "in the repository it came from"
+            f"loss.vgg_weights={path} is a Git LFS pointer, not the weights: {git_lfs.FETCH} it came from"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -68,8 +68,7 @@ def shipped() -> Shipped:
 def _read(path: Path) -> Shipped:
     if git_lfs.is_pointer(path):
         raise ShippedModelError(
-            f"{path} is a Git LFS pointer, not the model: run `git lfs install && git lfs pull` in the "
-            "repository, or reinstall stylenet from a release"
+            f"{path} is a Git LFS pointer, not the model: {git_lfs.FETCH}, or reinstall stylenet from a release"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
