@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from stylenet import run_record
 from stylenet.errors import StylenetError
 from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 from stylenet.train import quiet_lightning_notices, train
@@ -72,6 +73,8 @@ def main(cfg: DictConfig) -> None:
     except StylenetError as error:
         if new_run_dir and _holds_only_hydra_files(run_dir, log_file.name):  # stopped before any work
             _remove_run_dir(run_dir)
+        else:  # refused in an earlier run's folder before training: its record of its settings stays as it was
+            run_record.put_back()
         # One line a person can act on, not a traceback from deep inside a library.
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

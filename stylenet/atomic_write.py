@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,3 +19,12 @@ def replacing(target: Path) -> Iterator[Path]:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_through_memory(path: Path, save: Callable[[io.BytesIO], object]) -> None:
+    """`save(buffer)` into memory, then the bytes to `path`. torch's own file writers meet a full disk with a
+    RuntimeError from their C++ code (`torch.save`) or by aborting the whole process (`torch.export.save`,
+    AOTInductor's packager); Python's write raises the OSError that says why, which callers can report."""
+    buffer = io.BytesIO()
+    save(buffer)
+    path.write_bytes(buffer.getbuffer())

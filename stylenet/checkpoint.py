@@ -14,9 +14,10 @@ from typing import Any
 import torch
 
 from stylenet import git_lfs
-from stylenet.atomic_write import replacing
+from stylenet.atomic_write import replacing, write_through_memory
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
+from stylenet.torch_files import load_weights_only, why_unreadable
 from stylenet.validation import NETWORK_KEYS, check_network_config
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,13 @@ def move_aside(path: Path) -> None:
     if not path.exists():
         return
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
-    backup = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+    # A compiled package keeps its whole suffix: loaders run one only under a name ending in .aoti.pt2.
+    suffix = ".aoti.pt2" if path.name.lower().endswith(".aoti.pt2") else path.suffix
+    stem = path.name[: -len(suffix)] if suffix else path.name
+    backup = path.with_name(f"{stem}.{stamp}{suffix}")
     counter = 1
     while backup.exists():
-        backup = path.with_name(f"{path.stem}.{stamp}-{counter}{path.suffix}")
+        backup = path.with_name(f"{stem}.{stamp}-{counter}{suffix}")
         counter += 1
     path.rename(backup)
     log.warning("kept the previous %s as %s", path, backup)
@@ -51,17 +55,22 @@ def save_inference_checkpoint(path: str | Path, network: TransformerNet, metadat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    move_aside(path)
     state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
     payload = {**metadata, "format": FORMAT, "model": network.config.to_dict(), "state_dict": state}
-    write_atomically(payload, path)
+    with replacing(path) as partial:
+        _save(payload, partial)
+        move_aside(path)  # only once the new model is whole: a failed write leaves the old one where it was
     return path
 
 
 def write_atomically(payload: dict[str, Any], path: Path) -> None:
     """`torch.save` to a temporary name, then rename: a crash mid-write never leaves a truncated model at `path`."""
     with replacing(path) as partial:
-        torch.save(payload, partial)
+        _save(payload, partial)
+
+
+def _save(payload: dict[str, Any], path: Path) -> None:
+    write_through_memory(path, lambda buffer: torch.save(payload, buffer))
 
 
 def check_not_git_lfs_pointer(path: Path) -> None:
@@ -75,9 +84,9 @@ def _read(path: Path, kind: str) -> Any:
         raise CheckpointError(f"{path}: no such model file")
     check_not_git_lfs_pointer(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights_only(path)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all
-        raise CheckpointError(f"{path}: not a readable {kind} ({error.__class__.__name__})") from error
+        raise CheckpointError(f"{path}: not a readable {kind} ({why_unreadable(path, error)})") from error
 
 
 def _first(names: list[str]) -> str:
@@ -166,6 +175,11 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     """The dict a stylenet training run saved at `path` (.ckpt), checked to be one."""
     path = Path(path)
     checkpoint = _read(path, "checkpoint")
+    if isinstance(checkpoint, dict) and checkpoint.get("format") == FORMAT:
+        raise CheckpointError(
+            f"{path}: a trained model, not a training checkpoint: resume a run from its checkpoints/last.ckpt, "
+            "or train on from this model's weights with finetune= (or init= to add styles to it)"
+        )
     if not isinstance(checkpoint, dict) or "stylenet" not in checkpoint:
         raise CheckpointError(f"{path}: a Lightning checkpoint, but not one written by stylenet training")
     step = checkpoint.get("global_step")

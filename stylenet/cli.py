@@ -8,6 +8,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from stylenet.benchmark.run import add_parser as add_benchmark_parser
 from stylenet.benchmark.run import run as run_benchmark
@@ -30,11 +31,15 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Every (sub)command's help shows its defaults."""
+    """Every (sub)command's help shows its defaults; a mistake in the arguments is one line, as every other
+    error is, rather than argparse's usage summary of every option followed by the error."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -237,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from stylenet.atomic_write import replacing
     from stylenet.inference.export import PORTABLE, choose_style, export, export_targets, file_stem
     from stylenet.inference.model import load_network
     from stylenet.inference.runner import check_folder, refuse_existing
@@ -257,7 +263,12 @@ def _export(args: argparse.Namespace) -> int:
     if not args.overwrite:
         refuse_existing(targets)
     for fmt, target in zip(formats, targets, strict=True):
-        print(f"wrote {export(baked, baked_metadata, target, fmt)}")
+        try:
+            with replacing(target) as partial:  # a failed write keeps the file it would have replaced
+                export(baked, baked_metadata, partial, fmt)
+        except OSError as error:
+            raise StylenetError(f"{target}: cannot write ({error.strerror or error})") from None
+        print(f"wrote {target}")
     return 0
 
 
@@ -273,6 +284,9 @@ def _app(args: argparse.Namespace) -> int:
             max_memory = parse_size(args.max_memory)
         except ValueError as error:
             raise StylenetError(f"--max-memory: {error}") from None
+    from stylenet.app import options
+
+    options.check(args.host, args.port, args.max_file_size, args.models)  # before the page's slow build
     # Gradio reports usage and checks for updates online unless told not to; a local tool stays offline.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:

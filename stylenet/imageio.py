@@ -68,7 +68,7 @@ def image_size(source: str | Path | bytes) -> tuple[int, int]:
     """(width, height) of the upright image, read from the header alone: nothing is decoded."""
     with _opened(source) as image:
         width, height = image.size
-        if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS:
+        if _exif_before_pixels(image) and image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED_ORIENTATIONS:
             width, height = height, width
         return width, height
 
@@ -76,9 +76,20 @@ def image_size(source: str | Path | bytes) -> tuple[int, int]:
 def open_rgb(source: str | Path | bytes) -> Image.Image:
     """Decode `source` (a path or encoded bytes) fully into an upright RGB image."""
     with _opened(source) as image:
+        upright_by_exif = _exif_before_pixels(image)
         image.load()  # decode now: truncated files fail here, not later in a worker
-        image = ImageOps.exif_transpose(image)
+        if upright_by_exif:
+            image = ImageOps.exif_transpose(image)
         return to_rgb(image)
+
+
+def _exif_before_pixels(image: Image.Image) -> bool:
+    """Whether the image's Exif, if any, comes before its pixels.
+
+    A PNG may put its eXIf chunk after them, and Pillow decodes the whole picture to look for one:
+    `image_size` would then use the memory it is there to plan. Such a late orientation is ignored,
+    by `image_size` and `open_rgb` alike, so the size planned is the size decoded."""
+    return image.format != "PNG" or "exif" in image.info
 
 
 def list_images(root: str | Path) -> list[Path]:

@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from stylenet import run_record
+from stylenet.atomic_write import replacing
 from stylenet.checkpoint import (
     move_aside,
     read_lightning_checkpoint,
@@ -365,6 +367,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.experiment.add_text("config", f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}\n```")
 
     started = time.perf_counter()
+    run_record.training_started()  # from here on, the run folder's record of its settings is this run's
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_seconds = time.perf_counter() - started
     if trainer.interrupted:
@@ -407,12 +410,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "loss": _loss_summary(cfg),
         }
         name = "+".join(style["name"] for style in all_styles)
-        run_model = save_inference_checkpoint(output_dir / f"{name}.pt", final, metadata)
-        kept_model = save_inference_checkpoint(Path(cfg.paths.kept_models_dir) / f"{name}.pt", final, metadata)
+        run_model = output_dir / f"{name}.pt"
+        with _reported_write(run_model, f"the run's latest checkpoint is {output_dir / 'checkpoints' / 'last.ckpt'}"):
+            save_inference_checkpoint(run_model, final, metadata)
+        kept_model = Path(cfg.paths.kept_models_dir) / f"{name}.pt"
+        with _reported_write(kept_model, f"the run's copy is {run_model}"):
+            save_inference_checkpoint(kept_model, final, metadata)
         result["exported"] = []
         for fmt in cfg.export.formats:
-            move_aside(kept_model.with_suffix(SUFFIXES[fmt]))  # kept like the .pt: never written over
-            result["exported"].append(export(final, metadata, kept_model.with_suffix(SUFFIXES[fmt]), fmt))
+            exported = kept_model.with_suffix(SUFFIXES[fmt])
+            with _reported_write(exported, f"the model is {kept_model}"), replacing(exported) as partial:
+                export(final, metadata, partial, fmt)
+                move_aside(exported)  # kept like the .pt: never written over, and only once the new one is whole
+            result["exported"].append(exported)
         result |= {
             "model": kept_model,
             "run_model": run_model,
@@ -425,6 +435,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("TensorBoard: tensorboard --logdir %s", output_dir)
     logger.finalize("success")
     return result
+
+
+@contextlib.contextmanager
+def _reported_write(path: Path, kept_elsewhere: str) -> Iterator[None]:
+    """A failed write of `path` at the end of a run (a full disk, say) as one line saying where the trained
+    network still is: the training is not lost, and the writers keep the file they would have replaced."""
+    try:
+        yield
+    except OSError as error:
+        raise StylenetError(f"could not write {path} ({error.strerror or error}); {kept_elsewhere}") from None
 
 
 def _out_of_time(trainer: pl.Trainer) -> bool:

@@ -7,6 +7,7 @@ checked with the same rules, so a malformed one is refused in one line too.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -121,6 +122,18 @@ _MINUS_ONE_MEANS_ALL = ("max_epochs", "num_sanity_val_steps", "devices")
 _TRAINER_FRACTIONS = {"val_check_interval": 1, "limit_train_batches": 0, "limit_val_batches": 0}
 
 
+def _check_no_misspelt_setting(cfg: Any) -> None:
+    """Refuses a top-level key added with `+key=value` that looks like a misspelt setting.
+
+    Hydra's own message for `checkpoint_kep=3` suggests `+checkpoint_kep=3`, which adds a key that
+    nothing reads: the run would go on without the setting meant. Keys far from every setting stay
+    allowed, as values that other settings interpolate (`data.image_size: ${my_size}`)."""
+    for key in set(cfg) - set(TRAIN_SETTINGS):
+        close = difflib.get_close_matches(str(key), TRAIN_SETTINGS, n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(f"{key}: not a setting; did you mean {close[0]}?")
+
+
 def _check_trainer(trainer: Mapping[str, Any]) -> None:
     for key, minimum in _TRAINER_COUNTS.items():
         value = trainer.get(key)
@@ -193,8 +206,18 @@ def _check_data(data: Mapping[str, Any]) -> None:
     crop_scale_bounds(data.get("crop_scale"))
 
 
+# The top-level settings of configs/train.yaml and its groups (tests/test_configs.py keeps the two in step).
+TRAIN_SETTINGS = (
+    *("seed", "styles", "style_row_lr_scale", "init", "init_trains", "init_shared_lr_scale", "init_keep_weight"),
+    *("finetune", "ckpt_path", "checkpoint_every_n_steps", "checkpoint_keep", "weight_average_decay"),
+    *("lr_schedule", "sample_every_n_steps", "channels_last", "compile", "memory_reuse", "sample_size", "export"),
+    *("style", "data", "model", "loss", "optimizer", "trainer", "paths"),
+)
+
+
 def check_train_config(cfg: Any) -> None:
     """Every numeric and named setting of a training config (see `configs/train.yaml`), before anything loads."""
+    _check_no_misspelt_setting(cfg)
     if cfg.seed is not None:
         whole_number(cfg.seed, "seed", minimum=0)
     for key in ("checkpoint_every_n_steps", "sample_every_n_steps", "sample_size"):

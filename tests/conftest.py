@@ -19,6 +19,7 @@ pytest_plugins = ("pytester",)  # tests/test_skip_policy.py runs pytest on small
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED_STYLES = REPO.parent / "shared" / "styles"
+SHARED_VIDEOS = REPO.parent / "shared" / "videos"  # vtest.avi and tree.avi, for the tests that use real clips
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -122,6 +122,20 @@ def test_a_damaged_package_is_one_line(package: Path, tmp_path: Path) -> None:
     assert "\n" not in str(raised.value)
 
 
+def test_a_package_renamed_to_a_plain_pt2_is_not_run(
+    package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renamed = tmp_path / "abc.pt2"
+    renamed.write_bytes(package.read_bytes())
+
+    def loaded(path: str) -> None:
+        raise AssertionError(f"{path} was loaded")
+
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", loaded)
+    with pytest.raises(CheckpointError, match="named as a plain .pt2 program; not run"):
+        load_model(renamed)
+
+
 def test_format_all_writes_the_portable_files_only(network: TransformerNet, tmp_path: Path) -> None:
     metadata = {**style_metadata([{"name": name} for name in NAMES]), "steps": 3}
     checkpoint = save_inference_checkpoint(tmp_path / "abc.pt", network, metadata)

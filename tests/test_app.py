@@ -240,6 +240,25 @@ def test_a_video_comes_back_stylized_with_progress(handlers: Handlers, tmp_path:
     assert np.abs(frames[0].astype(int) - inputs[0]).mean() > 10
 
 
+def test_a_cut_off_video_comes_back_with_a_warning_on_the_page(
+    handlers: Handlers, tmp_path: Path, video_module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradio as gr
+
+    whole = video_module.make_video(tmp_path / "whole.avi", frames=40, codec="mjpeg")
+    cut = tmp_path / "upload" / "cut.avi"
+    cut.parent.mkdir()
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    shown: list[str] = []
+    monkeypatch.setattr(gr, "Warning", shown.append)
+    out = Path(handlers.video("tiny.pt", str(cut), 0, 1.0, False, 1.0, *OFF))
+    frames = len(video_module.decode(out))
+    assert 0 < frames < 40 and len(shown) == 1
+    # The page names the files, not the server's folders they sit in.
+    assert shown[0].startswith("cut.avi: ") and str(tmp_path) not in shown[0]
+    assert shown[0].endswith(f"{out.name} holds the {frames} frame(s) read")
+
+
 def test_a_video_without_a_video_stream(handlers: Handlers, tmp_path: Path, video_module) -> None:
     from stylenet.inference.video import VideoError, probe_video
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,77 @@ def test_metadata_read_from_another_file_cannot_override_the_networks_settings(t
     assert network.num_styles == 1 and metadata["steps"] == 7
     for name, value in single.state_dict().items():
         assert torch.equal(network.state_dict()[name], value)
+
+
+def _compiled_package_layout(path: Path) -> Path:
+    """A zip laid out as an AOTInductor package, with stylenet's metadata and a stand-in for its library."""
+    import zipfile
+
+    from stylenet.inference.metadata import METADATA_KEY, describe
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/data/aotinductor/model/model.so", b"\x7fELF not a real library")
+        archive.writestr(f"model/extra/{METADATA_KEY}.json", describe({"style": {"name": "t"}, "steps": 3}))
+    return path
+
+
+def test_a_compiled_package_named_as_a_plain_pt2_is_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loading a package runs its machine code; a plain .pt2 promises it cannot run code, so none is loaded.
+    def loaded(path: str) -> None:
+        raise AssertionError(f"{path} was loaded")
+
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", loaded)
+    message = _refused(load_model, _compiled_package_layout(tmp_path / "model.pt2"), "named as a plain .pt2")
+    assert "rename it to end in .aoti.pt2" in message
+
+
+class _RunsCode:
+    """Unpickled without restriction, this would create `marker`: what a malicious model file does."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_file_that_would_run_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    marker = tmp_path / "code_ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": _RunsCode(marker)}, evil)
+    message = _refused(load_inference_checkpoint, evil, "refused: it holds more than weights and plain values")
+    assert "weights_only" not in message and not marker.exists()
+
+
+def test_a_truncated_model_file_says_so(tmp_path: Path) -> None:
+    good = save_inference_checkpoint(tmp_path / "good.pt", _network(), {"style": {"name": "t"}, "steps": 3})
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    _refused(load_inference_checkpoint, cut, "damaged, truncated or not a file torch wrote")
+
+
+def test_a_trained_model_given_as_a_training_checkpoint_says_what_to_use(tmp_path: Path) -> None:
+    model = save_inference_checkpoint(tmp_path / "starry.pt", _network(), {"style": {"name": "t"}, "steps": 3})
+    message = _refused(read_lightning_checkpoint, model, "a trained model, not a training checkpoint")
+    assert "checkpoints/last.ckpt" in message and "finetune=" in message
+
+
+def test_a_file_moved_aside_keeps_its_whole_suffix(tmp_path: Path) -> None:
+    from stylenet.checkpoint import move_aside
+
+    for name in ("starry.aoti.pt2", "starry.pt", "starry.onnx"):
+        (tmp_path / name).write_bytes(b"an older file")
+        move_aside(tmp_path / name)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [re.sub(r"\.\d{8}-\d{6}", ".STAMP", name) for name in names] == [
+        "starry.STAMP.aoti.pt2",
+        "starry.STAMP.onnx",
+        "starry.STAMP.pt",
+    ]
+
+
+def test_a_file_of_another_kind_is_not_called_unsafe(tmp_path: Path) -> None:
+    page = tmp_path / "model.pt"  # a download that fetched the web page instead
+    page.write_text("<!DOCTYPE html><html><body>Sign in</body></html>")
+    message = _refused(load_inference_checkpoint, page, "damaged, truncated or not a file torch wrote")
+    assert "refused" not in message

@@ -318,3 +318,12 @@ def test_a_missing_input_with_one_output_file_is_called_missing(tmp_path: Path, 
     status = main(["stylize", str(tmp_path / "absent.pt"), str(missing), "-o", str(out)])
     assert status == 2 and _one_line(capsys) == f"error: {missing}: no such file or folder"
     assert not out.parent.exists()
+
+
+def test_a_malformed_argument_is_one_line_naming_it(capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["stylize", "starry", "photo.jpg", "--size", "abc"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: stylenet stylize: argument --size: invalid int value: 'abc' (see stylenet stylize --help)"
+    ]

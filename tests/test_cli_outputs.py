@@ -165,3 +165,60 @@ def test_an_export_folder_that_is_a_file_is_refused(model: Path, tmp_path: Path,
     assert main(["export", str(model), "--format", "pt2", "-o", str(afile)]) == 2
     assert f"-o {afile} is an existing file, not a folder" in _one_line(capsys)
     assert afile.read_text() == "a file, not a folder"
+
+
+@pytest.fixture
+def read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder that refuses new files, as a read-only mount or another user's folder does (permission bits
+    alone would not stop a test run as root)."""
+    from stylenet.inference import runner
+
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    create = runner.tempfile.TemporaryFile
+
+    def refuse(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise PermissionError(13, "Permission denied")
+        return create(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(runner.tempfile, "TemporaryFile", refuse)
+    return folder
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(read_only: Path, tmp_path: Path, capsys) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (20, 20)).save(photo)
+    # The model file does not exist: an error about it would mean the model was reached first.
+    for out in (read_only, read_only / "sub", read_only / "photo_out.png"):
+        assert main(["stylize", str(tmp_path / "absent.pt"), str(photo), "-o", str(out)]) == 2
+        assert _one_line(capsys) == (
+            f"error: -o {out}: cannot write in {read_only} (Permission denied); choose another -o"
+        )
+
+
+def test_an_unwritable_export_or_report_folder_is_refused_before_any_work(
+    model: Path, photos: Path, read_only: Path, capsys
+) -> None:
+    assert main(["export", str(model), "--format", "pt2", "-o", str(read_only)]) == 2
+    assert _one_line(capsys).startswith(f"error: -o {read_only}: cannot write in {read_only} (Permission denied)")
+    assert main(["evaluate", str(model), "--photos", str(photos), "-o", str(read_only / "report")]) == 2
+    assert _one_line(capsys).startswith(f"error: -o {read_only / 'report'}: cannot write in {read_only}")
+    assert list(read_only.iterdir()) == []
+
+
+def test_an_export_that_fails_to_write_keeps_the_file_it_would_replace(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from stylenet.inference import export
+
+    def disk_full(network, metadata, path, fmt):
+        Path(path).write_bytes(b"the first half of an export")
+        raise OSError(28, "No space left on device")
+
+    victim = tmp_path / "tiny.pt2"
+    victim.write_bytes(b"the export before")
+    monkeypatch.setattr(export, "export", disk_full)
+    assert main(["export", str(model), "--format", "pt2", "-o", str(victim), "--overwrite"]) == 2
+    assert _one_line(capsys) == f"error: {victim}: cannot write (No space left on device)"
+    assert victim.read_bytes() == b"the export before" and [p.name for p in tmp_path.iterdir()] == ["tiny.pt2"]

@@ -12,8 +12,9 @@ from conftest import CONFIGS, REPO, compose_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from stylenet.errors import ConfigError
 from stylenet.styles import find_style_image
-from stylenet.validation import duration
+from stylenet.validation import TRAIN_SETTINGS, check_train_config, duration
 
 STYLES = sorted(p.stem for p in (CONFIGS / "style").glob("*.yaml") if p.stem != "custom")
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -73,6 +74,22 @@ def test_unknown_keys_and_groups_are_refused() -> None:
         compose_config(["model.widht=2"])
     with pytest.raises(ConfigCompositionException):
         compose_config(["style=no_such_style"])
+
+
+def test_the_known_settings_are_those_of_train_yaml() -> None:
+    raw = OmegaConf.load(CONFIGS / "train.yaml")
+    groups = {next(iter(entry)) for entry in raw.defaults if not isinstance(entry, str)} - {"hydra", "experiment"}
+    assert sorted(TRAIN_SETTINGS) == sorted({*raw.keys(), *groups} - {"defaults"})
+    for experiment in EXPERIMENTS:  # none adds a setting of its own
+        assert set(compose_config([f"experiment={experiment}", "paths.output_dir=unused"])) <= set(TRAIN_SETTINGS)
+
+
+def test_an_added_key_like_a_setting_is_refused_with_the_setting_named() -> None:
+    # Hydra's advice for `checkpoint_kep=3` is `+checkpoint_kep=3`, which no code would read.
+    with pytest.raises(ConfigError, match=r"^checkpoint_kep: not a setting; did you mean checkpoint_keep\?$"):
+        check_train_config(compose_config(["+checkpoint_kep=3", "paths.output_dir=unused"]))
+    # A key unlike any setting stays allowed: a value other settings can interpolate.
+    check_train_config(compose_config(["+my_size=96", "data.image_size=${my_size}", "paths.output_dir=unused"]))
 
 
 def _run_train(*overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:

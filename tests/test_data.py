@@ -423,6 +423,15 @@ def test_val_root_of_only_broken_files_is_a_data_error(tmp_path: Path) -> None:
         folder_module(tmp_path / "train", val_root=str(tmp_path / "val")).setup()
 
 
+def test_a_missing_or_empty_val_root_is_named_as_such(tmp_path: Path) -> None:
+    save(photo(40, 40, 0), tmp_path / "train" / "0.png")
+    write(tmp_path / "notes" / "readme.txt", b"no photos here")
+    for val_root, problem in ((tmp_path / "absent", "is not a folder"), (tmp_path / "notes", "holds no image files")):
+        with pytest.raises(DataError) as caught:
+            folder_module(tmp_path / "train", val_root=str(val_root)).setup()
+        assert str(caught.value).startswith(f"data.val_root={val_root} {problem}")
+
+
 def test_folder_source_without_root_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="data.root"):
         PhotoDataModule(source="folder")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from stylenet.errors import StylenetError
-from stylenet.imageio import UnreadableImageError, list_images, open_rgb, to_rgb
+from stylenet.imageio import UnreadableImageError, image_size, list_images, open_rgb, to_rgb
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -164,6 +166,36 @@ def test_exif_rotated_jpeg_comes_out_upright(tmp_path: Path) -> None:
     assert image.size == (20, 40)
     assert_close(image.getpixel((10, 5)), RED, tolerance=40)
     assert_close(image.getpixel((10, 34)), BLUE, tolerance=40)
+
+
+def _png_with_exif_after_pixels(width: int, height: int, orientation: int) -> bytes:
+    """A PNG whose eXIf chunk (an orientation) follows its pixel data, just before the end."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = exif.tobytes()
+    chunk = struct.pack(">I", len(data)) + b"eXIf" + data + struct.pack(">I", zlib.crc32(b"eXIf" + data))
+    buffer = io.BytesIO()
+    halves(width, height, RED, BLUE).save(buffer, "PNG")
+    encoded = buffer.getvalue()
+    end = encoded.rindex(b"IEND") - 4  # the IEND chunk's length field
+    return encoded[:end] + chunk + encoded[end:]
+
+
+def test_a_png_size_is_read_without_decoding_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow decodes a whole PNG to look for an eXIf chunk after its pixels; a size check must not.
+    rotated = tmp_path / "rotated.png"
+    rotated.write_bytes(_png_with_exif_after_pixels(40, 20, orientation=6))
+    plain = tmp_path / "plain.png"
+    halves(40, 20, RED, BLUE).save(plain)
+
+    def decoded(image: Image.Image) -> None:
+        raise AssertionError("decoded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PngImagePlugin.PngImageFile, "load", decoded)
+        assert image_size(plain) == (40, 20) and image_size(rotated) == (40, 20)
+    # The late orientation is ignored when decoding too, so the size planned is the size decoded.
+    assert open_rgb(rotated).size == (40, 20)
 
 
 def test_rgb_image_is_unchanged(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_VIDEOS
 from skip_policy import needs_clip, needs_extra
 
 from stylenet.checkpoint import save_inference_checkpoint
@@ -21,8 +22,6 @@ pytest.importorskip("cv2", reason=needs_extra("video"))
 
 from stylenet.stability.flow import FrameFlow  # noqa: E402  (needs OpenCV)
 from stylenet.stability.measure import clip_errors, exact_pairs  # noqa: E402
-
-SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
 
 def scene(width: int = 96, height: int = 64, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint
-from stylenet.errors import ConfigError, DataError
+from stylenet.errors import ConfigError, DataError, StylenetError
 from stylenet.train import train
 from stylenet.training.module import NonFiniteLossError
 
@@ -136,6 +136,33 @@ def test_an_existing_kept_model_is_not_lost(tiny_cfg, tmp_path: Path) -> None:
     older = [p for p in kept.iterdir() if p.name != "starry.pt"]
     assert len(older) == 1 and older[0].read_bytes() == b"an older model"
     load_inference_checkpoint(kept / "starry.pt")
+
+
+def test_a_model_that_cannot_be_written_is_one_line_and_keeps_the_file_it_would_replace(
+    tiny_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylenet import checkpoint
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "starry.pt").write_bytes(b"an older model")
+    write = checkpoint._save
+
+    def disk_full(payload: dict[str, Any], path: Path) -> None:
+        if path.parent != kept:
+            return write(payload, path)
+        path.write_bytes(b"the first half of a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_save", disk_full)
+    with pytest.raises(StylenetError) as failed:
+        train(tiny_cfg)
+    run_model = tmp_path / "run" / "starry.pt"
+    assert str(failed.value) == (
+        f"could not write {kept / 'starry.pt'} (No space left on device); the run's copy is {run_model}"
+    )
+    assert [p.name for p in kept.iterdir()] == ["starry.pt"] and (kept / "starry.pt").read_bytes() == b"an older model"
+    load_inference_checkpoint(run_model)
 
 
 def test_a_run_folder_holding_checkpoints_is_refused_unless_resumed_there(tmp_path: Path) -> None:

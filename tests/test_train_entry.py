@@ -150,3 +150,31 @@ def test_sweeps_and_extra_config_folders_are_left_to_hydra(tmp_path: Path) -> No
     )
     assert train_entry["_composition_error"](["hydra.mode=MULTIRUN", "style=starry,wave"]) is None
     assert train_entry["_composition_error"](["experiment=mine"]).startswith("experiment=mine: no such config")
+
+
+@pytest.mark.parametrize(
+    ("resume", "refusal"),
+    [(False, "holds another run's checkpoints"), (True, "last.ckpt: not a readable checkpoint")],
+)
+def test_a_run_refused_in_an_earlier_runs_folder_leaves_its_record_as_it_was(
+    tmp_path: Path, resume: bool, refusal: str
+) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (run / ".hydra" / "overrides.yaml").write_text("[]\n")
+    resumed = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"] if resume else []  # a damaged checkpoint
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "seed=5", f"hydra.run.dir={run}", f"paths.kept_models_dir={tmp_path}"]
+        + resumed,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and refusal in done.stderr, done.stderr
+    assert (run / ".hydra" / "config.yaml").read_text() == "seed: 0\n"
+    assert (run / ".hydra" / "overrides.yaml").read_text() == "[]\n"
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == ["config.yaml", "overrides.yaml"]

@@ -107,6 +107,27 @@ def test_unknown_layer_and_missing_weight_file_give_clear_errors(tmp_path) -> No
         VGG19Features(["relu1_1"], weights=str(pointer))
 
 
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_weights_that_would_run_code_are_refused_in_one_line_without_unsafe_advice(tmp_path) -> None:
+    marker, evil = tmp_path / "code_ran", tmp_path / "vgg.pth"
+    torch.save({"0.weight": _RunsCode(marker)}, evil)
+    with pytest.raises(LossNetworkError) as refused:
+        VGG19Features(["relu1_1"], weights=str(evil))
+    message = str(refused.value)
+    assert message == (
+        f"loss.vgg_weights={evil} is not a readable torch state_dict "
+        "(refused: it holds more than weights and plain values, which loading could run as code)"
+    )
+    assert not marker.exists()
+
+
 def test_weights_from_a_state_dict_file(tmp_path) -> None:
     source = VGG19Features(["relu2_1"], weights="random", seed=3)
     path = tmp_path / "vgg.pth"

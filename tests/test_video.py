@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stylenet.errors import StylenetError
-from stylenet.inference import video
+from stylenet.inference import video, video_audio
 from stylenet.inference.video import VIDEO_SUFFIXES, VideoError, VideoInfo, probe_video, stylize_video
 
 av = pytest.importorskip("av", reason='needs the optional extra video: pip install "stylenet[video]"')
@@ -29,13 +29,23 @@ def pattern(index: int, width: int, height: int) -> np.ndarray:
 
 
 def make_video(
-    path: Path, width: int = 64, height: int = 48, fps: Fraction = FPS, frames: int = FRAMES, audio: bool = False
+    path: Path,
+    width: int = 64,
+    height: int = 48,
+    fps: Fraction = FPS,
+    frames: int = FRAMES,
+    audio: bool = False,
+    codec: str = "libx264",
 ) -> Path:
-    """An H.264 .mp4 written with PyAV, optionally with an AAC sine-wave track as long as the video."""
+    """A video (H.264 unless `codec` says otherwise) written with PyAV in the container `path`'s suffix names,
+    optionally with an AAC sine-wave track as long as the video."""
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
+        video = container.add_stream(codec, rate=fps)
         video.width, video.height = width, height
-        video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        if codec == "mjpeg":
+            video.pix_fmt = "yuvj420p"  # JPEG's full-range 4:2:0, the one MJPEG takes
+        else:
+            video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         sound = container.add_stream("aac", rate=44100) if audio else None
         if sound is not None:
             sound.layout = "mono"
@@ -138,7 +148,7 @@ def test_audio_is_dropped_when_nothing_can_write_it(
     clip_with_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """WebM refuses AAC; with no usable encoder either, the video is still written, silent."""
-    monkeypatch.setitem(video._AUDIO_ENCODERS, ".webm", ("no-such-encoder",))
+    monkeypatch.setitem(video_audio.AUDIO_ENCODERS, ".webm", ("no-such-encoder",))
     out = tmp_path / "out.webm"
     assert stylize_video(clip_with_audio, out, identity) == FRAMES
     assert not probe_video(out).has_audio

@@ -143,8 +143,11 @@ class Handlers:
             if progress is not None:
                 progress((done, total), desc="stylizing", unit="frames")
 
+        def warn(message: str) -> None:  # a damaged or cut-off upload: the page says what is missing
+            gr.Warning(message.replace(str(source), source.name).replace(str(target), target.name))
+
         try:
-            run_video(self._stylizer(name, weights), ImageJob(source, target), settings, progress=report)
+            run_video(self._stylizer(name, weights), ImageJob(source, target), settings, progress=report, warn=warn)
         except (StylenetError, OSError) as error:
             raise _error(error, source) from None
         return str(target)

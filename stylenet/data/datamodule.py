@@ -136,7 +136,7 @@ class PhotoDataModule(pl.LightningDataModule):
         order = list(range(len(records)))
         random.Random(_VALIDATION_ORDER_SEED).shuffle(order)
         if hp.val_root:
-            val_records = image_folder(hp.val_root)
+            val_records = image_folder(hp.val_root, key="data.val_root")
             val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size, open_rgb)
             if not val:
                 raise DataError(f"data.val_root={hp.val_root} holds no usable image")

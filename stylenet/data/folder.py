@@ -14,12 +14,13 @@ from stylenet.errors import DataError
 from stylenet.imageio import list_images
 
 
-def image_folder(root: str | Path) -> list[Path]:
-    """Every image file under `root`, recursively, in a stable order; one clear error if none."""
+def image_folder(root: str | Path, key: str = "data.root") -> list[Path]:
+    """Every image file under `root`, recursively, in a stable order; one clear error naming the setting `key`
+    (where `root` came from) if none."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"data.root={root} is not a folder; point it at a tree of photos, e.g. COCO train2014")
+        raise DataError(f"{key}={root} is not a folder; point it at a tree of photos, e.g. COCO train2014")
     files = list_images(root)
     if not files:
-        raise DataError(f"data.root={root} holds no image files (.jpg, .png, ...)")
+        raise DataError(f"{key}={root} holds no image files (.jpg, .png, ...)")
     return files

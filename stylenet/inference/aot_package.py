@@ -16,6 +16,7 @@ eager network's at that exact size, so the texture is the same but may sit a pix
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylenet.atomic_write import write_through_memory
 from stylenet.checkpoint import CheckpointError
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
@@ -84,12 +86,16 @@ def export_aoti(
     if path.suffix != ".pt2":  # AOTInductor writes .pt2 archives only
         raise ConfigError(f"{path}: a compiled package is a .pt2 file; name it e.g. model{SUFFIX}")
     program = _program(network.eval(), precision)
-    # Freezing folds the weights in as constants, which lets Inductor pre-pack them for oneDNN.
-    torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs={"freezing": True})
     compiled = {"precision": precision, "instruction_set": instruction_set(), "torch": torch.__version__}
-    with zipfile.ZipFile(path, "a") as archive:
-        root = archive.namelist()[0].split("/", 1)[0]
-        archive.writestr(f"{root}/{_METADATA_FILE}", describe({**metadata, "compiled": compiled}))
+
+    def package(buffer: io.BytesIO) -> None:
+        # Freezing folds the weights in as constants, which lets Inductor pre-pack them for oneDNN.
+        torch._inductor.aoti_compile_and_package(program, package_path=buffer, inductor_configs={"freezing": True})
+        with zipfile.ZipFile(buffer, "a") as archive:
+            root = archive.namelist()[0].split("/", 1)[0]
+            archive.writestr(f"{root}/{_METADATA_FILE}", describe({**metadata, "compiled": compiled}))
+
+    write_through_memory(path, package)
     return path
 
 
@@ -100,6 +106,19 @@ def is_aoti_package(path: Path) -> bool:
             return any("/data/aotinductor/" in name for name in archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
+
+
+def check_aoti_name(path: Path) -> None:
+    """One CheckpointError line for a compiled package under a name other than `*.aoti.pt2`.
+
+    Its machine code runs as soon as it is loaded, while a plain `.pt2` program is checked and cannot
+    run code: the name is what tells a user which of the two a file is, so a package that calls itself
+    a plain `.pt2` is not run."""
+    if not path.name.lower().endswith(SUFFIX):
+        raise CheckpointError(
+            f"{path}: a compiled package (machine code, which runs when loaded) named as a plain .pt2 program; "
+            f"not run. If you made or trust it, rename it to end in {SUFFIX}"
+        )
 
 
 def _metadata(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from stylenet.atomic_write import write_through_memory
 from stylenet.checkpoint import styles_of
 from stylenet.errors import StylenetError
 from stylenet.inference.aot_package import SUFFIX as AOTI_SUFFIX
@@ -136,7 +137,8 @@ def export_targets(out: Path, formats: tuple[str, ...], stem: str) -> list[Path]
 def export_pt2(network: TransformerNet, metadata: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     program = _exported_program(network)
-    torch.export.save(program, path, extra_files={f"{METADATA_KEY}.json": describe(metadata)})
+    extra = {f"{METADATA_KEY}.json": describe(metadata)}
+    write_through_memory(path, lambda buffer: torch.export.save(program, buffer, extra_files=extra))
     return path
 
 

@@ -27,7 +27,7 @@ from stylenet.checkpoint import (
 )
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
-from stylenet.inference.aot_package import is_aoti_package, load_aoti
+from stylenet.inference.aot_package import check_aoti_name, is_aoti_package, load_aoti
 from stylenet.inference.fast import DTYPES, INT8, FastRunner
 from stylenet.inference.memory import parse_size
 from stylenet.inference.metadata import METADATA_KEY, num_styles, parse
@@ -192,6 +192,7 @@ def load_model(
         _check_int8(path, target, compile)
     suffix = path.suffix.lower()
     if suffix == ".pt2" and is_aoti_package(path):  # runs in the precision it was compiled in
+        check_aoti_name(path)
         check_pt2(path, compiled=True)
         run, metadata = load_aoti(path, target, precision)
         precision, backend = metadata["compiled"]["precision"], "aoti"

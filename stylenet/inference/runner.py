@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +64,27 @@ class MemoryPlan:
 
 
 def check_folder(output: Path, folder: Path) -> None:
-    """Refuses `folder` (what `-o output` writes into) where it, or the first of its parents that exists, is a file."""
+    """Refuses `folder` (what `-o output` writes into) where it, or the first of its parents that exists, is a file
+    or a folder this process cannot write in: found before any work, not after all of it."""
     for place in (folder, *folder.parents):
         if place.is_dir():
+            _check_writable(output, place)
             return
         if place.exists():
             if place == output:
                 raise StylenetError(f"-o {output} is an existing file, not a folder; name a folder for the outputs")
             raise StylenetError(f"-o {output}: {place} is a file, not a folder; choose another -o")
+
+
+def _check_writable(output: Path, folder: Path) -> None:
+    # Writing a file is the one test that holds everywhere: permission bits say nothing of a read-only
+    # mount, and access() answers for the real user, not for the one this process runs as.
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise StylenetError(f"-o {output}: cannot write in {folder} ({reason}); choose another -o") from None
 
 
 def refuse_existing(targets: list[Path]) -> None:
@@ -240,10 +254,12 @@ def run_video(
     job: ImageJob,
     settings: Settings,
     progress: Callable[[int, int | None], Any] | None = None,
+    warn: Callable[[str], Any] | None = None,
 ) -> int:
-    """Stylize a video frame by frame; output keeps the source's resolution, rate and frame count.
+    """Stylize a video frame by frame; output keeps the source's resolution, rate, length and audio.
 
-    `progress(frames done, frame count or None)` is called after each batch; default: a tqdm bar."""
+    `progress(frames done, frame count or None)` is called after each batch; default: a tqdm bar. `warn` gets
+    the one line saying what of a damaged or cut-off source is missing; default: a "warning:" line on stderr."""
     info = probe_video(job.source)
     full = (info.height, info.width)
     size = working_size(*full, settings)
@@ -256,7 +272,12 @@ def run_video(
         return [to_array(o) for o in resize(out, full)]
 
     job.target.parent.mkdir(parents=True, exist_ok=True)  # a folder's videos mirror its tree, as images do
+    warn = warn or _print_warning
     if progress is not None:
-        return stylize_video(job.source, job.target, frames, plan.batch, lambda n: progress(n, info.frames))
+        return stylize_video(job.source, job.target, frames, plan.batch, lambda n: progress(n, info.frames), warn)
     with tqdm(desc=job.source.name, unit="frame", total=info.frames) as bar:
-        return stylize_video(job.source, job.target, frames, plan.batch, lambda n: bar.update(n - bar.n))
+        return stylize_video(job.source, job.target, frames, plan.batch, lambda n: bar.update(n - bar.n), warn)
+
+
+def _print_warning(message: str) -> None:
+    tqdm.write(f"warning: {message}", file=sys.stderr)  # through tqdm, so that an open progress bar stays whole

@@ -1,16 +1,18 @@
 """Stylizing videos frame by frame: decode to RGB, run a model on batches of frames, encode the result.
 
 Built on PyAV (`pip install "stylenet[video]"`), imported only when a video is touched, so the rest of stylenet
-works without it. The output keeps the source's resolution, frame rate and frame count. Its audio is copied as is
-when the output container accepts the codec, re-encoded when it does not, and dropped (never an error) when neither
-works. Frames are written at a constant rate (the source's average rate), so variable-frame-rate sources come out
-evenly spaced.
+works without it. The output keeps the source's resolution, frame rate, length and audio (`video_audio`).
+Each frame is shown when it was in the source, on a grid of the source's frame rate (`video_source`): slots a
+source leaves empty (an AVI repeats a frame by storing nothing) stay empty, so the video keeps its length and its
+sync with the audio. A rate whose exact time base an encoder cannot store (MPEG-4 Part 2: 16 bits) is written as
+the nearest one it can, a few parts per million off for AVI's microsecond rates (1000000/66667 becomes 15). A
+frame that does not decode is skipped, and a source cut short keeps the frames read up to there: one warning
+line says what is missing.
 """
 
 from __future__ import annotations
 
-import functools
-import io
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ import numpy as np
 
 from stylenet.atomic_write import replacing
 from stylenet.errors import StylenetError
+from stylenet.inference.video_audio import add_audio
+from stylenet.inference.video_source import FrameSkipped, ReadingStopped, Timeline, read_source, reason
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 
@@ -35,21 +41,15 @@ _VIDEO_ENCODERS = {
     ".avi": ("mpeg4",),
     ".webm": ("libvpx-vp9", "libvpx"),
 }
-# Encoders for audio that cannot be copied into the output container; WebM only admits Opus/Vorbis.
-_AUDIO_ENCODERS = {
-    ".mp4": ("aac",),
-    ".mov": ("aac",),
-    ".mkv": ("aac",),
-    ".m4v": ("aac",),
-    ".avi": ("libmp3lame", "mp2"),
-    ".webm": ("libopus", "libvorbis"),
-}
 # Near-transparent quality: stylized frames are full of fine texture that default bit rates smear.
 _VIDEO_OPTIONS = {
     "libx264": {"crf": "18"},
     "libvpx-vp9": {"crf": "30", "b": "0", "row-mt": "1", "cpu-used": "4"},  # b=0: constant quality, not capped
     "libvpx": {"crf": "10", "b": "4M"},  # VP8 needs a bit rate ceiling alongside crf
 }
+# Largest time base denominator an encoder accepts: MPEG-4 Part 2 stores it in 16 bits, so an AVI's microsecond
+# rate such as 1000000/66667 (a 15 frames/s clip) must be rounded to one it can hold.
+_MAX_TIME_BASE_DENOMINATOR = {"mpeg4": 65535}
 
 Process = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -92,7 +92,7 @@ def read_frames(path: str | os.PathLike[str], limit: int | None = None) -> Itera
                     return
                 yield frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as error:
-            raise VideoError(f"{path}: cannot decode video ({_reason(error)})") from error
+            raise VideoError(f"{path}: cannot decode video ({reason(error)})") from error
 
 
 def stylize_video(
@@ -101,6 +101,7 @@ def stylize_video(
     process: Process,
     batch_size: int = 4,
     progress: Callable[[int], Any] | None = None,
+    warn: Callable[[str], Any] | None = None,
 ) -> int:
     """Write `dst` with every video frame of `src` passed through `process`; return the number of frames written.
 
@@ -108,6 +109,11 @@ def stylize_video(
     of the same shape and dtype. `progress(frames_done)` is called after each batch. The output codec follows the
     suffix of `dst` (H.264 for .mp4/.mov/.mkv/.m4v, MPEG-4 for .avi, VP9 for .webm). The video is written beside
     `dst` and renamed to it once complete, so a failure leaves no half-written file and any file at `dst` intact.
+
+    A source that stops decoding (an error, or running out of data) clearly before the frame count its container
+    declares, or that has frames which do not decode, is not an error: `dst` keeps every frame read, and `warn`
+    (default: this module's logger) gets one line saying what is missing. Only a source with no decodable frame
+    at all raises `VideoError`.
     """
     src, dst = Path(src), Path(dst)
     if batch_size < 1:
@@ -132,44 +138,59 @@ def stylize_video(
             # default) would make its muxer insert an empty video frame, so AVI keeps them negative instead.
             options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else {}
             with replacing(dst) as partial, av.open(str(partial), "w", options=options) as output:
-                out_video = _add_video(av, output, encoder, in_video, fps)
-                out_audio, copy_audio = _add_audio(av, output, in_audio, suffix)
+                out_video = _add_video(av, output, encoder, in_video, fps, dst)
+                out_audio, copy_audio = add_audio(av, output, in_audio, suffix)
                 written = 0
                 batch: list[np.ndarray] = []
+                slots: list[int] = []  # each batched frame's place in time (`Timeline.place`)
+                timeline = Timeline(in_video, fps)
 
                 def flush() -> None:
                     nonlocal written
                     results = process(batch)
                     _check_results(batch, results)
-                    for image in results:
+                    for image, place in zip(results, slots, strict=True):
                         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
                         # Frames numbered in the encoder's 1/fps time base give exactly the source's frame rate.
-                        frame.pts = written
+                        frame.pts = place
                         output.mux(out_video.encode(frame))
                         written += 1
                     batch.clear()
+                    slots.clear()
                     if progress is not None:
                         progress(written)
 
-                for item in _read(av, source, in_video, in_audio if out_audio is not None else None, copy_audio, src):
+                for item in read_source(av, source, in_video, in_audio if out_audio is not None else None, copy_audio):
                     if isinstance(item, av.VideoFrame):
+                        place = timeline.place(item.pts)
+                        if place is None:
+                            continue
                         batch.append(item.to_ndarray(format="rgb24"))
+                        slots.append(place)
                         if len(batch) == batch_size:
                             flush()
                     elif isinstance(item, av.Packet):
                         item.stream = out_audio  # also rescales its timestamps to the output stream
                         output.mux(item)
+                    elif isinstance(item, FrameSkipped):
+                        timeline.skipped.append(item.reason)
+                    elif isinstance(item, ReadingStopped):
+                        timeline.stopped = item.reason
                     else:
                         output.mux(out_audio.encode(item))
                 if batch:
                     flush()
                 if written == 0:
-                    raise VideoError(f"{src}: no video frames could be decoded")
+                    why = timeline.stopped or (timeline.skipped[0] if timeline.skipped else None)
+                    raise VideoError(f"{src}: " + (f"cannot decode video ({why})" if why else "no video frames"))
                 output.mux(out_video.encode())  # drain frames the encoder still holds for look-ahead
                 if out_audio is not None and not copy_audio:
                     output.mux(out_audio.encode())
         except av.error.FFmpegError as error:
-            raise VideoError(f"{dst}: cannot write video ({_reason(error)})") from error
+            raise VideoError(f"{dst}: cannot write video ({reason(error)})") from error
+    missing = timeline.warning(written)
+    if missing:
+        (warn or log.warning)(f"{src}: {missing}; {dst} holds the {written} frame(s) read")
     return written
 
 
@@ -181,18 +202,13 @@ def _import_av(path: str | os.PathLike[str]) -> Any:
     return av
 
 
-def _reason(error: Exception) -> str:
-    """FFmpeg's own wording without the errno and file name PyAV prefixes, kept to one line."""
-    return " ".join(str(getattr(error, "strerror", None) or error).split())
-
-
 def _open_input(av: Any, path: Path) -> Any:
     if not path.is_file():
         raise VideoError(f"{path}: no such video file")
     try:
         return av.open(str(path))
     except av.error.FFmpegError as error:
-        raise VideoError(f"{path}: not a readable video ({_reason(error)})") from error
+        raise VideoError(f"{path}: not a readable video ({reason(error)})") from error
 
 
 def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
@@ -202,8 +218,10 @@ def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
 
 
 def _frame_rate(stream: Any, path: str | os.PathLike[str]) -> Fraction:
-    # average_rate is frames / duration, what players show; the others are fall-backs for containers that omit it.
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    # FFmpeg's guess: the base rate every timestamp falls on (what players show for a constant-rate video), or the
+    # average where the base rate is a clock's tick rather than a frame rate. Not the average first: a video
+    # whose frames leave some slots empty averages below the rate it plays at (`video_source.Timeline`).
+    rate = stream.guessed_rate or stream.average_rate or stream.base_rate
     if not rate:
         raise VideoError(f"{path}: frame rate is unknown")
     return Fraction(rate)
@@ -219,8 +237,17 @@ def _first_encoder(av: Any, names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _add_video(av: Any, output: Any, encoder: str, in_video: Any, fps: Fraction) -> Any:
-    stream = output.add_stream(encoder, rate=fps, options=_VIDEO_OPTIONS.get(encoder, {}))
+def _encoder_rate(encoder: str, fps: Fraction) -> Fraction:
+    """`fps`, or the nearest rate whose time base (1 / rate) `encoder` can store."""
+    limit = _MAX_TIME_BASE_DENOMINATOR.get(encoder)
+    if limit is None or fps.numerator <= limit:
+        return fps
+    return 1 / (1 / fps).limit_denominator(limit)  # the time base's denominator is the rate's numerator
+
+
+def _add_video(av: Any, output: Any, encoder: str, in_video: Any, fps: Fraction, dst: Path) -> Any:
+    rate = _encoder_rate(encoder, fps)
+    stream = output.add_stream(encoder, rate=rate, options=_VIDEO_OPTIONS.get(encoder, {}))
     width, height = in_video.codec_context.width, in_video.codec_context.height
     stream.width, stream.height = width, height
     # 4:2:0 is what every player decodes, but x264 refuses it for odd sizes, so those keep full-resolution chroma
@@ -231,59 +258,17 @@ def _add_video(av: Any, output: Any, encoder: str, in_video: Any, fps: Fraction)
         # Fixed quantiser 3, like `ffmpeg -q:v 3`: its default 200 kb/s turns textures into blocks.
         stream.codec_context.qscale = True
         stream.codec_context.global_quality = 3 * 118  # FF_QP2LAMBDA
-    return stream
-
-
-def _add_audio(av: Any, output: Any, in_audio: Any, suffix: str) -> tuple[Any, bool]:
-    """The output's audio stream and whether packets are copied (True) or re-encoded; (None, False) drops audio."""
-    if in_audio is None:
-        return None, False
-    attempts: list[tuple[Callable[[Any], Any], bool]] = []
-    if hasattr(output, "add_stream_from_template"):  # PyAV 13+; older versions always re-encode
-        attempts.append((lambda container: container.add_stream_from_template(in_audio), True))
-    for name in _AUDIO_ENCODERS[suffix]:
-        for layout in (in_audio.codec_context.layout.name, "stereo"):  # some encoders take no surround layouts
-            attempts.append((functools.partial(_add_audio_encoder, av, name, in_audio, layout), False))
-    for add, copy in attempts:
-        if _accepted(av, output.format.name, add):
-            return add(output), copy
-    return None, False
-
-
-def _add_audio_encoder(av: Any, name: str, in_audio: Any, layout: str, container: Any) -> Any:
-    rates = av.Codec(name, "w").audio_rates
-    rate = in_audio.codec_context.sample_rate
-    stream = container.add_stream(name, rate=rate if not rates or rate in rates else max(rates))  # Opus: 48 kHz
-    stream.layout = layout
-    return stream
-
-
-def _accepted(av: Any, format_name: str, add: Callable[[Any], Any]) -> bool:
-    """Whether a `format_name` file takes the stream that `add` creates, tried on a throwaway file in memory.
-
-    Muxers refuse codecs, rates and layouts only when writing the header (FFmpeg's own codec query says yes to
-    Opus in .mov, which the muxer then rejects), and by then the real file would be lost along with its video.
-    """
     try:
-        with av.open(io.BytesIO(), "w", format=format_name) as trial:
-            add(trial)
-            trial.start_encoding()
-    except (av.error.FFmpegError, ValueError):  # ValueError: an unknown encoder or layout
-        return False
-    return True
-
-
-def _read(av: Any, source: Any, in_video: Any, in_audio: Any, copy_audio: bool, src: Path) -> Iterator[Any]:
-    """Decoded video frames and audio packets (copying) or frames (re-encoding), in file order; errors name `src`."""
-    streams = [stream for stream in (in_video, in_audio) if stream is not None]
-    try:
-        for packet in source.demux(streams):
-            if packet.stream.index == in_video.index or not copy_audio:
-                yield from packet.decode()  # the demuxer's final empty packets flush the decoders
-            elif packet.dts is not None:  # copying needs no flush; empty packets cannot be muxed
-                yield packet
+        # Opened now rather than with the file's header, so that a refusal names the encoder and what it refused
+        # instead of surfacing as FFmpeg's bare "Invalid argument".
+        stream.codec_context.open()
     except av.error.FFmpegError as error:
-        raise VideoError(f"{src}: cannot decode video ({_reason(error)})") from error
+        others = [suffix for suffix, names in _VIDEO_ENCODERS.items() if encoder not in names]
+        raise VideoError(
+            f"{dst}: the {encoder} encoder used for {dst.suffix.lower()} files refuses this video ({width}x{height} "
+            f"px at {float(rate):.6g} frames/s: {reason(error)}); write it as {' or '.join(others[:2])} instead"
+        ) from error
+    return stream
 
 
 def _check_results(batch: list[np.ndarray], results: list[np.ndarray]) -> None:

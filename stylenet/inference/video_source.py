@@ -1,0 +1,114 @@
+"""Reading a source video: its frames in file order, where each belongs in time, and what went wrong on the way.
+
+Frames are placed by their timestamps, not counted, so a source whose container leaves slots empty (an AVI
+repeats a frame by storing nothing) keeps its length and its sync with the audio when written again. A frame
+that does not decode is skipped and reading goes on; an error of the file itself (cut short, unreadable) ends
+reading, keeping the frames read until then. `Timeline` places the frames and says, in one line, what was lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+
+def reason(error: Exception) -> str:
+    """FFmpeg's own wording without the errno and file name PyAV prefixes, kept to one line."""
+    return " ".join(str(getattr(error, "strerror", None) or error).split())
+
+
+@dataclass(frozen=True)
+class FrameSkipped:
+    """A video packet that did not decode (a damaged frame); the frames after it still do."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReadingStopped:
+    """The file could not be read further; what was decoded before is kept."""
+
+    reason: str
+
+
+def read_source(av: Any, source: Any, in_video: Any, in_audio: Any, copy_audio: bool) -> Iterator[Any]:
+    """Decoded video frames and audio packets (copying) or frames (re-encoding), in file order, with a
+    `FrameSkipped` for each video packet that fails to decode and a final `ReadingStopped` where the file does."""
+    streams = [stream for stream in (in_video, in_audio) if stream is not None]
+    try:
+        for packet in source.demux(streams):
+            if packet.stream.index == in_video.index:
+                try:
+                    yield from packet.decode()  # the demuxer's final empty packets flush the decoders
+                except av.error.FFmpegError as error:
+                    yield FrameSkipped(reason(error))
+            elif not copy_audio:
+                try:
+                    yield from packet.decode()
+                except av.error.FFmpegError:
+                    pass  # a damaged audio packet: a moment of silence rather than the end of the video
+            elif packet.dts is not None:  # copying needs no flush; empty packets cannot be muxed
+                yield packet
+    except av.error.FFmpegError as error:
+        try:
+            yield from in_video.decode(None)
+        except av.error.FFmpegError:
+            pass  # a decoder that failed may not drain; the frames already read are kept regardless
+        yield ReadingStopped(reason(error))
+
+
+class Timeline:
+    """Where each decoded frame of `stream` goes in an output of `fps` frames a second, and what was lost."""
+
+    def __init__(self, stream: Any, fps: Fraction):
+        self.stream, self.fps = stream, fps
+        self.start: int | None = None  # the first frame's timestamp: the output's time 0
+        self.last_slot = -1
+        self.last_pts: int | None = None  # how far into the source reading got
+        self.dropped = 0
+        self.skipped: list[str] = []  # why each damaged frame did not decode
+        self.stopped: str | None = None  # why reading ended early, if it did
+
+    def place(self, pts: int | None) -> int | None:
+        """The slot (in frames of 1/fps since the first frame) of a frame shown at `pts`; None to drop it.
+
+        By its time rather than its count: slots the source leaves empty stay empty. A frame that falls in
+        the slot of the one before (a variable-rate source briefly faster than `fps`) is dropped, as FFmpeg's
+        constant-rate output does, so the frames after it keep their time instead of running late for good."""
+        self.start = pts if self.start is None else self.start
+        self.last_pts = pts if pts is not None else self.last_pts
+        if pts is None or self.start is None or not self.stream.time_base:
+            slot = self.last_slot + 1
+        else:
+            slot = round((pts - self.start) * self.stream.time_base * self.fps)
+        if slot <= self.last_slot:
+            self.dropped += 1
+            return None
+        self.last_slot = slot
+        return slot
+
+    def warning(self, written: int) -> str | None:
+        """One line on what of the source is not in the output, or None where nothing is missing."""
+        notes = []
+        if self.skipped:
+            notes.append(f"{len(self.skipped)} damaged frame(s) skipped ({self.skipped[0]})")
+        expected = self._expected_frames()
+        reached = self.last_slot + 1
+        if self.stopped or (expected is not None and reached < expected - max(2, expected // 100)):
+            counted = f" at frame {reached} of {expected}" if expected else f" at frame {reached}"
+            at = f" at a read error ({self.stopped})" if self.stopped else ""
+            notes.append(f"the video ended{counted}{at} (truncated or damaged?)")
+        return "; ".join(notes) or None
+
+    def _expected_frames(self) -> int | None:
+        """The frame slots the container declares. An MP4 (or MOV) cut with an edit list still counts the frames
+        it no longer shows, so there its duration, which the edit list shortens, counts where that is shorter;
+        elsewhere a cut-off file's duration is FFmpeg's estimate from what is left. Container counts can be a
+        frame or two off what decodes (muxers pad), hence the tolerance in `warning`."""
+        declared = self.stream.frames or None
+        edited = "mov" in self.stream.container.format.name.split(",")
+        if declared and edited and self.stream.duration and self.stream.time_base:
+            declared = min(declared, round(self.stream.duration * self.stream.time_base * self.fps))
+        return declared
