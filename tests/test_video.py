@@ -36,9 +36,10 @@ def make_video(
     frames: int = FRAMES,
     audio: bool = False,
     codec: str = "libx264",
+    first_frame: int = 0,
 ) -> Path:
     """A video (H.264 unless `codec` says otherwise) written with PyAV in the container `path`'s suffix names,
-    optionally with an AAC sine-wave track as long as the video."""
+    optionally with an AAC sine-wave track as long as the video; its pictures begin `first_frame` frames in."""
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=fps)
         video.width, video.height = width, height
@@ -51,7 +52,7 @@ def make_video(
             sound.layout = "mono"
         for index in range(frames):
             frame = av.VideoFrame.from_ndarray(pattern(index, width, height), format="rgb24")
-            frame.pts = index
+            frame.pts = first_frame + index
             container.mux(video.encode(frame))
         container.mux(video.encode())
         if sound is not None:

@@ -134,6 +134,17 @@ def test_whole_videos_give_no_warning(tmp_path: Path) -> None:
     assert np.allclose(frame_times(tmp_path / "out.mp4"), np.arange(10) * 4 / 15, atol=2e-3)
 
 
+def test_pictures_that_begin_after_the_sound_keep_their_time(tmp_path: Path) -> None:
+    source = make_video(tmp_path / "late.mp4", audio=True, first_frame=15)  # 15 frames/s: the pictures begin 1 s in
+    out = tmp_path / "out.mp4"
+    stylize_video(source, out, identity)
+    times = frame_times(source)
+    assert times[0] == pytest.approx(1.0, abs=2e-3) and np.allclose(frame_times(out), times, atol=2e-3)
+    with av.open(str(source)) as before, av.open(str(out)) as after:
+        starts = [float(c.streams.audio[0].start_time * c.streams.audio[0].time_base) for c in (before, after)]
+    assert starts[1] == pytest.approx(starts[0], abs=2e-3)
+
+
 def test_cli_writes_an_avi_with_a_microsecond_rate_into_a_folder(model: Path, tmp_path: Path, capsys) -> None:
     source = make_video(tmp_path / "clip.avi", fps=MICROSECOND_RATE, codec="mjpeg")
     status = main(["stylize", str(model), str(source), "-o", str(tmp_path / "out"), "--compile", "off"])

@@ -143,7 +143,7 @@ def stylize_video(
                 written = 0
                 batch: list[np.ndarray] = []
                 slots: list[int] = []  # each batched frame's place in time (`Timeline.place`)
-                timeline = Timeline(in_video, fps)
+                timeline = Timeline(in_video, fps, _start(in_audio) if out_audio is not None else None)
 
                 def flush() -> None:
                     nonlocal written
@@ -225,6 +225,13 @@ def _frame_rate(stream: Any, path: str | os.PathLike[str]) -> Fraction:
     if not rate:
         raise VideoError(f"{path}: frame rate is unknown")
     return Fraction(rate)
+
+
+def _start(stream: Any) -> Fraction | None:
+    """When `stream` starts, in seconds; None where its container does not say."""
+    if stream.start_time is None or not stream.time_base:
+        return None
+    return stream.start_time * stream.time_base
 
 
 def _first_encoder(av: Any, names: tuple[str, ...]) -> str | None:

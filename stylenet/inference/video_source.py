@@ -60,11 +60,16 @@ def read_source(av: Any, source: Any, in_video: Any, in_audio: Any, copy_audio: 
 
 
 class Timeline:
-    """Where each decoded frame of `stream` goes in an output of `fps` frames a second, and what was lost."""
+    """Where each decoded frame of `stream` goes in an output of `fps` frames a second, and what was lost.
 
-    def __init__(self, stream: Any, fps: Fraction):
+    Time 0 is the first frame's time, or the audio's start where the audio (kept beside the frames, with its
+    own timestamps) starts earlier: a video whose pictures begin a second into its sound keeps that second.
+    An audio start below 0 (an encoder's priming samples) counts as 0."""
+
+    def __init__(self, stream: Any, fps: Fraction, audio_start: Fraction | None = None):
         self.stream, self.fps = stream, fps
-        self.start: int | None = None  # the first frame's timestamp: the output's time 0
+        self.audio_start = max(audio_start, Fraction(0)) if audio_start is not None else None
+        self.origin: Fraction | None = None  # the output's time 0, in seconds of the source
         self.last_slot = -1
         self.last_pts: int | None = None  # how far into the source reading got
         self.dropped = 0
@@ -77,12 +82,14 @@ class Timeline:
         By its time rather than its count: slots the source leaves empty stay empty. A frame that falls in
         the slot of the one before (a variable-rate source briefly faster than `fps`) is dropped, as FFmpeg's
         constant-rate output does, so the frames after it keep their time instead of running late for good."""
-        self.start = pts if self.start is None else self.start
         self.last_pts = pts if pts is not None else self.last_pts
-        if pts is None or self.start is None or not self.stream.time_base:
+        if pts is None or not self.stream.time_base:
             slot = self.last_slot + 1
         else:
-            slot = round((pts - self.start) * self.stream.time_base * self.fps)
+            time = pts * self.stream.time_base
+            if self.origin is None:
+                self.origin = time if self.audio_start is None else min(time, self.audio_start)
+            slot = round((time - self.origin) * self.fps)
         if slot <= self.last_slot:
             self.dropped += 1
             return None
