@@ -128,7 +128,7 @@ def _check_no_misspelt_setting(cfg: Any) -> None:
     Hydra's own message for `checkpoint_kep=3` suggests `+checkpoint_kep=3`, which adds a key that
     nothing reads: the run would go on without the setting meant. Keys far from every setting stay
     allowed, as values that other settings interpolate (`data.image_size: ${my_size}`)."""
-    for key in set(cfg) - set(TRAIN_SETTINGS):
+    for key in sorted(set(cfg) - set(TRAIN_SETTINGS), key=str):
         close = difflib.get_close_matches(str(key), TRAIN_SETTINGS, n=1, cutoff=0.8)
         if close:
             raise ConfigError(f"{key}: not a setting; did you mean {close[0]}?")

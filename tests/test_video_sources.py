@@ -132,6 +132,9 @@ def test_whole_videos_give_no_warning(tmp_path: Path) -> None:
     assert warnings == []
     # The sparse one's frames keep their times (every fourth slot), so the video keeps its length.
     assert np.allclose(frame_times(tmp_path / "out.mp4"), np.arange(10) * 4 / 15, atol=2e-3)
+    done: list[int] = []  # and its progress counts slots, ending at the 37 it declares, not at 10 frames
+    stylize_video(sparse, tmp_path / "again.mp4", identity, batch_size=3, progress=done.append)
+    assert done == [9, 21, 33, 37]
 
 
 def test_pictures_that_begin_after_the_sound_keep_their_time(tmp_path: Path) -> None:

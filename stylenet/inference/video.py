@@ -106,9 +106,11 @@ def stylize_video(
     """Write `dst` with every video frame of `src` passed through `process`; return the number of frames written.
 
     `process` gets lists of up to `batch_size` RGB uint8 arrays of shape (H, W, 3) and must return as many arrays
-    of the same shape and dtype. `progress(frames_done)` is called after each batch. The output codec follows the
-    suffix of `dst` (H.264 for .mp4/.mov/.mkv/.m4v, MPEG-4 for .avi, VP9 for .webm). The video is written beside
-    `dst` and renamed to it once complete, so a failure leaves no half-written file and any file at `dst` intact.
+    of the same shape and dtype. `progress(frames_done)` is called after each batch, counting the source's frame
+    slots up to the last frame written (an AVI's empty slots included, so a whole video ends at its frame count).
+    The output codec follows the suffix of `dst` (H.264 for .mp4/.mov/.mkv/.m4v, MPEG-4 for .avi, VP9 for .webm).
+    The video is written beside `dst` and renamed to it once complete, so a failure leaves no half-written file and
+    any file at `dst` intact.
 
     A source that stops decoding (an error, or running out of data) clearly before the frame count its container
     declares, or that has frames which do not decode, is not an error: `dst` keeps every frame read, and `warn`
@@ -158,7 +160,7 @@ def stylize_video(
                     batch.clear()
                     slots.clear()
                     if progress is not None:
-                        progress(written)
+                        progress(timeline.last_slot + 1)  # in the source's frames, so the end is its frame count
 
                 for item in read_source(av, source, in_video, in_audio if out_audio is not None else None, copy_audio):
                     if isinstance(item, av.VideoFrame):
