@@ -17,7 +17,7 @@ from stylenet import git_lfs
 from stylenet.atomic_write import replacing, write_through_memory
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
-from stylenet.torch_files import load_weights_only, why_unreadable
+from stylenet.torch_files import why_unreadable
 from stylenet.validation import NETWORK_KEYS, check_network_config
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def _read(path: Path, kind: str) -> Any:
         raise CheckpointError(f"{path}: no such model file")
     check_not_git_lfs_pointer(path)
     try:
-        return load_weights_only(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all
         raise CheckpointError(f"{path}: not a readable {kind} ({why_unreadable(path, error)})") from error
 

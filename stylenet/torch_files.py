@@ -1,7 +1,6 @@
-"""Reading files that `torch.save` wrote, from sources that need not be trusted.
-
-Weights only (`weights_only=True`): a file whose pickle names anything but tensors and plain values
-is refused instead of run. Shared by model files and the loss network's weights.
+"""Why `torch.load(..., weights_only=True)` refused a file, for the one-line errors of model files and
+the loss network's weights: a file whose pickle names anything but tensors and plain values is refused
+instead of run, and the user is told so, not told how to load it unsafely.
 """
 
 from __future__ import annotations
@@ -9,13 +8,6 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import torch
-
-
-def load_weights_only(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def why_unreadable(path: Path, error: Exception) -> str:

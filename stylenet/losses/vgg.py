@@ -23,7 +23,7 @@ from torch import nn
 from stylenet import git_lfs
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks import fast_ops
-from stylenet.torch_files import load_weights_only, why_unreadable
+from stylenet.torch_files import why_unreadable
 
 # Convolutions per block in VGG19; names follow the paper's relu{block}_{index} convention.
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -118,7 +118,7 @@ def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"loss.vgg_weights={path} is a Git LFS pointer, not the weights: {git_lfs.FETCH} it came from"
         )
     try:
-        state = load_weights_only(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise LossNetworkError(
             f"loss.vgg_weights={path} is not a readable torch state_dict ({why_unreadable(path, error)})"
