@@ -199,6 +199,12 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
         default=300,
         help="optimisation steps per photo; 0 skips the optimisation reference (the model's own losses only)",
     )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="an earlier report (report.json or its folder) on the same loss, paintings and photos: its "
+        "optimisation results are reused instead of run again, e.g. to compare several models",
+    )
     parser.add_argument("--size", type=int, default=256, help="photos are centre-cropped to N x N")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vgg-weights", help="override the loss network: caffe, torchvision, random or a path")

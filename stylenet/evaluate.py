@@ -32,6 +32,7 @@ from torchvision.utils import make_grid, save_image
 from stylenet.checkpoint import styles_of
 from stylenet.config_files import default_loss, style_config
 from stylenet.errors import ConfigError, StylenetError
+from stylenet.evaluate_reference import check_settings, file_sha256, load_reference, optimisation_rows
 from stylenet.evaluate_report import WEIGHT_KEYS, markdown
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import Stylizer, load_model, resolve_device
@@ -98,6 +99,7 @@ def _build_loss(
     """The model's training loss (or the defaults), its definition, the style and whether defaults were used."""
     loss_config, defaults_used = loss_definition(metadata, vgg_weights)
     style_info, loss_config = _resolve_style(style, metadata, loss_config)
+    style_info["sha256"] = file_sha256(find_style_image(str(style_info["image"])))
     style_image = load_style_image(str(style_info["image"]), int(style_info["size"]))
     return build_perceptual_loss(style_image, **loss_config), loss_config, style_info, defaults_used
 
@@ -122,13 +124,19 @@ def _styles_to_score(metadata: dict[str, Any], style: str | None) -> list[dict[s
     return chosen
 
 
+def style_definition(entry: dict[str, Any], loss_config: dict[str, Any]) -> tuple[dict, dict]:
+    """One style's loss as it was trained (its own content/style/tv weights) and its painting (file, size)."""
+    weights = {k: float(entry[k]) for k in WEIGHT_KEYS if entry.get(k) is not None}
+    size = entry.get("size") or DEFAULT_STYLE_SIZE
+    image = str(entry["image"])
+    info = {"name": entry["name"], "image": image, "size": size, "source": "model"}
+    return {**loss_config, **weights}, info | {"sha256": file_sha256(find_style_image(image))}
+
+
 def style_loss(entry: dict[str, Any], loss_config: dict[str, Any]) -> tuple[PerceptualLoss, dict, dict]:
     """One style's loss as it was trained: its painting at its size, its own content/style/tv weights."""
-    weights = {k: float(entry[k]) for k in WEIGHT_KEYS if entry.get(k) is not None}
-    config = {**loss_config, **weights}
-    size = entry.get("size") or DEFAULT_STYLE_SIZE
-    info = {"name": entry["name"], "image": str(entry["image"]), "size": size, "source": "model"}
-    return build_perceptual_loss(load_style_image(info["image"], int(size)), **config), config, info
+    config, info = style_definition(entry, loss_config)
+    return build_perceptual_loss(load_style_image(info["image"], int(info["size"])), **config), config, info
 
 
 def _load_photo(path: Path, size: int) -> torch.Tensor:
@@ -207,17 +215,24 @@ def _score(
     method: str,
     seed: int,
     target: torch.device,
+    photo_hashes: dict[str, str],
+    reused: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[torch.Tensor], list[torch.Tensor]]:
-    """Per-photo results of `stylizer` (and of the optimisation unless `gatys_steps` is 0) on `loss`,
-    with the optimised images and the model's outputs for the grid."""
+    """Per-photo results of `stylizer` (and of the optimisation unless `gatys_steps` is 0, or as `reused`
+    gives it by photo) on `loss`, with the optimised images and the model's outputs for the grid."""
     rows, optimised_images, outputs = [], [], []
     for name, content in photos:
         stylizer(content)  # warm-up: the first call pays for allocations and kernel selection
         output, model_seconds = _timed(lambda c=content: stylizer(c), target)
         model_losses = _loss_values(loss, output, content)
-        row: dict[str, Any] = {"photo": name, "model": {**model_losses, "seconds": model_seconds}}
-        row["model"]["ssim"] = _ssim(output, content)
-        if gatys_steps:
+        row: dict[str, Any] = {"photo": name, "photo_sha256": photo_hashes[name]}
+        row["model"] = {**model_losses, "seconds": model_seconds, "ssim": _ssim(output, content)}
+        if reused is not None:
+            optim_losses = reused[name]
+            row["optimisation"] = optim_losses
+            row["ratio_total"] = model_losses["total_loss"] / max(optim_losses["total_loss"], 1e-12)
+            row["speedup"] = optim_losses["seconds"] / max(model_seconds, 1e-9)
+        elif gatys_steps:
             # Re-seeded per photo, so each photo's result does not depend on which photos came before.
             torch.manual_seed(seed)
             (optimised, _history), optim_seconds = _timed(
@@ -244,9 +259,12 @@ def evaluate(
     vgg_weights: str | None = None,
     method: str = "lbfgs",
     device: str = "cpu",
+    reference: str | Path | None = None,
 ) -> dict[str, Any]:
     """Compare `model` with Gatys-style optimisation on the photos in `photos`; write reports to `out_dir`.
 
+    `reference`: an earlier report (or its folder) whose optimisation results are reused instead of
+    run again, where its loss, paintings, photos and settings are the same (`evaluate_reference`).
     Returns the report written to `out_dir/report.json`.
     """
     photos, out_dir = Path(photos), Path(out_dir)
@@ -258,6 +276,10 @@ def evaluate(
         raise ConfigError(f"--gatys-steps must be 0 or more, not {gatys_steps}")
     if not photos.is_dir():
         raise StylenetError(f"{photos}: no such photos folder")
+    optimiser = {"gatys_steps": gatys_steps, "method": method, "lr": DEFAULT_LR[method], "size": size, "seed": seed}
+    if reference is not None:
+        reference_file, earlier = load_reference(reference)
+        check_settings(reference_file, earlier, optimiser)
     torch.manual_seed(seed)
     target = resolve_device(device)
     # A shipped style's name ("wave") is the shipped model scored in that style alone.
@@ -266,21 +288,39 @@ def evaluate(
     stylizer = load_model(resolved.path, device=device, precision="fp32")  # the model itself, not a fast path
     several = _styles_to_score(stylizer.metadata, style)
     contents, skipped = load_photos(photos, size, target)
+    hashes = {name: file_sha256(photos / name) for name, _ in contents}
+
+    def reused(style_info: dict[str, Any], config: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+        return None if reference is None else optimisation_rows(reference_file, earlier, style_info, config, hashes)
+
     grid = [content[0].cpu() for _, content in contents]
     if several is None:
         loss, loss_config, style_info, defaults_used = _build_loss(stylizer.metadata, style, vgg_weights)
-        images, optimised, outputs = _score(stylizer, loss.to(target), contents, gatys_steps, method, seed, target)
+        from_reference = reused(style_info, loss_config)
+        images, optimised, outputs = _score(
+            stylizer, loss.to(target), contents, gatys_steps, method, seed, target, hashes, from_reference
+        )
         grid += optimised + outputs
         described: dict[str, Any] = {"style": style_info}
         report: dict[str, Any] = {"images": images, "mean": _summary(images)}
     else:
         loss_config, defaults_used = loss_definition(stylizer.metadata, vgg_weights)
+        # Every style's reference results are found before any style is scored: a mismatch stops the run at once.
+        from_reference = [reused(info, config) for config, info in (style_definition(e, loss_config) for e in several)]
         scored = []
-        for entry in several:
+        for entry, style_reused in zip(several, from_reference, strict=True):
             torch.manual_seed(seed)  # every style's loss network alike (it matters for random VGG weights)
             loss, config, info = style_loss(entry, loss_config)
             rows, optimised, outputs = _score(
-                stylizer.with_style(entry["name"]), loss.to(target), contents, gatys_steps, method, seed, target
+                stylizer.with_style(entry["name"]),
+                loss.to(target),
+                contents,
+                gatys_steps,
+                method,
+                seed,
+                target,
+                hashes,
+                style_reused,
             )
             grid += optimised + outputs
             scored.append({"style": info, "loss": config, "images": rows, "mean": _summary(rows)})
@@ -288,13 +328,19 @@ def evaluate(
         loss_config = {k: v for k, v in loss_config.items() if k not in WEIGHT_KEYS}  # each style has its own
         report = {"styles": scored, "mean": _summary([s["mean"] for s in scored]), "photos": [n for n, _ in contents]}
     settings = {"model": str(model), **described, "loss": loss_config, "loss_defaults_used": defaults_used}
-    settings |= {"gatys_steps": gatys_steps, "method": method, "lr": DEFAULT_LR[method], "size": size, "seed": seed}
+    settings |= optimiser | {"reference": None if reference is None else str(reference_file)}
     report = {"settings": settings | {"vgg_weights": loss_config.get("vgg_weights"), "device": str(target)}, **report}
     notes = [LPIPS_NOTE]
     if defaults_used:
         notes.append("the model's metadata holds no loss definition; the project's default loss was used")
     if not gatys_steps:
         notes.append("--gatys-steps 0: no optimisation reference was run, so there are no ratios or speed-ups")
+    if reference is not None:
+        notes.append(
+            f"the optimisation results are those of {reference_file} (same loss, paintings, photos and settings), "
+            "not run again: their seconds, and so the speed-ups, are from that run's machine, and grid.png has "
+            "no optimisation rows"
+        )
     report |= {"skipped": skipped, "skipped_count": len(skipped), "lpips": None, "notes": notes}
     if not all(math.isfinite(v) for v in _numbers(report["mean"])):
         notes.append("some values are not finite (diverged optimisation or degenerate loss)")
@@ -368,6 +414,7 @@ def run(args: argparse.Namespace) -> int:
         vgg_weights=args.vgg_weights,
         method=args.method,
         device=args.device,
+        reference=args.reference,
     )
     mean = report["mean"]
     photos = len(report["images"]) if "images" in report else len(report["photos"])

@@ -64,6 +64,8 @@ def _common_lines(report: dict[str, Any]) -> list[str]:
         if settings["gatys_steps"]
         else "not run (--gatys-steps 0): the model's own losses only"
     )
+    if settings.get("reference"):
+        optimisation += f", results reused from {settings['reference']}"
     return [
         f"- loss: {json.dumps(settings['loss'])}" + (" (project defaults)" if settings["loss_defaults_used"] else ""),
         f"- optimisation (Gatys et al. 2016): {optimisation}",
@@ -90,7 +92,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += _layer_table(report["mean"], optimised)
         return "\n".join([*lines, "", *[f"- {note}" for note in report["notes"]], ""])
     styles = report["styles"]
-    grid = "the photos, then per style in the order above " + ("optimisation and model" if optimised else "the model")
+    with_optimised = optimised and not settings.get("reference")  # a reused optimisation has no images here
+    grid = "the photos, then per style in the order above " + (
+        "optimisation and model" if with_optimised else "the model"
+    )
     lines = [f"# Evaluation of `{settings['model']}` ({len(styles)} of its styles)", ""]
     lines += [f"- styles: {'; '.join(_describe(s['style']) for s in styles)}", *_common_lines(report)]
     lines += [

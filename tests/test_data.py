@@ -323,6 +323,27 @@ def test_a_small_folder_is_decoded_once_and_its_unusable_files_counted(photo_tre
         assert skipped == 0 and torch.equal(image, expected)
 
 
+def test_files_skipped_at_setup_are_named(photo_tree: PhotoTree, caplog: pytest.LogCaptureFixture) -> None:
+    """A user told "skipped 4 unusable image(s)" must be able to find them: the warning names them."""
+    datamodule = folder_module(photo_tree.root, cache_photos=photo_tree.files)  # every file decoded at setup
+    with caplog.at_level("WARNING", logger="stylenet.data.datamodule"):
+        datamodule.setup("fit")
+    assert datamodule.skipped_at_setup == photo_tree.unusable
+    named = sorted(Path(name).name for name in datamodule.skipped_files)
+    assert named == ["empty.jpg", "notes.jpg", "tiny.png", "truncated.jpg"]
+    (warning,) = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
+    assert f"skipped {photo_tree.unusable} unusable image(s)" in warning and "min_size" in warning
+    for name in named:
+        assert name in warning
+
+
+def test_the_list_of_skipped_files_is_cut_short() -> None:
+    from stylenet.data.datamodule import _listed
+
+    assert _listed(["a", "b"]) == "a, b"
+    assert _listed([str(i) for i in range(8)], shown=3) == "0, 1, 2 and 5 more"
+
+
 def test_a_folder_over_the_cache_limit_is_decoded_at_each_crop(photo_tree: PhotoTree) -> None:
     data = folder_module(photo_tree.root, cache_photos=1)
     data.setup("fit")

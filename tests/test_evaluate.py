@@ -187,7 +187,7 @@ def test_zero_gatys_steps_scores_the_model_alone(
     assert "model total loss" in capsys.readouterr().out
     result = json.loads((out / "report.json").read_text())
     for row in [*result["images"], result["mean"]]:
-        assert set(row) <= {"photo", "model"} and math.isfinite(row["model"]["total_loss"])
+        assert set(row) <= {"photo", "photo_sha256", "model"} and math.isfinite(row["model"]["total_loss"])
     assert any("--gatys-steps 0" in note for note in result["notes"])
     markdown = (out / "report.md").read_text()
     assert "| photo | model content | model style | model tv | model total | model s | SSIM model |" in markdown
@@ -229,3 +229,100 @@ def test_a_report_folder_that_is_a_file_is_refused(model: Path, photos: Path, tm
     assert capsys.readouterr().err.strip() == (
         f"error: -o {afile} is an existing file, not a folder; name a folder for the outputs"
     )
+
+
+# --- --reference: an earlier report's optimisation, reused ------------------------------------------
+
+
+def _no_optimisation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the optimisation ran although a reference held it")
+
+    monkeypatch.setattr("stylenet.evaluate.optimize", refuse)
+
+
+def test_a_reference_gives_the_optimisation_without_running_it(
+    report: tuple[dict[str, Any], Path],
+    model: Path,
+    photos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    earlier, earlier_dir = report
+    _no_optimisation(monkeypatch)
+    out = tmp_path / "again"
+    argv = ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--gatys-steps", str(STEPS)]
+    assert main([*argv, "--size", str(SIZE), "--vgg-weights", "random", "--reference", str(earlier_dir)]) == 0
+    assert "model/optimisation total loss" in capsys.readouterr().out
+    again = json.loads((out / "report.json").read_text())
+    assert again["settings"]["reference"] == str(earlier_dir / "report.json")
+    for old, new in zip(earlier["images"], again["images"], strict=True):
+        assert new["optimisation"] == json.loads(json.dumps(old["optimisation"]))
+        assert new["photo_sha256"] == old["photo_sha256"]
+        assert new["ratio_total"] == pytest.approx(new["model"]["total_loss"] / old["optimisation"]["total_loss"])
+    assert again["mean"]["ratio_total"] == pytest.approx(earlier["mean"]["ratio_total"])
+    assert any("not run again" in note for note in again["notes"])
+    assert "results reused from" in (out / "report.md").read_text()
+    with Image.open(out / "grid.png") as grid:  # content and model rows: the optimised images were not kept
+        assert grid.size[1] == 2 * SIZE + 3 * 2
+
+
+def test_a_reference_that_differs_is_refused_before_any_work(
+    report: tuple[dict[str, Any], Path], model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, earlier_dir = report
+    _no_optimisation(monkeypatch)
+    common = {"gatys_steps": STEPS, "size": SIZE, "vgg_weights": "random", "reference": earlier_dir}
+
+    def refused(match: str, **changes: Any) -> None:
+        arguments = {"model": model, "photos": photos, "out_dir": tmp_path / "out"} | common | changes
+        with pytest.raises(StylenetError, match=match):
+            evaluate(**arguments)
+        assert not (tmp_path / "out").exists()
+
+    refused("ran with size 32, this one's is 48", size=48)
+    refused("ran with seed 0, this one's is 1", seed=1)
+    refused("ran with gatys_steps 20, this one's is 0", gatys_steps=0)
+    refused("ran with method lbfgs, this one's is adam", method="adam")
+    refused("no report.json there", reference=tmp_path)
+    (tmp_path / "garbled.json").write_text("{ not json")
+    refused("not a readable report", reference=tmp_path / "garbled.json")
+    # Another painting for the style, and a photo file changed under the same name.
+    other_painting = tmp_path / "paintings" / "starry.png"  # a style called starry, from another file
+    other_painting.parent.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 90, dtype=np.uint8)).save(other_painting)
+    refused("its starry painting is another file or size", style=str(other_painting))
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for path in photos.iterdir():
+        (changed / path.name).write_bytes(path.read_bytes())
+    Image.fromarray(np.zeros((36, 50, 3), dtype=np.uint8)).save(changed / "b.jpg")
+    refused("its photo b.jpg is another file", photos=changed)
+    # The same painting at another weight is another loss.
+    heavier = save_inference_checkpoint(
+        tmp_path / "heavier.pt",
+        TransformerNet(width=0.25, num_residual_blocks=1).eval(),
+        {
+            "style": {"name": "starry", "image": "starry_night.jpg", "size": 64},
+            "steps": 1,
+            "loss": LOSS | {"style_weight": 20.0},
+        },
+    )
+    refused("its starry loss differs in style_weight", model=heavier)
+
+
+def test_a_report_without_optimisation_is_no_reference(
+    model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluate(model, photos, tmp_path / "losses-only", gatys_steps=0, size=SIZE, vgg_weights="random")
+    with pytest.raises(StylenetError, match="it ran no optimisation"):
+        evaluate(
+            model,
+            photos,
+            tmp_path / "out",
+            gatys_steps=STEPS,
+            size=SIZE,
+            vgg_weights="random",
+            reference=tmp_path / "losses-only" / "report.json",
+        )

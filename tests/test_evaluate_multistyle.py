@@ -213,3 +213,25 @@ def test_a_missing_painting_is_one_line_before_any_work(
     _refuse_work(monkeypatch)
     with pytest.raises(ConfigError, match="gone.png"):
         evaluate(model, photos, tmp_path / "out", vgg_weights="random")
+
+
+@pytest.mark.slow  # three optimisations of two photos, once
+def test_a_reference_serves_each_style_it_scored(
+    model: Path, photos: Path, stripes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = evaluate(model, photos, tmp_path / "full", gatys_steps=2, size=SIZE, vgg_weights="random")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the optimisation ran although the reference held it")
+
+    monkeypatch.setattr("stylenet.evaluate.optimize", refuse)
+    common = {"gatys_steps": 2, "size": SIZE, "vgg_weights": "random", "reference": tmp_path / "full"}
+    again = evaluate(model, photos, tmp_path / "again", **common)
+    timing = ("seconds", "speedup")
+    for name, entry in _by_style(again).items():
+        assert _strip(entry, timing) == _strip(json.loads(json.dumps(_by_style(full)[name])), timing)
+    # A report of one style serves that style only.
+    evaluate(model, photos, tmp_path / "one", style="stripes", **common)
+    with pytest.raises(ConfigError, match="it did not score the style 'starry'"):
+        evaluate(model, photos, tmp_path / "out", **common | {"reference": tmp_path / "one"})
+    assert not (tmp_path / "out").exists()

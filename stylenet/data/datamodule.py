@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -38,8 +39,11 @@ SOURCES = ("demo", "folder", "hub")
 _VALIDATION_ORDER_SEED = 0
 
 
-def _first_usable(records, order, count: int, min_size: int, decode=decode_record) -> list[tuple[int, Image.Image]]:
-    """Up to `count` usable photos in `order`, each with its position in `order`."""
+def _first_usable(
+    records, order, count: int, min_size: int, decode=decode_record, passed_over: list | None = None
+) -> list[tuple[int, Image.Image]]:
+    """Up to `count` usable photos in `order`, each with its position in `order`; the unusable records
+    met on the way are added to `passed_over` where given."""
     found: list[tuple[int, Image.Image]] = []
     for position, index in enumerate(order):
         if len(found) == count:
@@ -47,15 +51,27 @@ def _first_usable(records, order, count: int, min_size: int, decode=decode_recor
         try:
             image = decode(records[index])
         except UnreadableImageError:
-            continue
-        if is_usable(image, min_size):
+            image = None
+        if image is not None and is_usable(image, min_size):
             found.append((position, image))
+        elif passed_over is not None:
+            passed_over.append(records[index])
     return found
 
 
 def _unusable_before(taken: list[tuple[int, Image.Image]]) -> int:
     """Records passed over before the last of `taken` (position, photo) pairs: the unusable ones."""
     return taken[-1][0] + 1 - len(taken)
+
+
+def _named(records: list) -> list[str]:
+    """The file names of `records` that are files (a hub record has no name a user could look up)."""
+    return [str(record) for record in records if isinstance(record, (str, os.PathLike))]
+
+
+def _listed(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 class PhotoDataModule(pl.LightningDataModule):
@@ -113,6 +129,7 @@ class PhotoDataModule(pl.LightningDataModule):
         self.train_set: Any = None
         self.val_images: list[Image.Image] = []
         self.skipped_at_setup = 0
+        self.skipped_files: list[str] = []  # the unusable files among them, by name
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -128,7 +145,13 @@ class PhotoDataModule(pl.LightningDataModule):
         else:
             self._setup_hub(train_transform(hp.image_size, hp.resize, self.crop_scale))
         if self.skipped_at_setup:
-            log.warning("skipped %d unusable image(s) while choosing validation photos", self.skipped_at_setup)
+            named = f": {_listed(self.skipped_files)}" if self.skipped_files else ""
+            log.warning(
+                "skipped %d unusable image(s) (unreadable, or under data.min_size=%d px on a side)%s",
+                self.skipped_at_setup,
+                self.hparams.min_size,
+                named,
+            )
 
     def _setup_folder(self) -> None:
         hp = self.hparams
@@ -137,7 +160,8 @@ class PhotoDataModule(pl.LightningDataModule):
         random.Random(_VALIDATION_ORDER_SEED).shuffle(order)
         if hp.val_root:
             val_records = image_folder(hp.val_root, key="data.val_root")
-            val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size, open_rgb)
+            passed_over: list = []
+            val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size, open_rgb, passed_over)
             if not val:
                 raise DataError(f"data.val_root={hp.val_root} holds no usable image")
             if not _first_usable(records, order, 1, hp.min_size, open_rgb):
@@ -147,7 +171,8 @@ class PhotoDataModule(pl.LightningDataModule):
             # Hold out at most half the photos, and find one more to train on, so that a folder
             # of broken files stops here rather than after a run of empty batches.
             wanted = min(hp.val_size, max(1, len(records) // 2))
-            usable = _first_usable(records, order, wanted + 1, hp.min_size, open_rgb)
+            passed_over = []
+            usable = _first_usable(records, order, wanted + 1, hp.min_size, open_rgb, passed_over)
             if len(usable) < 2:
                 raise DataError(
                     f"data.root={hp.root}: {len(usable)} usable image(s) among {len(records)} files; "
@@ -157,6 +182,8 @@ class PhotoDataModule(pl.LightningDataModule):
             train_order = order[val[-1][0] + 1 :]
         self.val_images = [image for _, image in val]
         self.skipped_at_setup += _unusable_before(val)
+        # Only those before the last validation photo: the rest of the folder's are counted where it trains.
+        self.skipped_files += _named(passed_over[: _unusable_before(val)])
         train: list = [records[i] for i in train_order]
         if len(train) <= hp.cache_photos:
             crops = crop_transform(hp.image_size, self.crop_scale)
@@ -178,7 +205,8 @@ class PhotoDataModule(pl.LightningDataModule):
         """
         hp = self.hparams
         kept, unusable = decode_once(photos, decode, hp.resize or hp.image_size, hp.min_size)
-        self.skipped_at_setup += unusable
+        self.skipped_at_setup += len(unusable)
+        self.skipped_files += _named(unusable)
         if not kept:
             raise DataError(f"none of the {len(photos)} training photos is usable")
         megabytes = sum(photo.numel() for photo in kept) / 2**20

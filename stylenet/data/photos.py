@@ -66,22 +66,26 @@ def as_decoded(image: Any) -> Any:
 
 def decode_once(
     items: Sequence[Any], decode: Callable[[Any], Image.Image], size: int, min_size: int
-) -> tuple[list[torch.Tensor], int]:
-    """Each usable photo decoded and resized (shorter side `size`) as uint8 (3, H, W), and how many were not usable.
+) -> tuple[list[torch.Tensor], list[Any]]:
+    """Each usable photo decoded and resized (shorter side `size`) as uint8 (3, H, W), and the items that were not.
 
     For photos that are cropped again and again: decoding a large JPEG and resizing it costs tens
     of milliseconds, a crop of the result almost nothing, and the result is the same every time.
     """
     resize = resize_transform(size)
     kept: list[torch.Tensor] = []
+    unusable: list[Any] = []
     for item in items:
         try:
             image = decode(item)
         except UnreadableImageError:
+            unusable.append(item)
             continue
         if is_usable(image, min_size):
             kept.append(resize(image))
-    return kept, len(items) - len(kept)
+        else:
+            unusable.append(item)
+    return kept, unusable
 
 
 # One training sample: a (3, S, S) photo and how many unusable records were passed over to find it.
