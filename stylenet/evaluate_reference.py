@@ -53,6 +53,12 @@ def check_settings(file: Path, reference: dict[str, Any], settings: dict[str, An
             raise ConfigError(f"--reference {file}: its optimisation ran with {key} {theirs}, this one's is {ours}")
 
 
+def _scores_photos(key: str) -> bool:
+    """Whether a loss setting changes the score of a photo: the temporal term's settings (its flows, noise,
+    motion) shape only the moved copies of training photos, which scoring photos never makes."""
+    return not key.startswith("temporal_")
+
+
 def _scored(reference: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]:
     """(style, loss, per-photo rows) for each style the reference scored."""
     if "styles" in reference:
@@ -81,8 +87,8 @@ def optimisation_rows(
             f"({theirs}, this one {style['image']} at {style['size']} px)"
         )
     loss = json.loads(json.dumps(loss))  # as the reference holds it: tuples as lists
-    if their_loss != loss:
-        differing = sorted(k for k in {*their_loss, *loss} if their_loss.get(k) != loss.get(k))
+    differing = sorted(k for k in {*their_loss, *loss} if _scores_photos(k) and their_loss.get(k) != loss.get(k))
+    if differing:
         raise ConfigError(f"--reference {file}: its {style['name']} loss differs in {', '.join(differing)}")
     by_photo = {row["photo"]: row for row in rows}
     reused = {}

@@ -310,6 +310,17 @@ def test_a_reference_that_differs_is_refused_before_any_work(
         },
     )
     refused("its starry loss differs in style_weight", model=heavier)
+    # The temporal term's settings shape training pairs only: a model trained with other flows scores alike.
+    steadier = save_inference_checkpoint(
+        tmp_path / "steadier.pt",
+        TransformerNet(width=0.25, num_residual_blocks=1).eval(),
+        {"style": {"name": "starry", "image": "starry_night.jpg", "size": 64}, "steps": 1}
+        | {"loss": LOSS | {"temporal_weight": 75.0, "temporal_flow": 3.0, "temporal_motion": "objects"}},
+    )
+    reused = evaluate(steadier, photos, tmp_path / "steadier", **common)
+    assert reused["mean"]["optimisation"]["total_loss"] == pytest.approx(
+        report[0]["mean"]["optimisation"]["total_loss"]
+    )
 
 
 def test_a_report_without_optimisation_is_no_reference(
