@@ -76,7 +76,12 @@ def optimisation_rows(
 ) -> dict[str, dict[str, Any]]:
     """The reference's optimisation result for each photo of `photo_hashes` (name: SHA-256), in `style` on
     `loss`; `ConfigError` naming the first thing that differs."""
-    matches = [entry for entry in _scored(reference) if entry[0].get("name") == style["name"]]
+    try:
+        matches = [entry for entry in _scored(reference) if entry[0].get("name") == style["name"]]
+    except (KeyError, TypeError, AttributeError):
+        raise ConfigError(
+            f"--reference {file}: not a report of stylenet evaluate (its styles cannot be read)"
+        ) from None
     if not matches:
         raise ConfigError(f"--reference {file}: it did not score the style {style['name']!r}")
     their_style, their_loss, rows = matches[0]

@@ -288,6 +288,8 @@ def test_a_reference_that_differs_is_refused_before_any_work(
     refused("no report.json there", reference=tmp_path)
     (tmp_path / "garbled.json").write_text("{ not json")
     refused("not a readable report", reference=tmp_path / "garbled.json")
+    (tmp_path / "other.json").write_text(json.dumps({"settings": {**report[0]["settings"], "style": None}}))
+    refused("not a report of stylenet evaluate", reference=tmp_path / "other.json")
     # Another painting for the style, and a photo file changed under the same name.
     other_painting = tmp_path / "paintings" / "starry.png"  # a style called starry, from another file
     other_painting.parent.mkdir()
