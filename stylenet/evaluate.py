@@ -133,10 +133,15 @@ def style_definition(entry: dict[str, Any], loss_config: dict[str, Any]) -> tupl
     return {**loss_config, **weights}, info | {"sha256": file_sha256(find_style_image(image))}
 
 
+def _defined_loss(config: dict[str, Any], info: dict[str, Any]) -> PerceptualLoss:
+    """The loss `style_definition` describes, built: its painting loaded at its size."""
+    return build_perceptual_loss(load_style_image(info["image"], int(info["size"])), **config)
+
+
 def style_loss(entry: dict[str, Any], loss_config: dict[str, Any]) -> tuple[PerceptualLoss, dict, dict]:
     """One style's loss as it was trained: its painting at its size, its own content/style/tv weights."""
     config, info = style_definition(entry, loss_config)
-    return build_perceptual_loss(load_style_image(info["image"], int(info["size"])), **config), config, info
+    return _defined_loss(config, info), config, info
 
 
 def _load_photo(path: Path, size: int) -> torch.Tensor:
@@ -305,15 +310,15 @@ def evaluate(
         report: dict[str, Any] = {"images": images, "mean": _summary(images)}
     else:
         loss_config, defaults_used = loss_definition(stylizer.metadata, vgg_weights)
+        definitions = [style_definition(entry, loss_config) for entry in several]
         # Every style's reference results are found before any style is scored: a mismatch stops the run at once.
-        from_reference = [reused(info, config) for config, info in (style_definition(e, loss_config) for e in several)]
+        from_reference = [reused(info, config) for config, info in definitions]
         scored = []
-        for entry, style_reused in zip(several, from_reference, strict=True):
+        for (config, info), style_reused in zip(definitions, from_reference, strict=True):
             torch.manual_seed(seed)  # every style's loss network alike (it matters for random VGG weights)
-            loss, config, info = style_loss(entry, loss_config)
             rows, optimised, outputs = _score(
-                stylizer.with_style(entry["name"]),
-                loss.to(target),
+                stylizer.with_style(info["name"]),
+                _defined_loss(config, info).to(target),
                 contents,
                 gatys_steps,
                 method,
