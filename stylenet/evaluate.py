@@ -3,7 +3,8 @@
 For each photo the model's output and the output of optimising the photo's pixels against the
 same perceptual loss are compared on that loss (content, style, TV, total), on wall-clock time
 and on SSIM to the photo. The optimisation is the quality a feed-forward model approximates, so
-the ratio of totals says how close the model gets and the speed-up what it buys.
+the ratio of totals says how close the model gets and the speed-up what it buys; the steps to
+match, how many optimisation steps the one pass of the network is worth.
 
 A model of several styles is scored in each of them (or the one `--style` names), each on its own
 loss: its painting, size and weights. `gatys_steps=0` skips the optimisation: the model's own
@@ -33,7 +34,7 @@ from stylenet.checkpoint import styles_of
 from stylenet.config_files import default_loss, style_config
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.evaluate_reference import check_settings, file_sha256, load_reference, optimisation_rows
-from stylenet.evaluate_report import WEIGHT_KEYS, markdown
+from stylenet.evaluate_report import WEIGHT_KEYS, markdown, steps_to_match
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import Stylizer, load_model, resolve_device
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
@@ -180,9 +181,12 @@ def _loss_values(loss: PerceptualLoss, output: torch.Tensor, content: torch.Tens
 
 
 def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Field-by-field mean of per-image results (nested dicts averaged recursively)."""
+    """Field-by-field mean of per-image results (nested dicts averaged recursively); steps to match are
+    not averaged (`_summary` finds the mean's own)."""
     out: dict[str, Any] = {}
     for key, value in rows[0].items():
+        if key == "steps_to_match":
+            continue
         if isinstance(value, dict):
             out[key] = _mean([row[key] for row in rows])
         elif isinstance(value, (int, float)):
@@ -190,12 +194,32 @@ def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _steps_to_match(history: list[float], total: float) -> int | None:
+    """The fewest optimisation steps whose loss is at or below `total` (`history[i]`: after step i);
+    None where every step of the optimisation stays above it (the model did better)."""
+    return next((step for step, value in enumerate(history) if value <= total), None)
+
+
+def _mean_history(rows: list[dict[str, Any]]) -> list[float] | None:
+    """The optimisation's loss after each step, averaged over `rows`; None where a row has none (a
+    report written before the histories were kept) or the rows' step counts differ."""
+    histories = [row.get("optimisation", {}).get("history") for row in rows]
+    if not histories or any(h is None or len(h) != len(histories[0]) for h in histories):
+        return None
+    return [statistics.fmean(values) for values in zip(*histories, strict=True)]
+
+
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The mean of `rows`, whose ratio is that of the mean totals (model / optimisation), not a mean of
-    per-photo ratios: one photo the optimisation handles unusually well must not outweigh the rest."""
+    per-photo ratios: one photo the optimisation handles unusually well must not outweigh the rest.
+    Likewise its steps to match are those of the mean optimisation loss against the mean model loss."""
     mean = _mean(rows)
     if "ratio_total" in mean:
         mean["ratio_total"] = mean["model"]["total_loss"] / max(mean["optimisation"]["total_loss"], 1e-12)
+    history = _mean_history(rows)
+    if history is not None:
+        mean["optimisation"]["history"] = history
+        mean["steps_to_match"] = _steps_to_match(history, mean["model"]["total_loss"])
     return mean
 
 
@@ -240,14 +264,17 @@ def _score(
         elif gatys_steps:
             # Re-seeded per photo, so each photo's result does not depend on which photos came before.
             torch.manual_seed(seed)
-            (optimised, _history), optim_seconds = _timed(
+            (optimised, history), optim_seconds = _timed(
                 lambda c=content: optimize(c, loss, steps=gatys_steps, method=method), target
             )
             optim_losses = _loss_values(loss, optimised, content)
             row["optimisation"] = {**optim_losses, "seconds": optim_seconds, "ssim": _ssim(optimised, content)}
+            row["optimisation"]["history"] = [float(f"{value:.6g}") for value in history]  # 6 digits: a short file
             row["ratio_total"] = model_losses["total_loss"] / max(optim_losses["total_loss"], 1e-12)
             row["speedup"] = optim_seconds / max(model_seconds, 1e-9)
             optimised_images.append(optimised[0].detach().cpu())
+        if "history" in row.get("optimisation", {}):
+            row["steps_to_match"] = _steps_to_match(row["optimisation"]["history"], model_losses["total_loss"])
         rows.append(row)
         outputs.append(output[0].detach().cpu())
     return rows, optimised_images, outputs
@@ -429,5 +456,7 @@ def run(args: argparse.Namespace) -> int:
         if "ratio_total" in mean
         else f"model total loss {mean['model']['total_loss']:.4g}"
     )
+    if "steps_to_match" in mean:
+        figures += f"; the optimisation reaches the model's loss in {steps_to_match(mean)} steps"
     print(f"wrote {out_dir / 'report.md'}: {scored}, {report['skipped_count']} skipped; {figures}")
     return 0

@@ -15,7 +15,7 @@ WEIGHT_KEYS = ("content_weight", "style_weight", "tv_weight")
 def _header(first: list[str], optimised: bool) -> list[str]:
     header = [*first, "model content", "model style", "model tv", "model total"]
     if optimised:
-        header += ["optim content", "optim style", "optim tv", "optim total", "ratio (model/optim)"]
+        header += ["optim content", "optim style", "optim tv", "optim total", "ratio (model/optim)", "steps to match"]
         return header + ["model s", "optim s", "speed-up", "SSIM model", "SSIM optim"]
     return header + ["model s", "SSIM model"]
 
@@ -27,8 +27,18 @@ def _cells(row: dict[str, Any], optimised: bool) -> list[str]:
         return cells + [f"{m['seconds']:.4f}", f"{m['ssim']:.3f}"]
     o = row["optimisation"]
     cells += [f"{o[k]:.4g}" for k in LOSS_KEYS]
-    cells += [f"{row['ratio_total']:.3f}", f"{m['seconds']:.4f}", f"{o['seconds']:.3f}", f"{row['speedup']:.1f}x"]
+    cells += [f"{row['ratio_total']:.3f}", steps_to_match(row)]
+    cells += [f"{m['seconds']:.4f}", f"{o['seconds']:.3f}", f"{row['speedup']:.1f}x"]
     return cells + [f"{m['ssim']:.3f}", f"{o['ssim']:.3f}"]
+
+
+def steps_to_match(row: dict[str, Any]) -> str:
+    """How many optimisation steps reach the model's loss: a count, "> N" where none of the N did, or
+    "n/a" for results without the optimisation's history (reused from a report written before it was kept)."""
+    if "steps_to_match" not in row:
+        return "n/a"
+    steps = row["steps_to_match"]
+    return str(steps) if steps is not None else f"> {len(row['optimisation']['history']) - 1}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -66,12 +76,18 @@ def _common_lines(report: dict[str, Any]) -> list[str]:
     )
     if settings.get("reference"):
         optimisation += f", results reused from {settings['reference']}"
-    return [
+    lines = [
         f"- loss: {json.dumps(settings['loss'])}" + (" (project defaults)" if settings["loss_defaults_used"] else ""),
         f"- optimisation (Gatys et al. 2016): {optimisation}",
         f"- size {settings['size']} px, seed {settings['seed']}, device {settings['device']}",
         f"- photos: {_photo_count(report)} evaluated, {report['skipped_count']} skipped",
     ]
+    if settings["gatys_steps"]:
+        lines.append(
+            "- steps to match: the fewest optimisation steps whose loss is at or below the model's "
+            "(for a mean, the mean optimisation loss after each step against the mean model loss)"
+        )
+    return lines
 
 
 def _photo_count(report: dict[str, Any]) -> int:

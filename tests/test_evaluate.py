@@ -15,8 +15,9 @@ from PIL import Image
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.errors import StylenetError
-from stylenet.evaluate import evaluate
+from stylenet.evaluate import _steps_to_match, _summary, evaluate
 from stylenet.evaluate_report import markdown as render_markdown
+from stylenet.evaluate_report import steps_to_match
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.transformer import TransformerNet
@@ -121,6 +122,40 @@ def test_reports_each_style_layer(report: tuple[dict[str, Any], Path]) -> None:
         for kind in ("model", "optimisation"):
             del row[kind]["style_layers"]
     assert "| style layer |" not in render_markdown(older) and "**mean**" in render_markdown(older)
+
+
+def test_each_row_keeps_the_optimisations_history_and_the_steps_that_match_the_model(
+    report: tuple[dict[str, Any], Path],
+) -> None:
+    result, out = report
+    for row in result["images"]:
+        history = row["optimisation"]["history"]
+        assert len(history) == STEPS + 1 and history[-1] == pytest.approx(row["optimisation"]["total_loss"], rel=1e-5)
+        steps, total = row["steps_to_match"], row["model"]["total_loss"]
+        assert history[steps] <= total and all(value > total for value in history[:steps])
+    histories = np.array([row["optimisation"]["history"] for row in result["images"]])
+    assert result["mean"]["optimisation"]["history"] == pytest.approx(histories.mean(axis=0).tolist())
+    assert "steps to match" in (out / "report.md").read_text()
+
+
+def test_steps_to_match_of_a_mean_are_those_of_the_mean_curve() -> None:
+    """The mean's count compares the mean model loss with the mean optimisation loss after each step, as the
+    mean ratio compares mean totals; a model below every step of the optimisation reads "> N"."""
+    rows = [
+        {"model": {"total_loss": 7.0}, "optimisation": {"total_loss": 5.0, "history": [10.0, 8.0, 6.0, 5.0]}},
+        {"model": {"total_loss": 3.0}, "optimisation": {"total_loss": 4.0, "history": [9.0, 7.0, 5.0, 4.0]}},
+    ]
+    for row in rows:
+        row["ratio_total"] = row["model"]["total_loss"] / row["optimisation"]["total_loss"]
+        row["steps_to_match"] = _steps_to_match(row["optimisation"]["history"], row["model"]["total_loss"])
+    assert [row["steps_to_match"] for row in rows] == [2, None]
+    assert [steps_to_match(row) for row in rows] == ["2", "> 3"]
+    mean = _summary(rows)
+    assert mean["optimisation"]["history"] == [9.5, 7.5, 5.5, 4.5] and mean["steps_to_match"] == 3
+    assert _summary([rows[0], {**rows[1], "optimisation": {"total_loss": 4.0}}]).keys() == mean.keys() - {
+        "steps_to_match"
+    }  # a row without a history (reused from an older report): no count for the mean
+    assert steps_to_match({"model": {}, "optimisation": {}}) == "n/a"
 
 
 def test_same_seed_gives_same_numbers(
