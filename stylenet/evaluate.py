@@ -34,7 +34,7 @@ from stylenet.checkpoint import styles_of
 from stylenet.config_files import default_loss, style_config
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.evaluate_reference import check_settings, file_sha256, load_reference, optimisation_rows
-from stylenet.evaluate_report import WEIGHT_KEYS, markdown, steps_to_match
+from stylenet.evaluate_report import WEIGHT_KEYS, markdown, steps_to_match_text
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import Stylizer, load_model, resolve_device
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
@@ -457,6 +457,6 @@ def run(args: argparse.Namespace) -> int:
         else f"model total loss {mean['model']['total_loss']:.4g}"
     )
     if "steps_to_match" in mean:
-        figures += f"; the optimisation reaches the model's loss in {steps_to_match(mean)} steps"
+        figures += f"; the optimisation reaches the model's loss in {steps_to_match_text(mean)} steps"
     print(f"wrote {out_dir / 'report.md'}: {scored}, {report['skipped_count']} skipped; {figures}")
     return 0

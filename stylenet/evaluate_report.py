@@ -27,12 +27,12 @@ def _cells(row: dict[str, Any], optimised: bool) -> list[str]:
         return cells + [f"{m['seconds']:.4f}", f"{m['ssim']:.3f}"]
     o = row["optimisation"]
     cells += [f"{o[k]:.4g}" for k in LOSS_KEYS]
-    cells += [f"{row['ratio_total']:.3f}", steps_to_match(row)]
+    cells += [f"{row['ratio_total']:.3f}", steps_to_match_text(row)]
     cells += [f"{m['seconds']:.4f}", f"{o['seconds']:.3f}", f"{row['speedup']:.1f}x"]
     return cells + [f"{m['ssim']:.3f}", f"{o['ssim']:.3f}"]
 
 
-def steps_to_match(row: dict[str, Any]) -> str:
+def steps_to_match_text(row: dict[str, Any]) -> str:
     """How many optimisation steps reach the model's loss: a count, "> N" where none of the N did, or
     "n/a" for results without the optimisation's history (reused from a report written before it was kept)."""
     if "steps_to_match" not in row:

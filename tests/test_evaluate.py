@@ -17,7 +17,7 @@ from stylenet.cli import main
 from stylenet.errors import StylenetError
 from stylenet.evaluate import _steps_to_match, _summary, evaluate
 from stylenet.evaluate_report import markdown as render_markdown
-from stylenet.evaluate_report import steps_to_match
+from stylenet.evaluate_report import steps_to_match_text
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.transformer import TransformerNet
@@ -149,13 +149,13 @@ def test_steps_to_match_of_a_mean_are_those_of_the_mean_curve() -> None:
         row["ratio_total"] = row["model"]["total_loss"] / row["optimisation"]["total_loss"]
         row["steps_to_match"] = _steps_to_match(row["optimisation"]["history"], row["model"]["total_loss"])
     assert [row["steps_to_match"] for row in rows] == [2, None]
-    assert [steps_to_match(row) for row in rows] == ["2", "> 3"]
+    assert [steps_to_match_text(row) for row in rows] == ["2", "> 3"]
     mean = _summary(rows)
     assert mean["optimisation"]["history"] == [9.5, 7.5, 5.5, 4.5] and mean["steps_to_match"] == 3
     assert _summary([rows[0], {**rows[1], "optimisation": {"total_loss": 4.0}}]).keys() == mean.keys() - {
         "steps_to_match"
     }  # a row without a history (reused from an older report): no count for the mean
-    assert steps_to_match({"model": {}, "optimisation": {}}) == "n/a"
+    assert steps_to_match_text({"model": {}, "optimisation": {}}) == "n/a"
 
 
 def test_same_seed_gives_same_numbers(
