@@ -1,6 +1,7 @@
 """The compiled path against the eager one at each size, with and without memory reuse.
 
     python scripts/compiled_fresh_pages_speed.py [--model starry] [--sizes 512x512,...,2560x1440] [--repeats 5]
+        [--precision bf16|int8]
 
 Without memory reuse (the C library's defaults, as in a user's own script) glibc maps every block
 over 32 MiB afresh and unmaps it when freed, so each of the compiled frame's large activations
@@ -9,12 +10,15 @@ faults its pages in again, every frame; the eager fast path keeps its largest on
 API's two paths on the same frame, in turn call by call: `stylenet.load_model(MODEL)` (eager) and
 `load_model(MODEL, compile=True)`, its compiled graph at every size ("graph") and as that runner
 now chooses (`FastRunner.compiles`: the eager path where the compiled graph would pay fresh pages).
+`--precision int8`: the compiled graph and `compile=True` are `load_model(MODEL, precision="int8",
+compile=True)`'s, against the same eager bf16 path (where an int8 runner would run a frame uncompiled).
 Prints the machine, then per size the median ms a frame over `--repeats` rounds (after two warm-up
 rounds), the minor page faults a frame and eager / graph (above 1: the compiled graph is faster).
 """
 
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import sys
@@ -32,7 +36,9 @@ def _timed(run, frame) -> tuple[float, int]:
     return (time.perf_counter() - started) * 1e3, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted
 
 
-def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) -> dict[str, dict[str, float]]:
+def _child(
+    model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int, precision: str = "bf16"
+) -> dict[str, dict[str, float]]:
     import torch
 
     import stylenet
@@ -40,7 +46,7 @@ def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) 
 
     keep_freed_memory(reuse)
     eager = stylenet.load_model(model)._run
-    compiled = stylenet.load_model(model, compile=True)._run
+    compiled = stylenet.load_model(model, precision=precision, compile=True)._run
 
     def graph(frame):
         compiled.eager_for_fresh_pages = False
@@ -60,6 +66,8 @@ def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) 
                     sample = _timed(runs[path], frame)
                     if round_ >= 2:
                         samples[path].append(sample)
+            if not compiled.compiled:
+                raise SystemExit("the compiled runner fell back to eager: its times would not be the compiled graph's")
             result[f"{width}x{height}"] = {
                 path: {"ms": statistics.median(s[0] for s in got), "faults": statistics.median(s[1] for s in got)}
                 for path, got in samples.items()
@@ -69,8 +77,8 @@ def _child(model: str, reuse: bool, sizes: list[tuple[int, int]], repeats: int) 
 
 def main() -> int:
     sizes = "512x512,640x480,800x600,1024x768,1280x720,1920x1080,2560x1440"
-    args = arguments(__doc__.splitlines()[0], sizes, repeats=5)
-    if answered_as_child(args, _child):
+    args = arguments(__doc__.splitlines()[0], sizes, repeats=5, precisions=("bf16", "int8"))
+    if answered_as_child(args, functools.partial(_child, precision=args.precision)):
         return 0
     print_machine()
     print("| memory reuse | size | eager ms | graph ms | compile=True ms | eager / graph", end=" ")

@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         help="for a model of several styles, bake in one style or blend, e.g. wave or starry=0.7,wave=0.3 "
         "(default: every style, chosen by the exported model's second input)",
     )
+    export.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32", "int8"],
+        help="an aoti package's: auto: bf16 where this CPU runs it natively, else fp32; int8: the first layer's "
+        "and the residual blocks' convolutions in int8 (faster with AVX512-VNNI or AMX-INT8); onnx and pt2 are fp32",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace exported files that exist already")
 
     stylize = commands.add_parser("stylize", help="stylize images, folders or videos")
@@ -127,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
         "--memory-reuse",
         default="auto",
         choices=["auto", "on", "off"],
-        help="keep freed memory for later frames: faster, but a higher peak; auto: as --compile auto",
+        help="keep freed memory for later frames: faster, but a higher peak; auto: for videos, webcam, "
+        f"--benchmark and {COMPILE_MIN_IMAGES}+ images",
     )
     stylize.add_argument("--batch-size", type=int, default=4, help="images (of equal size) or frames per batch")
     stylize.add_argument("--benchmark", action="store_true", help="time the model on synthetic frames and exit")
@@ -255,6 +263,13 @@ def _export(args: argparse.Namespace) -> int:
     from stylenet.pretrained import resolve
 
     formats = PORTABLE if args.format == "all" else (args.format,)
+    precision = None if args.precision == "auto" else args.precision
+    if precision is not None:
+        if formats != ("aoti",) and precision != "fp32":
+            raise StylenetError(f"--precision {precision} is for --format aoti: onnx and pt2 files run in fp32")
+        from stylenet.inference.aot_package import check_precision
+
+        check_precision(precision)
     if args.output is not None:
         export_targets(args.output, formats, "model")  # a name of the wrong kind, refused before the model loads
     resolved = resolve(args.checkpoint, args.style)
@@ -271,7 +286,7 @@ def _export(args: argparse.Namespace) -> int:
     for fmt, target in zip(formats, targets, strict=True):
         try:
             with replacing(target) as partial:  # a failed write keeps the file it would have replaced
-                export(baked, baked_metadata, partial, fmt)
+                export(baked, baked_metadata, partial, fmt, precision=precision)
         except OSError as error:
             raise StylenetError(f"{target}: cannot write ({error.strerror or error})") from None
         print(f"wrote {target}")
@@ -349,10 +364,10 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
 
     from stylenet.hardware import wants_memory_reuse
 
-    # int8 runs only in the compiled graph, which without memory reuse leaves images over about half
-    # a megapixel to the eager bf16 path (FastRunner.compiles): auto turns both on for it.
-    repeated = repeated or getattr(args, "precision", None) == "int8"
-    compile = repeated if args.compile == "auto" else args.compile == "on"
+    # int8 runs only in the compiled graph (at every size, FastRunner.compiles): auto compiles for it even
+    # for one image, whose memory is new anyway, so memory reuse stays for repeated work.
+    int8 = getattr(args, "precision", None) == "int8"
+    compile = repeated or int8 if args.compile == "auto" else args.compile == "on"
     return compile, wants_memory_reuse(args.memory_reuse, repeated)
 
 

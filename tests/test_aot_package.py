@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from skimage import data
 
 from stylenet import load_model
-from stylenet.checkpoint import CheckpointError, save_inference_checkpoint, style_metadata
+from stylenet.checkpoint import CheckpointError, load_inference_checkpoint, save_inference_checkpoint, style_metadata
 from stylenet.cli import main
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
@@ -17,6 +18,7 @@ from stylenet.inference import aot_package
 from stylenet.inference.export import export
 from stylenet.inference.fast import FastRunner
 from stylenet.inference.style_choice import style_weights
+from stylenet.networks import int8_convs
 from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import TransformerNet
 
@@ -152,3 +154,21 @@ def test_an_fp32_package_matches_the_eager_network(network: TransformerNet, tmp_
     with torch.no_grad():
         eager = network(images, style_weights("a=0.3,c=0.7", NAMES))
     assert (stylizer(images) - eager).abs().max().item() <= 1e-4
+
+
+@pytest.mark.skipif(int8_convs.available() is not None, reason=f"int8: {int8_convs.available()}")
+def test_an_int8_package_runs_the_int8_convolutions_near_the_eager_network(tmp_path: Path) -> None:
+    """Its program holds oneDNN's int8 convolution for the first layer and both of each residual block's,
+    and the trained quickstart model's package is within the bf16 floor (35 dB) of the eager fp32 network."""
+    network, metadata = load_inference_checkpoint(Path(__file__).parent / "data" / "quickstart_starry.pt")
+    program = aot_package._program(network.eval(), "int8")
+    int8_calls = [node for node in program.graph.nodes if node.target == torch.ops.onednn.qconv_pointwise.default]
+    assert len(int8_calls) == len(int8_convs.quantized_layers(network)) == 1 + 2 * len(network.residuals)
+    path = export(network, metadata, tmp_path, "aoti", precision="int8")
+    stylizer = load_model(path, precision="int8")
+    assert stylizer.precision == "int8" and stylizer.backend == "aoti"
+    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    photo = F.interpolate(photo, size=(96, 128), mode="bilinear", antialias=True).clamp(0, 1)
+    with torch.no_grad():
+        eager = network(photo).clamp(0, 1)
+    assert _psnr(stylizer(photo), eager) >= 35

@@ -330,3 +330,25 @@ def test_style_table_sets_each_choice_beside_the_single_style_model() -> None:
     printed = format_report(result).splitlines()
     assert any(line.split() == ["256x256", "on", "20.0", "10.0", "2.000x", "40.0", "0.500x"] for line in printed)
     assert "blend of 5" not in format_markdown(result | {"settings": {"sizes": ["256x256"], "styles": None}})
+
+
+def test_each_exported_backend_runs_a_file_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aoti-bf16 and aoti-int8 are both .aoti.pt2 packages: one file would leave both rows timing the last export."""
+    from stylenet.benchmark import suite
+    from stylenet.inference import export
+
+    written: list[tuple[Path, str, str | None]] = []
+
+    def record(network, metadata, path, fmt, precision=None):
+        written.append((Path(path), fmt, precision))
+        return path
+
+    monkeypatch.setattr(export, "export", record)
+    _, artifacts, failures, _ = suite._prepare(None, ["onnxruntime", "aoti-bf16", "aoti-int8"], tmp_path)
+    assert failures == {} and len(set(artifacts.values())) == 3
+    assert sorted((fmt, precision) for _, fmt, precision in written) == [
+        ("aoti", "bf16"),
+        ("aoti", "int8"),
+        ("onnx", None),
+    ]
+    assert artifacts["aoti-int8"] == str(next(path for path, _, precision in written if precision == "int8"))

@@ -14,6 +14,7 @@ from skip_policy import needs_extra
 from stylenet import load_model
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
+from stylenet.networks import int8_convs
 from stylenet.networks.transformer import TransformerNet
 
 
@@ -134,6 +135,8 @@ def test_a_folder_of_videos_goes_into_a_new_output_folder(model: Path, tmp_path:
         (["--format", "pt2", "-o", "x.aoti.pt2"], "--format pt2 writes a .pt2 file"),
         (["--format", "aoti", "-o", "x.pt2"], "--format aoti writes a .aoti.pt2 file"),
         (["-o", "x.onnx"], "--format all writes .onnx and .pt2 files"),
+        (["--format", "onnx", "--precision", "int8"], "--precision int8 is for --format aoti"),
+        (["--precision", "bf16"], "--precision bf16 is for --format aoti"),
     ],
 )
 def test_an_export_name_of_the_wrong_kind_is_refused_before_the_model_loads(tmp_path: Path, capsys, options, says):
@@ -142,6 +145,16 @@ def test_an_export_name_of_the_wrong_kind_is_refused_before_the_model_loads(tmp_
     line = _one_line(capsys)
     assert status == 2 and says in line and "absent.pt" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_int8_package_where_int8_cannot_run_is_refused_before_the_model_loads(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(int8_convs, "available", lambda: "this PyTorch has no oneDNN int8 convolutions")
+    status = main(["export", str(tmp_path / "absent.pt"), "--format", "aoti", "--precision", "int8"])
+    line = _one_line(capsys)
+    assert status == 2 and "an int8 package cannot be compiled here: this PyTorch has no oneDNN" in line
+    assert "absent.pt" not in line and list(tmp_path.iterdir()) == []
 
 
 def test_an_existing_export_is_refused_and_kept_unless_overwrite(model: Path, tmp_path: Path, capsys) -> None:
@@ -212,7 +225,7 @@ def test_an_export_that_fails_to_write_keeps_the_file_it_would_replace(
 ) -> None:
     from stylenet.inference import export
 
-    def disk_full(network, metadata, path, fmt):
+    def disk_full(network, metadata, path, fmt, precision=None):
         Path(path).write_bytes(b"the first half of an export")
         raise OSError(28, "No space left on device")
 

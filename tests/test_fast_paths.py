@@ -27,6 +27,7 @@ from stylenet import load_model
 from stylenet.checkpoint import load_inference_checkpoint, save_inference_checkpoint
 from stylenet.inference import fast
 from stylenet.inference.fast import FastRunner
+from stylenet.networks import int8_convs
 
 PHOTOS = (data.astronaut, data.chelsea)  # (H, W, 3) uint8
 SIZES = [(64, 64), (127, 161), (256, 256)]  # (H, W)
@@ -233,6 +234,17 @@ def test_the_compiled_network_runs_large_images_where_fresh_pages_are_not_paid_o
     with torch.inference_mode():
         runner(large)
     assert compiled_calls == [tuple(large.shape)]
+
+
+@pytest.mark.skipif(int8_convs.available() is not None, reason=f"int8: {int8_convs.available()}")
+def test_an_int8_runner_runs_its_graph_for_images_that_would_map_fresh_pages(network, compiled_calls) -> None:
+    """Its eager path would run bf16, whose convolutions cost more than the int8 graph's page faults."""
+    runner = FastRunner(network, torch.device("cpu"), "int8", compile=True)
+    large = photos(32, 40)
+    with torch.inference_mode():
+        runner(large)
+    assert compiled_calls == [tuple(large.shape)]
+    assert runner.compiles(tuple(large.shape))
 
 
 def test_a_compiled_stylizer_plans_memory_for_the_path_each_size_runs(tmp_path, network, compiled_calls) -> None:

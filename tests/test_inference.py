@@ -275,8 +275,9 @@ def test_cli_tile_matches_untiled_output_with_a_trained_style_network(tmp_path: 
         (["--memory-reuse", "off"], 0, True, (True, False)),
         (["--compile", "on"], 1, False, (True, False)),
         (["--benchmark"], 0, False, (True, True)),
-        (["--precision", "int8"], 1, False, (True, True)),  # int8 runs only in the compiled graph
-        (["--precision", "int8", "--compile", "off"], 1, False, (False, True)),  # then load_model refuses it
+        (["--precision", "int8"], 1, False, (True, False)),  # int8 runs only in the compiled graph
+        (["--precision", "int8"], 0, True, (True, True)),
+        (["--precision", "int8", "--compile", "off"], 1, False, (False, False)),  # then load_model refuses it
     ],
 )
 def test_stylize_compiles_and_reuses_memory_for_repeated_work(options, n_images, has_videos, expected):

@@ -160,7 +160,7 @@ def test_export_of_a_shipped_style_writes_to_the_working_directory(
 ) -> None:
     import stylenet.inference.export as export_module
 
-    def export(network, metadata, target: Path, fmt: str) -> Path:  # the file only, not the minutes of exporting
+    def export(network, metadata, target: Path, fmt: str, precision=None) -> Path:  # the file, not the minutes
         target.write_bytes(fmt.encode())
         return target
 

@@ -11,8 +11,8 @@ from stylenet.benchmark import BenchmarkError
 # eager-*: the module as trained; autocast-*: eager under torch.autocast; fast-*: stylenet's fast path
 # (weights cast once, channels-last, `stylenet.inference.fast`); compile-*: the fast path through
 # torch.compile (compile-int8: with int8 convolutions, `stylenet.networks.int8_convs`, CPU only);
-# cudagraph-*: the fast path replayed as one CUDA graph (CUDA only); aoti-bf16: the fast path compiled
-# ahead of time into a package (`stylenet.inference.aot_package`, CPU only).
+# cudagraph-*: the fast path replayed as one CUDA graph (CUDA only); aoti-*: the fast path compiled
+# ahead of time into a package (`stylenet.inference.aot_package`, CPU only; aoti-int8 as compile-int8).
 BACKENDS = (
     "eager-fp32",
     "autocast-bf16",
@@ -29,13 +29,15 @@ BACKENDS = (
     "onnxruntime",
     "pt2",
     "aoti-bf16",
+    "aoti-int8",
 )
 CUDA_ONLY = ("cudagraph-bf16", "cudagraph-fp16")
 # fp16 has no native CPU kernels here (measured 0.67x the reference): "all" leaves it to GPUs.
 GPU_DEFAULT_ONLY = ("autocast-fp16", "fast-fp16", "compile-fp16", *CUDA_ONLY)
 REFERENCE = "reference-eager-fp32"
-CPU_ONLY = ("compile-int8", "aoti-bf16")
-EXPORTED = {"onnxruntime": "onnx", "pt2": "pt2", "aoti-bf16": "aoti"}  # backend: the export format it runs
+CPU_ONLY = ("compile-int8", "aoti-bf16", "aoti-int8")
+# backend: the export format it runs
+EXPORTED = {"onnxruntime": "onnx", "pt2": "pt2", "aoti-bf16": "aoti", "aoti-int8": "aoti"}
 STYLIZER_PREFIX = "stylizer-"  # the multi-style rows (stylenet.benchmark.styles), asked for with --styles N
 
 
@@ -103,9 +105,9 @@ def inference_runner(spec: dict[str, Any], device) -> Callable[[], Any]:
         network = torch.export.load(spec["artifact"]).module().to(device)
         frame = frame.to(device)
         return lambda: network(frame)
-    if variant == "aoti-bf16":
+    if variant.startswith("aoti-"):
         if device.type != "cpu":
-            raise BenchmarkError("aoti-bf16 packages are compiled for CPUs")
+            raise BenchmarkError(f"{variant} packages are compiled for CPUs")
         from pathlib import Path
 
         from stylenet.inference.aot_package import load_aoti

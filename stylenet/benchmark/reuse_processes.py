@@ -24,12 +24,17 @@ def heights_widths(text: str) -> list[tuple[int, int]]:
     return [(height, width) for width, height in parse_sizes(text)]
 
 
-def arguments(description: str, sizes: str, repeats: int) -> argparse.Namespace:
-    """Such a script's command line: --model, --sizes, --repeats, and the hidden --child."""
+def arguments(
+    description: str, sizes: str, repeats: int, precisions: tuple[str, ...] | None = None
+) -> argparse.Namespace:
+    """Such a script's command line: --model, --sizes, --repeats, --precision (one of `precisions`, the first
+    by default; only where given), and the hidden --child."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="starry")
     parser.add_argument("--sizes", default=sizes, help="WxH, comma-separated")
     parser.add_argument("--repeats", type=int, default=repeats)
+    if precisions:
+        parser.add_argument("--precision", choices=precisions, default=precisions[0])
     parser.add_argument("--child", choices=SETTINGS, help=argparse.SUPPRESS)  # memory reuse of this process
     return parser.parse_args()
 
@@ -43,7 +48,8 @@ def answered_as_child(args: argparse.Namespace, child: Callable[[str, bool, list
 
 
 def child_options(args: argparse.Namespace) -> list[str]:
-    return ["--model", args.model, "--sizes", args.sizes, "--repeats", str(args.repeats)]
+    precision = ["--precision", args.precision] if getattr(args, "precision", None) else []
+    return ["--model", args.model, "--sizes", args.sizes, "--repeats", str(args.repeats), *precision]
 
 
 def print_machine() -> None:

@@ -126,7 +126,8 @@ def _prepare(
             continue
         try:
             precision = backend.rpartition("-")[2] if fmt == "aoti" else None
-            path = workdir / f"model{SUFFIXES[fmt]}"
+            # A file per backend: aoti-bf16 and aoti-int8 are both .aoti.pt2 packages.
+            path = workdir / f"{backend}{SUFFIXES[fmt]}"
             artifacts[backend] = str(export(network, metadata, path, fmt, precision=precision))
         except Exception as error:  # a failed export skips that backend only
             message = (str(error).strip().splitlines() or [""])[0]

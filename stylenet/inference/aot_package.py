@@ -6,6 +6,10 @@ channels-last, the fast layers, weights frozen and pre-packed for oneDNN) as mac
 deployment gets the compiled speed without a compiler, a warm-up or stylenet's network code:
 `torch._inductor.aoti_load_package(path)` runs it.
 
+`precision="int8"` packages the int8 form of the compiled path (`stylenet.networks.int8_convs`: the
+first layer's and the residual blocks' convolutions in int8, calibrated when exporting, the rest bf16),
+the fastest file on CPUs with int8 matrix instructions (AVX512-VNNI, AMX-INT8; docs/performance.md).
+
 The machine code is for CPUs with the instruction set of the one that exported it (recorded in the
 metadata and checked at load). The graph takes one float32 (1, 3, H, W) image in [0, 1] with H and W
 multiples of 4 (even sizes at both strides keep the fast layers free of size branches, which one graph
@@ -16,6 +20,7 @@ eager network's at that exact size, so the texture is the same but may sit a pix
 
 from __future__ import annotations
 
+import copy
 import io
 import zipfile
 from pathlib import Path
@@ -29,8 +34,9 @@ from stylenet.atomic_write import write_through_memory
 from stylenet.checkpoint import CheckpointError
 from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
-from stylenet.inference.fast import FastRunner
+from stylenet.inference.fast import INT8, FastRunner
 from stylenet.inference.metadata import METADATA_KEY, describe, num_styles, parse
+from stylenet.networks import int8_convs
 from stylenet.networks.transformer import TransformerNet
 
 SUFFIX = ".aoti.pt2"
@@ -43,12 +49,28 @@ class _Graph(nn.Module):
 
     def __init__(self, network: TransformerNet, precision: str):
         super().__init__()
-        runner = FastRunner(network.cpu().float(), torch.device("cpu"), precision)
+        network = network.cpu().float()
+        int8 = precision == INT8
+        runner = FastRunner(network, torch.device("cpu"), "bf16" if int8 else precision)
+        if int8:  # its int8 layers run where the network is traced, as under torch.compile
+            int8_convs.quantize(runner.module, copy.deepcopy(network))
+            _packed_weights_as_parameters(runner.module)
         self.network, self.dtype, self.layout = runner.module, runner.dtype, runner.layout
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         x = x.to(self.dtype).contiguous(memory_format=self.layout)
         return self.network(x, None if style is None else style.to(self.dtype)).float().contiguous()
+
+
+def _packed_weights_as_parameters(network: nn.Module) -> None:
+    """Makes each int8 layer's packed weights a (frozen) parameter instead of a buffer.
+
+    AOTInductor copies every buffer of the exported program when compiling it (buffers may be changed
+    in place, parameters may not), and oneDNN's packed weights, an opaque layout, cannot be copied
+    element by element: the compilation failed. Parameters are taken as they are."""
+    for layer in network.modules():
+        if isinstance(layer, int8_convs.Int8Conv):
+            layer.packed = nn.Parameter(layer._buffers.pop("packed"), requires_grad=False)
 
 
 def instruction_set() -> str:
@@ -74,14 +96,25 @@ def _program(network: TransformerNet, precision: str) -> torch.export.ExportedPr
         return torch.export.export(_Graph(network, precision), example, dynamic_shapes=shapes)
 
 
+PRECISIONS = ("bf16", "fp32", INT8)
+
+
+def check_precision(precision: str) -> None:
+    """One ConfigError line where a package cannot be compiled in `precision` on this machine."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"compiled packages run in {', '.join(PRECISIONS)}, not {precision}")
+    reason = int8_convs.available() if precision == INT8 else None
+    if reason is not None:
+        raise ConfigError(f"an int8 package cannot be compiled here: {reason}; use bf16 or fp32")
+
+
 def export_aoti(
     network: TransformerNet, metadata: dict[str, Any], path: str | Path, precision: str | None = None
 ) -> Path:
-    """Compiles `network` for this CPU into an AOTInductor package at `path`; `precision`: bf16 or fp32
+    """Compiles `network` for this CPU into an AOTInductor package at `path`; `precision`: bf16, fp32 or int8
     (default: bf16 where this CPU has native bf16). Takes a minute or two and needs a C++ compiler."""
     precision = precision or native_precision("cpu")
-    if precision not in ("bf16", "fp32"):
-        raise ConfigError(f"compiled packages run in bf16 or fp32, not {precision}")
+    check_precision(precision)
     path = Path(path)
     if path.suffix != ".pt2":  # AOTInductor writes .pt2 archives only
         raise ConfigError(f"{path}: a compiled package is a .pt2 file; name it e.g. model{SUFFIX}")

@@ -87,7 +87,8 @@ class FastRunner:
 
     `precision="int8"` (CPU, compiled only): the compiled graph runs the first layer's and the residual
     blocks' convolutions in int8 (`stylenet.networks.int8_convs`, calibrated when the runner is
-    built); images that run the eager path run it in bf16.
+    built), at every size (see `compiles`); images that run the eager path (tiles, or all of them where
+    compilation failed) run it in bf16.
     """
 
     def __init__(
@@ -101,11 +102,12 @@ class FastRunner:
         if precision == INT8 and (device.type != "cpu" or not compile):
             raise ValueError("int8 runs compiled on CPUs only: compile=True on a CPU device")
         self.device, self.layout = device, memory_format(device)
-        self.dtype = torch.bfloat16 if precision == INT8 else DTYPES[precision]
+        self.int8 = precision == INT8
+        self.dtype = torch.bfloat16 if self.int8 else DTYPES[precision]
         self.module = copy.deepcopy(network).eval().to(device=device, dtype=self.dtype, memory_format=self.layout)
         self.module.use_fast_ops()
         self.module.requires_grad_(False)
-        if precision == INT8:
+        if self.int8:
             int8_convs.quantize(self.module, copy.deepcopy(network))
         self._compiled = _compile(self.module, device) if compile else None
         self.eager_for_fresh_pages = eager_for_fresh_pages
@@ -131,9 +133,15 @@ class FastRunner:
         kernel faults in and zeroes, while the eager path keeps its largest activations between
         frames (`stylenet.networks.frame_buffers`); measured in docs/performance.md ("Compiled
         frames above the mmap ceiling"). Other C libraries: not measured, so compiled.
+
+        An int8 runner's graph runs at every size: the eager path would be bf16, whose convolutions
+        cost more than the graph's page faults (an int8 1080p frame 1.24x faster than the eager
+        bf16 one without memory reuse on an AMD EPYC with AVX512-VNNI; docs/performance.md).
         """
         if self._compiled is None:
             return False
+        if self.int8:
+            return True
         if not self.eager_for_fresh_pages or self.device.type != "cpu" or not hardware.uses_glibc():
             return True
         if hardware.keeping_freed_memory() or hardware.asks_for_huge_pages():

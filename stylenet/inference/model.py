@@ -169,11 +169,11 @@ def load_model(
     fast path, within 35 dB PSNR of fp32), exported models in fp32 and compiled packages in the precision
     they were compiled in (`stylenet.inference.aot_package`). `compile=True` compiles the fast path
     with torch.compile: tens of seconds once, then faster (1.25-1.4x on a CPU with AMX); on a CPU
-    without memory reuse, images over about half a megapixel run uncompiled, where the compiled
+    without memory reuse, bf16 images over about half a megapixel run uncompiled, where the compiled
     frame measured slower (`FastRunner.compiles`). `precision="int8"` (CPU, with `compile=True`)
     runs the first layer's and the residual blocks' convolutions in int8 and the rest in bf16
-    (`stylenet.networks.int8_convs`): faster where the CPU has int8 matrix units; images that run
-    uncompiled run in bf16.
+    (`stylenet.networks.int8_convs`): faster where the CPU has int8 matrix units or AVX512-VNNI, at
+    every size; tiles (which run uncompiled) run in bf16.
     `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
     network; larger images are tiled (default: a share of the memory free at the call).
     """
@@ -188,7 +188,7 @@ def load_model(
         raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
     path, style = _resolved(path, style)
     target = resolve_device(device)
-    if precision == INT8:
+    if precision == INT8 and not (path.suffix.lower() == ".pt2" and is_aoti_package(path)):
         _check_int8(path, target, compile)
     suffix = path.suffix.lower()
     if suffix == ".pt2" and is_aoti_package(path):  # runs in the precision it was compiled in
@@ -233,7 +233,10 @@ def load_model(
 def _check_int8(path: Path, device: torch.device, compile: bool) -> None:
     """One ConfigError line where `precision="int8"` cannot run, before any work."""
     if path.suffix.lower() in (".onnx", ".pt2"):
-        raise ConfigError("precision int8 runs .pt/.ckpt models and shipped styles, not exported files")
+        raise ConfigError(
+            "precision int8 runs .pt/.ckpt models, shipped styles and packages exported in int8 "
+            "(stylenet export MODEL --format aoti --precision int8), not other exported files"
+        )
     if device.type != "cpu":
         raise ConfigError(f"precision int8 runs on CPUs only, not {device}: use bf16 or fp16 there")
     if not compile:
