@@ -367,7 +367,7 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
     # int8 runs only in the compiled graph (at every size, FastRunner.compiles): auto compiles for it even
     # for one image, whose memory is new anyway, so memory reuse stays for repeated work.
     int8 = getattr(args, "precision", None) == "int8"
-    compile = repeated or int8 if args.compile == "auto" else args.compile == "on"
+    compile = (repeated or int8) if args.compile == "auto" else args.compile == "on"
     return compile, wants_memory_reuse(args.memory_reuse, repeated)
 
 
