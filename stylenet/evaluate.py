@@ -38,11 +38,14 @@ from stylenet.evaluate_report import WEIGHT_KEYS, markdown, steps_to_match_text
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import Stylizer, load_model, resolve_device
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
+from stylenet.losses.vgg import check_weights
 from stylenet.optimize import DEFAULT_LR, METHODS, optimize
 from stylenet.pretrained import resolve
 from stylenet.styles import find_style_image, load_style_image
 
 DEFAULT_STYLE_SIZE = 512
+# Each style of a multi-style model is scored on the painting it trained on, so no other will do.
+SEVERAL_STYLES_REMEDY = "where a model of several styles looks for the paintings it trained on"
 LPIPS_NOTE = (
     "LPIPS not computed: it needs pretrained network weights downloaded at run time (lpips package / "
     "torchvision), which this offline evaluation does not fetch; SSIM to the content photo is reported instead."
@@ -100,7 +103,8 @@ def _build_loss(
     """The model's training loss (or the defaults), its definition, the style and whether defaults were used."""
     loss_config, defaults_used = loss_definition(metadata, vgg_weights)
     style_info, loss_config = _resolve_style(style, metadata, loss_config)
-    style_info["sha256"] = file_sha256(find_style_image(str(style_info["image"])))
+    found = find_style_image(str(style_info["image"]), remedy="or score against a painting with --style PATH")
+    style_info["sha256"] = file_sha256(found)
     style_image = load_style_image(str(style_info["image"]), int(style_info["size"]))
     return build_perceptual_loss(style_image, **loss_config), loss_config, style_info, defaults_used
 
@@ -121,7 +125,7 @@ def _styles_to_score(metadata: dict[str, Any], style: str | None) -> list[dict[s
     for entry in chosen:
         if not entry.get("image"):
             raise ConfigError(f"the model's style {entry['name']!r} names no painting, so it has no loss to score")
-        find_style_image(str(entry["image"]))
+        find_style_image(str(entry["image"]), remedy=SEVERAL_STYLES_REMEDY)
     return chosen
 
 
@@ -131,7 +135,7 @@ def style_definition(entry: dict[str, Any], loss_config: dict[str, Any]) -> tupl
     size = entry.get("size") or DEFAULT_STYLE_SIZE
     image = str(entry["image"])
     info = {"name": entry["name"], "image": image, "size": size, "source": "model"}
-    return {**loss_config, **weights}, info | {"sha256": file_sha256(find_style_image(image))}
+    return {**loss_config, **weights}, info | {"sha256": file_sha256(find_style_image(image, SEVERAL_STYLES_REMEDY))}
 
 
 def _defined_loss(config: dict[str, Any], info: dict[str, Any]) -> PerceptualLoss:
@@ -430,6 +434,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("name what to evaluate on: --photos FOLDER, --video CLIP..., or both")
     if args.baseline is not None and not args.video:
         raise ConfigError("--baseline compares warping errors: it needs --video CLIP")
+    if args.vgg_weights is not None:
+        check_weights(args.vgg_weights, setting="--vgg-weights ")
     _check_report_folder(args, out_dir)
     if args.video:
         _run_video(args, out_dir)

@@ -16,8 +16,14 @@ STYLE_DIR_ENV = "STYLENET_STYLE_DIR"
 PACKAGED_STYLES = Path(__file__).parent / "assets"
 
 
-def find_style_image(image: str) -> Path:
-    """An existing path as given, else `image` in $STYLENET_STYLE_DIR, else in the package."""
+TRAINING_REMEDY = "or pass style.image=/path/to/painting.jpg"
+
+
+def find_style_image(image: str, remedy: str = TRAINING_REMEDY) -> Path:
+    """An existing path as given, else `image` in $STYLENET_STYLE_DIR, else in the package.
+
+    `remedy`: the end of the not-found line, in the terms of the command that asked (a training
+    override for train.py, an option for the CLI); empty where the folder is the only way."""
     given = Path(image).expanduser()
     if given.is_file():
         return given
@@ -27,8 +33,8 @@ def find_style_image(image: str) -> Path:
             return place / image
     searched = ", ".join(str(p) for p in places)
     raise ConfigError(
-        f"style image {image!r} not found (looked in {searched}); put it in a folder named by "
-        f"{STYLE_DIR_ENV}, or pass style.image=/path/to/painting.jpg"
+        f"style image {image!r} not found (looked in {searched}); put it in a folder named by {STYLE_DIR_ENV}"
+        + (f", {remedy}" if remedy else "")
     )
 
 

@@ -209,6 +209,30 @@ def test_cli_glue(
     assert settings["style"]["size"] == 512 and settings["loss"]["style_weight"] == 10.0
 
 
+@pytest.mark.parametrize("weights", ["missing.pth", "lfs.pth"])
+def test_a_bad_vgg_weights_option_is_named_as_typed_before_any_work(
+    weights: str, model: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "lfs.pth").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 9\n")
+    out = tmp_path / "out"
+    argv = ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--vgg-weights", str(tmp_path / weights)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    # The option the user typed, not the training setting it stands for.
+    assert err.count("\n") == 1 and f"--vgg-weights {tmp_path / weights}" in err and "loss.vgg_weights" not in err
+    assert not out.exists()
+
+
+def test_a_models_painting_that_cannot_be_found_points_to_the_cli_option(photos: Path, tmp_path: Path) -> None:
+    network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    metadata = {"style": {"name": "mine", "image": "not_here.jpg", "size": 64}, "steps": 1, "loss": LOSS}
+    model = save_inference_checkpoint(tmp_path / "mine.pt", network, metadata)
+    with pytest.raises(StylenetError, match="not_here.jpg") as refused:
+        evaluate(model, photos, tmp_path / "out", gatys_steps=0, vgg_weights="random")
+    # evaluate takes another painting as --style, not as train.py's style.image= override.
+    assert "--style PATH" in str(refused.value) and "style.image=" not in str(refused.value)
+
+
 def test_zero_gatys_steps_scores_the_model_alone(
     model: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

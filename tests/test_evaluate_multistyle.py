@@ -211,8 +211,10 @@ def test_a_missing_painting_is_one_line_before_any_work(
     styles[2]["image"] = str(tmp_path / "gone.png")
     model = _tiny_model(tmp_path, styles)
     _refuse_work(monkeypatch)
-    with pytest.raises(ConfigError, match="gone.png"):
+    with pytest.raises(ConfigError, match="gone.png") as refused:
         evaluate(model, photos, tmp_path / "out", vgg_weights="random")
+    # Neither a training override nor --style can stand in for a style's own painting.
+    assert "style.image=" not in str(refused.value) and "--style" not in str(refused.value)
 
 
 @pytest.mark.slow  # three optimisations of two photos, once

@@ -110,13 +110,27 @@ def _torchvision_state_dict() -> dict[str, torch.Tensor]:
         ) from error
 
 
-def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
+NAMED_WEIGHTS = ("caffe", "torchvision", "random")
+
+
+def check_weights(weights: str, setting: str = "loss.vgg_weights=") -> None:
+    """One line, before any work, for a weights file that is missing or a Git LFS pointer.
+
+    `setting`: how the command that was given `weights` spells it (`loss.vgg_weights=` for
+    train.py, `--vgg-weights ` for the CLI), so the line names what the user typed."""
+    if weights in NAMED_WEIGHTS:
+        return
+    path = Path(weights).expanduser()
     if not path.is_file():
-        raise LossNetworkError(f"loss.vgg_weights={path}: no such file (use caffe, torchvision, random or a path)")
+        raise LossNetworkError(f"{setting}{weights}: no such file (use caffe, torchvision, random or a path)")
     if git_lfs.is_pointer(path):
         raise LossNetworkError(
-            f"loss.vgg_weights={path} is a Git LFS pointer, not the weights: {git_lfs.FETCH} it came from"
+            f"{setting}{weights} is a Git LFS pointer, not the weights: {git_lfs.FETCH} it came from"
         )
+
+
+def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    check_weights(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
