@@ -17,7 +17,7 @@ from stylenet import git_lfs
 from stylenet.atomic_write import replacing, write_through_memory
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
-from stylenet.torch_files import why_unreadable
+from stylenet.torch_files import expansion_problem, why_unreadable
 from stylenet.validation import NETWORK_KEYS, check_network_config
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ def _read(path: Path, kind: str) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     check_not_git_lfs_pointer(path)
+    expands = expansion_problem(path)
+    if expands:
+        raise CheckpointError(f"{path}: refused, {expands}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all

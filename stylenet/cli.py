@@ -385,6 +385,8 @@ def _check_stylize_args(args: argparse.Namespace) -> int | None:
         raise StylenetError(f"--strength must be between 0 and 1, not {args.strength}")
     if args.batch_size < 1:
         raise StylenetError("--batch-size must be at least 1")
+    if args.webcam is not None and args.webcam < 0:  # OpenCV's -1 ("any camera") crashes some builds outright
+        raise StylenetError(f"--webcam takes a camera number, 0 for the first, not {args.webcam}")
     if not (args.inputs or args.benchmark or args.webcam is not None):
         raise StylenetError("give at least one image, folder or video (or --benchmark, --webcam N)")
     if args.max_memory is None:

@@ -1,6 +1,7 @@
 """Why `torch.load(..., weights_only=True)` refused a file, for the one-line errors of model files and
 the loss network's weights: a file whose pickle names anything but tensors and plain values is refused
-instead of run, and the user is told so, not told how to load it unsafely.
+instead of run, and the user is told so, not told how to load it unsafely. And a file whose contents
+would unpack to far more than its size is refused before it is read.
 """
 
 from __future__ import annotations
@@ -18,3 +19,26 @@ def why_unreadable(path: Path, error: Exception) -> str:
     if isinstance(error, pickle.UnpicklingError):
         return "refused: it holds more than weights and plain values, which loading could run as code"
     return f"damaged ({error.__class__.__name__})"
+
+
+# torch.save, torch.export.save and AOTInductor store their members uncompressed, so a file they wrote
+# unpacks to about its own size; a compressed member is what lets 1 MB unpack to 1 GB before any check.
+EXPANSION_LIMIT = 2
+EXPANSION_SLACK = 1 << 20
+
+
+def expansion_problem(path: Path) -> str | None:
+    """Why the zip archive at `path` would take far more memory to read than its size; None where it would
+    not, or where it is no readable archive (its loader then says what is wrong)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+        on_disk = path.stat().st_size
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if declared <= EXPANSION_LIMIT * on_disk + EXPANSION_SLACK:
+        return None
+    return (
+        f"its contents would unpack to {declared / 1e6:,.0f} MB from {on_disk / 1e6:,.1f} MB on disk, "
+        "which no file torch writes does"
+    )

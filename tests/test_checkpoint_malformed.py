@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from stylenet.checkpoint import (
     read_lightning_checkpoint,
     save_inference_checkpoint,
 )
+from stylenet.inference.export import export
 from stylenet.inference.model import load_network
+from stylenet.losses.vgg import LossNetworkError, check_weights
 from stylenet.networks.transformer import TransformerNet
 
 CONFIG = {"width": 0.25, "num_residual_blocks": 1, "upsample": "nearest", "norm": "instance"}
@@ -217,6 +220,46 @@ def test_a_truncated_model_file_says_so(tmp_path: Path) -> None:
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     _refused(load_inference_checkpoint, cut, "damaged, truncated or not a file torch wrote")
+
+
+def _with_compressed_zeros(model: Path, target: Path, megabytes: int = 8) -> Path:
+    """`model` with one more member: megabytes of zeros, deflated to a few kB (as a zip bomb is)."""
+    target.write_bytes(model.read_bytes())
+    with zipfile.ZipFile(target, "a") as archive:
+        root = archive.namelist()[0].split("/", 1)[0]
+        archive.writestr(f"{root}/padding", bytes(megabytes << 20), compress_type=zipfile.ZIP_DEFLATED)
+    assert target.stat().st_size < model.stat().st_size + (100 << 10)
+    return target
+
+
+def test_a_file_that_would_unpack_to_far_more_than_its_size_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = save_inference_checkpoint(tmp_path / "good.pt", _network(), {"style": {"name": "t"}, "steps": 3})
+    bomb = _with_compressed_zeros(good, tmp_path / "bomb.pt")
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("torch.load read the file")
+
+    monkeypatch.setattr(torch, "load", never)
+    message = _refused(load_inference_checkpoint, bomb, "refused, its contents would unpack to 9 MB")
+    assert "which no file torch writes does" in message
+    _refused(load_model, bomb, "would unpack")
+    with pytest.raises(LossNetworkError, match="refused, its contents would unpack"):
+        check_weights(str(bomb), setting="--vgg-weights ")
+
+
+def test_a_pt2_program_that_would_unpack_to_far_more_than_its_size_is_refused(tmp_path: Path) -> None:
+    program = export(_network().eval(), {"style": {"name": "t"}, "steps": 3}, tmp_path / "good.pt2", "pt2")
+    _refused(load_model, _with_compressed_zeros(program, tmp_path / "bomb.pt2"), "refused, its contents would unpack")
+    assert load_model(program, precision="fp32") is not None  # the file it was made from loads
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_an_exported_model_where_a_trained_one_is_needed_says_so(tmp_path: Path, fmt: str) -> None:
+    exported = export(_network().eval(), {"style": {"name": "t"}, "steps": 3}, tmp_path / f"t.{fmt}", fmt)
+    # export, init=, finetune= and the benchmark's --model rebuild the network, which an export does not hold.
+    _refused(load_network, exported, "an exported model, a graph without the network it came from")
 
 
 def test_a_trained_model_given_as_a_training_checkpoint_says_what_to_use(tmp_path: Path) -> None:

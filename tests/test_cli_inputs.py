@@ -16,7 +16,7 @@ from stylenet import load_model
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.imageio import UnreadableImageError, image_size
-from stylenet.inference import memory
+from stylenet.inference import memory, runner
 from stylenet.inference.export import export
 from stylenet.inference.runner import Settings, plan_memory
 from stylenet.networks.transformer import TransformerNet
@@ -214,6 +214,23 @@ def test_an_image_over_the_limit_is_tiled_automatically_and_says_so(models, tmp_
     assert difference < 40
 
 
+def test_a_chosen_tile_that_cannot_fit_the_limit_is_refused_and_a_smaller_one_runs(models, tmp_path: Path, capsys):
+    source = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(source)
+    out = tmp_path / "out.png"
+    # 12 MB holds tiles of this image (the test above) but not one 300 px tile: the whole image at once.
+    status = main(["stylize", str(models["onnx"]), str(source), "-o", str(out), "--max-memory", "12M", "--tile", "300"])
+    # (An exported model's tiles are normalised each on its own, which a note says first.)
+    *notes, line = _messages(capsys.readouterr().err)
+    assert [note.startswith("note: --tile with a onnxruntime model") for note in notes] == [True]
+    assert status == 1 and "wide.png (300x200 px)" in line and "untiled, over the 12.0 MB allowed" in line
+    assert "smaller --tile" in line and not out.exists()
+    assert (
+        main(["stylize", str(models["onnx"]), str(source), "-o", str(out), "--max-memory", "12M", "--tile", "64"]) == 0
+    )
+    assert Image.open(out).size == (300, 200)
+
+
 def test_a_video_whose_frames_cannot_fit_is_one_line_and_counted(models, tmp_path: Path, capsys) -> None:
     pytest.importorskip("av", reason=needs_extra("video"))
     from test_video import make_video
@@ -245,17 +262,25 @@ def test_two_inputs_that_would_write_one_output_are_refused_before_any_work(mode
     assert (out / "x.png").is_file()
 
 
-def test_an_output_that_cannot_be_written_is_one_line_and_the_others_still_go(models, tmp_path: Path, capsys) -> None:
+def test_an_output_that_cannot_be_written_is_one_line_and_the_others_still_go(
+    models, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     photos = tmp_path / "f"
     (photos / "sub").mkdir(parents=True)
     Image.new("RGB", (20, 20), (10, 20, 30)).save(photos / "a.png")
     Image.new("RGB", (20, 20), (30, 20, 10)).save(photos / "sub" / "b.png")
     out = tmp_path / "out"
-    (out / "f").mkdir(parents=True)
-    (out / "f" / "sub").write_text("a file where the folder would go")
+    save = runner._save
+
+    def disk_full_for_b(image: torch.Tensor, target: Path) -> None:  # what planning cannot foresee
+        if target.name == "b.png":
+            raise OSError(28, "No space left on device")
+        save(image, target)
+
+    monkeypatch.setattr(runner, "_save", disk_full_for_b)
     status = main(["stylize", str(models["pt"]), str(photos), "-o", str(out), "--batch-size", "1"])
     line = _one_line(capsys)
-    assert status == 1 and "b.png" in line and "cannot write" in line
+    assert status == 1 and "b.png" in line and "cannot write" in line and "No space left on device" in line
     assert (out / "f" / "a.png").is_file()
 
 

@@ -55,6 +55,34 @@ def test_an_existing_output_file_is_refused_before_the_model_loads(photos: Path,
     assert victim.read_bytes() == b"keep me"
 
 
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_file_where_an_inputs_subfolder_goes_is_refused_before_the_model_loads(
+    photos: Path, tmp_path: Path, capsys, kind: str
+) -> None:
+    if kind == "video":
+        (photos / "clip.mp4").write_bytes(b"not read: the run stops first")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "photos").write_bytes(b"keep me")  # where the folder's outputs would go
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(photos), "-o", str(out)])
+    line = _one_line(capsys)
+    assert status == 2 and line == f"error: -o {out}: {out / 'photos'} is a file, not a folder; choose another -o"
+    assert (out / "photos").read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize(("name", "written"), [("photo.dat", "photo.png"), ("IMG_0001", "IMG_0001.png")])
+def test_an_image_named_without_an_image_suffix_is_written_as_png(
+    model: Path, photos: Path, tmp_path: Path, name: str, written: str
+) -> None:
+    odd = tmp_path / name
+    odd.write_bytes((photos / "a.png").read_bytes())  # a PNG, read by its content
+    out = tmp_path / "out"
+    assert main(["stylize", str(model), str(odd), str(photos / "b.png"), "-o", str(out), "--precision", "fp32"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([written, "b.png"])
+    with Image.open(out / written) as picture:
+        assert picture.format == "PNG" and picture.size == (24, 20)
+
+
 def test_overwrite_replaces_an_existing_output(model: Path, photos: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim.png"
     victim.write_bytes(b"old")

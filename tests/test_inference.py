@@ -184,6 +184,13 @@ def test_cli_webcam_without_opencv_or_camera_is_a_clear_error(models, capsys) ->
     assert status == 2 and ("opencv" in err.lower() or "camera" in err.lower())
 
 
+def test_cli_a_negative_camera_number_is_refused_before_the_model_loads(tmp_path: Path, capsys) -> None:
+    # OpenCV reads -1 as "any camera", which crashed the process (SIGSEGV) on a machine without one.
+    status = main(["stylize", str(tmp_path / "not_loaded.pt"), "--webcam", "-1"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "--webcam takes a camera number" in err
+
+
 def test_cli_stylises_a_video_keeping_frames_rate_size_and_audio(models, tmp_path: Path, capsys) -> None:
     from test_video import make_video
 

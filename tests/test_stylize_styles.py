@@ -18,6 +18,7 @@ from stylenet.cli import main
 from stylenet.errors import ConfigError
 from stylenet.imageio import to_array, to_tensor
 from stylenet.inference.postprocess import blend, preserve_color
+from stylenet.inference.style_choice import style_weights
 from stylenet.networks.style_rows import bake_style
 from stylenet.networks.transformer import ConditionalInstanceNorm, TransformerNet
 
@@ -229,6 +230,13 @@ def test_a_bad_choice_is_one_line_naming_the_styles_and_writes_nothing(models, p
     assert lines[0].startswith(f"error: --style {choice}: ") and says in lines[0]
     assert ", ".join(NAMES) in lines[0]
     assert not out.exists()
+
+
+def test_weights_near_the_float_limit_blend_as_their_ratios_do() -> None:
+    # Their sum overflows to inf: dividing by it would give every style weight 0 (a black picture).
+    huge = style_weights("starry=1e308,wave=1e308", NAMES)
+    torch.testing.assert_close(huge, style_weights("starry=1,wave=1", NAMES), rtol=0, atol=0)
+    assert huge.sum().item() == pytest.approx(1.0)
 
 
 SHIPPED = "starry, wave, scream, composition_vii, udnie"

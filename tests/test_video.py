@@ -190,6 +190,24 @@ def test_batches_and_progress(clip: Path, tmp_path: Path) -> None:
     assert probe_video(tmp_path / "out.mp4").frames == FRAMES
 
 
+def test_frames_that_change_size_part_way_are_scaled_to_the_videos_size(tmp_path: Path) -> None:
+    # Two raw H.264 clips joined: the stream switches from 64x48 to 96x80 at its seventh frame.
+    parts = [
+        make_video(tmp_path / f"{name}.h264", width=w, height=h, frames=6)
+        for name, w, h in (("a", 64, 48), ("b", 96, 80))
+    ]
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    notes: list[str] = []
+    written = stylize_video(joined, tmp_path / "out.mp4", identity, batch_size=4, warn=notes.append)
+    frames = decode(tmp_path / "out.mp4")
+    assert written == len(frames) == 12 and all(frame.shape == (48, 64, 3) for frame in frames)
+    assert len(notes) == 1 and "6 frame(s) differ in size from the video's 64x48" in notes[0] and "96x80" in notes[0]
+    # The second clip's pictures, scaled: its first frame is the 96x80 pattern at 64x48, not another picture.
+    expected = pattern(0, 64, 48).astype(float)
+    assert np.abs(frames[6].astype(float) - expected).mean() < 6
+
+
 def test_output_over_the_input_is_refused(clip: Path) -> None:
     before = clip.read_bytes()
     spelled_differently = clip.parent / "sub" / ".." / clip.name

@@ -290,6 +290,11 @@ def load_network(path: str | Path) -> tuple[TransformerNet, dict[str, Any]]:
     path, style = _resolved(path, None)
     if path.suffix.lower() == ".ckpt":
         return load_lightning_checkpoint(path)
+    if path.suffix.lower() in (".onnx", ".pt2"):  # an export holds a graph, not the network to rebuild
+        raise CheckpointError(
+            f"{path}: an exported model, a graph without the network it came from; "
+            "give the trained model (.pt or .ckpt)"
+        )
     network, metadata = load_inference_checkpoint(path)
     if style is None:
         return network, metadata

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from stylenet.checkpoint import CheckpointError
+from stylenet.torch_files import expansion_problem
 
 _PICKLED = ("data/sample_inputs/", "data/weights/", "data/constants/")
 _CONFIGS = (("data/weights/", "_weights_config.json"), ("data/constants/", "_constants_config.json"))
@@ -49,6 +50,9 @@ def check_pt2(path: Path, compiled: bool = False) -> io.BytesIO:
     programs may hold only aten operators, sizes in sympy's arithmetic and plain names, and no guards.
     `compiled`: an AOTInductor package, whose machine code runs as it is (no check can vouch for it)."""
     kind = "compiled package" if compiled else ".pt2 program"
+    expands = expansion_problem(path)
+    if expands:
+        raise CheckpointError(f"{path}: refused, {expands}")
     try:
         data = io.BytesIO(path.read_bytes())
         with zipfile.ZipFile(data) as archive:  # what torch falls back to for its old format

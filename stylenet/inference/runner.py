@@ -18,7 +18,7 @@ from tqdm import tqdm
 from stylenet.atomic_write import replacing
 from stylenet.errors import StylenetError
 from stylenet.imageio import UnreadableImageError, image_size, open_rgb, to_array, to_tensor
-from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit
+from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit, tiled_bytes
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
 from stylenet.inference.stylizer import MIN_SIDE
@@ -113,6 +113,8 @@ def plan_jobs(
         raise StylenetError(f"{inputs[0]}: no such file or folder")
     check_folder(output, output.parent if one_file else output)
     images, videos, skipped = plan_outputs(inputs, output)
+    for folder in sorted({job.target.parent for job in images + videos}):  # a folder's subfolders, too
+        check_folder(output, folder)
     if not overwrite:
         refuse_existing([job.target for job in images + videos])
     return images, videos, skipped
@@ -142,6 +144,24 @@ def resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
+def _check_forced_tile(
+    stylizer: Stylizer, size: tuple[int, int], tile: int, room: float, name: str, reserved: float
+) -> None:
+    """Refuses a --tile whose tiles would not fit the memory allowed: a tile the user chose is kept as
+    it is (not shrunk, as an automatic one is), so one too large for the limit is said before work."""
+    per_pixel = stylizer.activation_bytes_per_pixel((1, 3, *size))
+    whole = tile >= max(size)
+    need = (
+        per_pixel * size[0] * size[1] if whole else tiled_bytes(per_pixel, 1, *size, tile, stylizer.network is not None)
+    )
+    if need > room:
+        how = "untiled" if whole else f"in {tile} px tiles"
+        raise MemoryLimitError(
+            f"{name} ({size[1]}x{size[0]} px) needs about {format_size(need + reserved)} {how}, over the "
+            f"{format_size(room + reserved)} allowed (--max-memory); give a smaller --tile, or none to have one chosen"
+        )
+
+
 def plan_memory(
     stylizer: Stylizer, source: tuple[int, int], size: tuple[int, int], settings: Settings, name: str
 ) -> MemoryPlan:
@@ -161,6 +181,8 @@ def plan_memory(
     # On a GPU the network has the device's memory; on the CPU, what the pixels leave of the limit.
     on_cpu = stylizer.device.type == "cpu"
     room = limit - pixels if on_cpu else memory_limit(settings.max_memory, stylizer.device)
+    if settings.tile:
+        _check_forced_tile(stylizer, size, settings.tile, room, name, reserved=pixels if on_cpu else 0)
     tile = stylizer.plan_tile((1, 3, *size), settings.tile or "auto", room, name=name, reserved=pixels if on_cpu else 0)
     if tile and tile < max(size):
         return MemoryPlan(tile, 1)

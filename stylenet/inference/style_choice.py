@@ -55,10 +55,13 @@ def style_weights(choice: StyleChoice, names: Sequence[str]) -> torch.Tensor:
     for name, value in weights.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ConfigError(f"style weight of {name!r} must be a number >= 0, not {value!r}")
-    total = sum(weights.values())
-    if total <= 0:
+    largest = max(weights.values(), default=0)
+    if largest <= 0:
         raise ConfigError(f"style weights of {', '.join(weights)} sum to zero: give at least one a positive weight")
-    return torch.tensor([weights.get(name, 0.0) / total for name in names], dtype=torch.float32)
+    # Scaled by the largest first: weights near the float limit (1e308 each) would sum to inf.
+    scaled = {name: value / largest for name, value in weights.items()}
+    total = sum(scaled.values())
+    return torch.tensor([scaled.get(name, 0.0) / total for name in names], dtype=torch.float32)
 
 
 def describe_choice(weights: Mapping[str, float] | Any) -> str:

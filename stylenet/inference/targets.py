@@ -39,6 +39,16 @@ def _check_output(inputs: list[Path], output: Path) -> bool:
     return True
 
 
+def _output_name(source: Path) -> str:
+    """The name an input file's output takes in the output folder: its own, where it can be written as it is.
+
+    An image named without an image suffix (IMG_0001, photo.dat) is still read by its content, but
+    its output is written as PNG: the name's suffix is what picks the format it is written in."""
+    if source.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        return source.name
+    return source.with_suffix(".png").name if source.suffix else f"{source.name}.png"
+
+
 def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list[ImageJob], list[str]]:
     """(image jobs, video jobs, one line per input that yields nothing).
 
@@ -56,7 +66,7 @@ def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list
                 skipped.append(f"skipped {source}: no image or video in this folder")
             jobs += [ImageJob(f, output / source.resolve().name / f.relative_to(source)) for f in files]
         elif source.is_file():
-            jobs.append(ImageJob(source, output if single_file else output / source.name))
+            jobs.append(ImageJob(source, output if single_file else output / _output_name(source)))
         else:
             skipped.append(f"skipped {source}: no such file or folder")
     jobs = list(dict.fromkeys(jobs))  # an input named twice is stylized once

@@ -23,7 +23,7 @@ from torch import nn
 from stylenet import git_lfs
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks import fast_ops
-from stylenet.torch_files import why_unreadable
+from stylenet.torch_files import expansion_problem, why_unreadable
 
 # Convolutions per block in VGG19; names follow the paper's relu{block}_{index} convention.
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -114,7 +114,8 @@ NAMED_WEIGHTS = ("caffe", "torchvision", "random")
 
 
 def check_weights(weights: str, setting: str = "loss.vgg_weights=") -> None:
-    """One line, before any work, for a weights file that is missing or a Git LFS pointer.
+    """One line, before any work, for a weights file that is missing, a Git LFS pointer or would unpack
+    to far more than its size.
 
     `setting`: how the command that was given `weights` spells it (`loss.vgg_weights=` for
     train.py, `--vgg-weights ` for the CLI), so the line names what the user typed."""
@@ -127,6 +128,9 @@ def check_weights(weights: str, setting: str = "loss.vgg_weights=") -> None:
         raise LossNetworkError(
             f"{setting}{weights} is a Git LFS pointer, not the weights: {git_lfs.FETCH} it came from"
         )
+    expands = expansion_problem(path)
+    if expands:
+        raise LossNetworkError(f"{setting}{weights}: refused, {expands}")
 
 
 def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
