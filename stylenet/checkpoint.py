@@ -80,6 +80,8 @@ def check_not_git_lfs_pointer(path: Path) -> None:
 
 
 def _read(path: Path, kind: str) -> Any:
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a model file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     check_not_git_lfs_pointer(path)

@@ -73,6 +73,13 @@ def image_size(source: str | Path | bytes) -> tuple[int, int]:
         return width, height
 
 
+def is_animated(source: str | Path | bytes) -> bool:
+    """Whether `source` holds several frames (an animated GIF, PNG or WebP; a multi-page TIFF), of which
+    `open_rgb` decodes the first; read from the file's start, without decoding the frames."""
+    with _opened(source) as image:
+        return bool(getattr(image, "is_animated", False))
+
+
 def open_rgb(source: str | Path | bytes) -> Image.Image:
     """Decode `source` (a path or encoded bytes) fully into an upright RGB image."""
     with _opened(source) as image:

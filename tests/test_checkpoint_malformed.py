@@ -255,6 +255,13 @@ def test_a_pt2_program_that_would_unpack_to_far_more_than_its_size_is_refused(tm
     assert load_model(program, precision="fp32") is not None  # the file it was made from loads
 
 
+def test_a_folder_named_as_a_model_is_called_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "model.pt"
+    folder.mkdir()
+    for load in (load_model, load_inference_checkpoint, load_network):
+        _refused(load, folder, "a folder, not a model file")
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "pt2"])
 def test_an_exported_model_where_a_trained_one_is_needed_says_so(tmp_path: Path, fmt: str) -> None:
     exported = export(_network().eval(), {"style": {"name": "t"}, "steps": 3}, tmp_path / f"t.{fmt}", fmt)

@@ -284,6 +284,21 @@ def test_an_output_that_cannot_be_written_is_one_line_and_the_others_still_go(
     assert (out / "f" / "a.png").is_file()
 
 
+def test_an_animated_image_is_stylized_from_its_first_frame_and_says_so(models, tmp_path: Path, capsys) -> None:
+    frames = [Image.new("RGB", (24, 16), colour) for colour in ((200, 20, 20), (20, 200, 20), (20, 20, 200))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.gif")
+    out = tmp_path / "out"
+    assert (
+        main(["stylize", str(models["pt"]), str(tmp_path / "anim.gif"), str(tmp_path / "still.gif"), "-o", str(out)])
+        == 0
+    )
+    assert _messages(capsys.readouterr().err) == [
+        f"note: {tmp_path / 'anim.gif'} holds several frames; only the first is stylized"
+    ]
+    assert (out / "anim.gif").is_file() and (out / "still.gif").is_file()
+
+
 def test_the_default_memory_limit_is_read_once_per_run(models, tmp_path: Path, monkeypatch, capsys) -> None:
     """Read per image, the free memory would shrink by what memory reuse keeps, and tile later images."""
     reads: list[int] = []

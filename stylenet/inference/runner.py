@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from stylenet.atomic_write import replacing
 from stylenet.errors import StylenetError
-from stylenet.imageio import UnreadableImageError, image_size, open_rgb, to_array, to_tensor
+from stylenet.imageio import UnreadableImageError, image_size, is_animated, open_rgb, to_array, to_tensor
 from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit, tiled_bytes
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
@@ -262,6 +262,8 @@ def run_images(stylizer: Stylizer, jobs: list[ImageJob], settings: Settings) -> 
             failed += 1
             bar.update(1)
             continue
+        if is_animated(job.source):  # read as a still image: say so rather than drop its other frames unseen
+            tqdm.write(f"note: {job.source} holds several frames; only the first is stylized", file=sys.stderr)
         if pending and (pending[0][1].shape != image.shape or len(pending) >= job_plan.batch or job_plan != plan):
             flush()
         plan = job_plan

@@ -101,7 +101,9 @@ def resolve(model: str | Path, style: Any = None) -> Resolved:
     if Path(text).is_file():
         return Resolved(Path(text), style, False)
     if _looks_like_path(text):
-        raise CheckpointError(f"{text}: no such model file")
+        raise CheckpointError(
+            f"{text}: " + ("a folder, not a model file" if Path(text).is_dir() else "no such model file")
+        )
     bundle = shipped()
     if text == BUNDLE:
         return Resolved(bundle.path, style, True)
