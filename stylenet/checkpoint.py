@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,9 @@ def _read(path: Path, kind: str) -> Any:
     if expands:
         raise CheckpointError(f"{path}: refused, {expands}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a bare pickle's protocol note would precede the one line below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all
         raise CheckpointError(f"{path}: not a readable {kind} ({why_unreadable(path, error)})") from error
 

@@ -297,14 +297,7 @@ def _app(args: argparse.Namespace) -> int:
     """`stylenet app`: the web page, served until interrupted."""
     import os
 
-    from stylenet.inference.memory import parse_size
-
-    max_memory = None
-    if args.max_memory is not None:
-        try:
-            max_memory = parse_size(args.max_memory)
-        except ValueError as error:
-            raise StylenetError(f"--max-memory: {error}") from None
+    max_memory = _max_memory(args.max_memory)
     from stylenet.app import options
 
     options.check(args.host, args.port, args.max_file_size, args.models)  # before the page's slow build
@@ -373,7 +366,6 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
 
 def _check_stylize_args(args: argparse.Namespace) -> int | None:
     """Every value checked before a model or an image is loaded; returns --max-memory in bytes."""
-    from stylenet.inference.memory import parse_size
 
     if args.size is not None and args.size < 8:
         raise StylenetError(f"--size must be at least 8 (pixels on the longest side), not {args.size}")
@@ -389,14 +381,21 @@ def _check_stylize_args(args: argparse.Namespace) -> int | None:
         raise StylenetError(f"--webcam takes a camera number, 0 for the first, not {args.webcam}")
     if not (args.inputs or args.benchmark or args.webcam is not None):
         raise StylenetError("give at least one image, folder or video (or --benchmark, --webcam N)")
-    if args.max_memory is None:
+    return _max_memory(args.max_memory)
+
+
+def _max_memory(text: str | None) -> int | None:
+    """--max-memory in bytes (None where not given), for `stylize` and `app` alike."""
+    from stylenet.inference.memory import parse_size
+
+    if text is None:
         return None
     try:
-        max_memory = parse_size(args.max_memory)
+        max_memory = parse_size(text)
     except ValueError as error:
         raise StylenetError(f"--max-memory: {error}") from None
     if max_memory <= 0:
-        raise StylenetError(f"--max-memory must be more than zero, not {args.max_memory}")
+        raise StylenetError(f"--max-memory must be more than zero, not {text}")
     return max_memory
 
 

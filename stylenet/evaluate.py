@@ -284,6 +284,18 @@ def _score(
     return rows, optimised_images, outputs
 
 
+def check_photo_options(photos: Path, size: int, gatys_steps: int, method: str) -> None:
+    """One line for a photo folder or option that `evaluate` cannot use, before any work."""
+    if method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    if size < 8:
+        raise ConfigError(f"--size must be at least 8 pixels, not {size}")
+    if gatys_steps < 0:
+        raise ConfigError(f"--gatys-steps must be 0 or more, not {gatys_steps}")
+    if not photos.is_dir():
+        raise StylenetError(f"{photos}: no such photos folder")
+
+
 def evaluate(
     model: str | Path,
     photos: str | Path,
@@ -304,14 +316,7 @@ def evaluate(
     Returns the report written to `out_dir/report.json`.
     """
     photos, out_dir = Path(photos), Path(out_dir)
-    if method not in METHODS:
-        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
-    if size < 8:
-        raise ConfigError(f"--size must be at least 8 pixels, not {size}")
-    if gatys_steps < 0:
-        raise ConfigError(f"--gatys-steps must be 0 or more, not {gatys_steps}")
-    if not photos.is_dir():
-        raise StylenetError(f"{photos}: no such photos folder")
+    check_photo_options(photos, size, gatys_steps, method)
     optimiser = {"gatys_steps": gatys_steps, "method": method, "lr": DEFAULT_LR[method], "size": size, "seed": seed}
     if reference is not None:
         reference_file, earlier = load_reference(reference)
@@ -436,6 +441,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--baseline compares warping errors: it needs --video CLIP")
     if args.vgg_weights is not None:
         check_weights(args.vgg_weights, setting="--vgg-weights ")
+    if args.photos is not None:  # found now, not after the clips have been measured
+        check_photo_options(args.photos, args.size, args.gatys_steps, args.method)
     _check_report_folder(args, out_dir)
     if args.video:
         _run_video(args, out_dir)

@@ -27,6 +27,9 @@ def find_style_image(image: str, remedy: str = TRAINING_REMEDY) -> Path:
     given = Path(image).expanduser()
     if given.is_file():
         return given
+    if given.is_absolute() or image.startswith(("./", "../", "~")):  # a path, not a name to look up in the folders
+        what = "a folder, not an image" if given.is_dir() else "no such file"
+        raise ConfigError(f"style image {image}: {what}")
     places = [Path(d) for d in os.environ.get(STYLE_DIR_ENV, "").split(os.pathsep) if d] + [PACKAGED_STYLES]
     for place in places:
         if (place / image).is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -32,12 +33,14 @@ from stylenet.errors import ConfigError, StylenetError
 from stylenet.hardware import resolve_precision, resolve_speed
 from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_exportable, export
 from stylenet.inference.model import load_network
+from stylenet.losses.perceptual import check_loss_config
 from stylenet.networks.style_rows import append_style, bake_style, norm_parameters
 from stylenet.networks.transformer import TransformerNet
 from stylenet.style_list import WEIGHT_KEYS, selected_styles, temporal_weights
 from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch, time_budget
+from stylenet.training.sizes import check_sizes_fit
 from stylenet.training.style_keeper import StyleKeeper
 from stylenet.validation import check_optimizer, check_train_config, duration
 
@@ -140,6 +143,11 @@ def _make_kept_models_dir(cfg: DictConfig) -> None:
         kept.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"paths.kept_models_dir={kept} cannot be created: {error.strerror}") from error
+    try:  # a folder that exists may still refuse files (permissions, a read-only mount): only a write tells
+        with tempfile.TemporaryFile(dir=kept):
+            pass
+    except OSError as error:
+        raise ConfigError(f"paths.kept_models_dir={kept}: cannot write in it ({error.strerror or error})") from error
 
 
 def _check_resume(cfg: DictConfig) -> None:
@@ -225,7 +233,9 @@ def _check_resumed_row_lr(cfg: DictConfig, checkpoint: dict[str, Any], num_style
 def check_config(cfg: DictConfig) -> None:
     """Every mistake in `cfg` that can be found without loading photos, paintings or networks, as one line."""
     check_train_config(cfg)
+    check_loss_config(cfg.loss)
     _check_paths(cfg)
+    check_sizes_fit(cfg)
     _check_resume(cfg)
     check_optimizer(_instantiate(cfg.optimizer, "optimizer"))
     _check_not_shipped_folder(cfg)

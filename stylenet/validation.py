@@ -128,8 +128,11 @@ def _check_no_misspelt_setting(cfg: Any) -> None:
     Hydra's own message for `checkpoint_kep=3` suggests `+checkpoint_kep=3`, which adds a key that
     nothing reads: the run would go on without the setting meant. Keys far from every setting stay
     allowed, as values that other settings interpolate (`data.image_size: ${my_size}`)."""
+    # `+max_steps=5` for trainer.max_steps: a group's setting given without its group.
+    nested = [f"{group}.{name}" for group in _GROUPS if isinstance(cfg.get(group), Mapping) for name in cfg[group]]
     for key in sorted(set(cfg) - set(TRAIN_SETTINGS), key=str):
         close = difflib.get_close_matches(str(key), TRAIN_SETTINGS, n=1, cutoff=0.8)
+        close = close or [name for name in nested if name.split(".", 1)[1] == key][:1]
         if close:
             raise ConfigError(f"{key}: not a setting; did you mean {close[0]}?")
 
@@ -197,6 +200,9 @@ def _check_data(data: Mapping[str, Any]) -> None:
     whole_number(data.get("batch_size"), "data.batch_size")
     if "num_workers" in data:
         whole_number(data["num_workers"], "data.num_workers", minimum=0)
+    for key, minimum in (("val_size", 1), ("min_size", 1), ("min_epoch_photos", 0), ("cache_photos", 0)):
+        if data.get(key) is not None:
+            whole_number(data[key], f"data.{key}", minimum)
     resize = data.get("resize")
     if resize is not None and whole_number(resize, "data.resize") < size:
         raise ConfigError(
@@ -205,6 +211,10 @@ def _check_data(data: Mapping[str, Any]) -> None:
         )
     crop_scale_bounds(data.get("crop_scale"))
 
+
+MIN_STYLE_SIZE = 64
+
+_GROUPS = ("trainer", "optimizer", "data", "model", "loss", "style", "paths")
 
 # The top-level settings of configs/train.yaml and its groups (tests/test_configs.py keeps the two in step).
 TRAIN_SETTINGS = (
@@ -225,7 +235,9 @@ def check_train_config(cfg: Any) -> None:
     keep = cfg.get("checkpoint_keep", 1)
     if keep != -1:
         whole_number(keep, "checkpoint_keep (or -1 for all)", minimum=0)
-    whole_number(cfg.style.size, "style.size")
+    # The painting's shorter side must survive the loss network's four halvings before relu5_1, with
+    # room for a painting twice as wide as it is tall: smaller, torch fails deep in VGG with sizes of 0.
+    whole_number(cfg.style.size, "style.size", minimum=MIN_STYLE_SIZE)
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
         if key not in cfg.loss:
             continue

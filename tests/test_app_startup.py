@@ -112,7 +112,22 @@ def test_a_max_file_size_of_zero_is_refused(built: list[Page], capsys: pytest.Ca
     assert line == f"error: --max-file-size 0MB would refuse every upload: give {options.SIZE_FORM}"
 
 
-@pytest.mark.parametrize("size", ["200MB", "1gb", "512 KB", "10B", 100_000])
+@pytest.mark.parametrize("size", ["99999999999999999999TB", "8388608TB"])
+def test_a_max_file_size_past_a_64_bit_count_is_refused(size: str, built: list[Page], capsys) -> None:
+    # Gradio holds the limit in a 64-bit integer: past it the page was built, then failed in 500 lines.
+    line = refused(capsys, "--max-file-size", size, "--port", str(free_port()))
+    assert line == f"error: --max-file-size {size} is more than a file can be: give {options.SIZE_FORM}"
+    assert not any(page.launches for page in built)
+
+
+@pytest.mark.parametrize("memory", ["0G", "0M"])
+def test_a_max_memory_of_zero_is_refused_as_stylize_refuses_it(memory: str, built: list[Page], capsys) -> None:
+    line = refused(capsys, "--max-memory", memory, "--port", str(free_port()))
+    assert line == f"error: --max-memory must be more than zero, not {memory}"
+    assert not any(page.launches for page in built)
+
+
+@pytest.mark.parametrize("size", ["200MB", "1gb", "512 KB", "10B", 100_000, "8388607TB"])
 def test_the_documented_sizes_pass(size: str | int) -> None:
     options.check_file_size(size)
 

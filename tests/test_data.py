@@ -554,6 +554,14 @@ def test_find_style_image_accepts_a_path(tmp_path: Path, monkeypatch: pytest.Mon
     assert find_style_image(str(painting)) == painting
 
 
+def test_a_missing_painting_given_as_a_path_is_not_looked_for_elsewhere(tmp_path: Path) -> None:
+    # The advice for a name not found ("or pass style.image=PATH") would tell this user to do what they did.
+    with pytest.raises(ConfigError, match=r"^style image .*nosuch\.jpg: no such file$"):
+        find_style_image(str(tmp_path / "nosuch.jpg"))
+    with pytest.raises(ConfigError, match=r"^style image .*: a folder, not an image$"):
+        find_style_image(str(tmp_path))
+
+
 def test_missing_style_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(STYLE_DIR_ENV, str(tmp_path))

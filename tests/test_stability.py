@@ -194,6 +194,53 @@ def test_evaluate_video_mistakes_are_one_line(
     assert message in error and error.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--photos", "nowhere"], "nowhere: no such photos folder"),
+        (["--photos", ".", "--size", "0"], "--size must be at least 8 pixels"),
+        (["--video", "BROKEN"], "notes.mp4: not a readable video"),  # the second clip, after a good one
+    ],
+)
+def test_what_would_stop_the_run_later_is_found_before_any_clip_is_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, extra: list[str], message: str
+) -> None:
+    clip = make_clip(tmp_path / "pan.mp4", panning_frames(3))
+    (tmp_path / "notes.mp4").write_text("not a video")
+    extra = [str(tmp_path / "notes.mp4") if arg == "BROKEN" else arg for arg in extra]
+    if extra[0] == "--video":  # the one --video below takes both clips: the good one, then this
+        extra = extra[1:]
+
+    def measured(*args, **kwargs):
+        raise AssertionError("a clip was measured before the mistake was found")
+
+    monkeypatch.setattr("stylenet.stability.run.clip_errors", measured)
+    out = tmp_path / "out"
+    assert main(["evaluate", str(tiny_model(tmp_path / "a.pt", 0)), "--video", str(clip), *extra, "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_clip_that_stops_decoding_is_measured_on_the_frames_before_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylenet.inference.video import VideoError
+    from stylenet.stability import run
+
+    def cut_off(clip, limit=None):
+        yield from panning_frames(3)
+        raise VideoError(f"{clip}: cannot decode video (Invalid data found when processing input)")
+
+    monkeypatch.setattr(run, "read_frames", cut_off)
+    frames = run._clip_frames(tmp_path / "cut.avi", 10, None)
+    assert len(frames) == 3
+    assert capsys.readouterr().err == (
+        f"warning: {tmp_path / 'cut.avi'}: cannot decode video (Invalid data found when processing input); "
+        "measured on the 3 frame(s) before it\n"
+    )
+
+
 def test_a_file_without_video_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video")

@@ -57,7 +57,22 @@ BAD = {
     "checkpoint_keep=-2": "checkpoint_keep",
     "checkpoint_keep=abc": "checkpoint_keep",
     "style.size=-3": "style.size",
+    "style.size=8": "style.size must be a whole number >= 64",  # else torch fails deep in VGG
+    # Sizes no machine holds: refused before the painting or the photos load, not by the OOM killer.
+    "style.size=100000": "style.size=100000 .starry.: the painting at that size needs at least .* GB",
+    "sample_size=30000": "sample_size=30000: stylising 2 validation photo.s. at 30000x30000 px needs at least",
+    "data.min_size=abc": "data.min_size must be a whole number >= 1, not 'abc'",
+    "data.val_size=0": "data.val_size must be a whole number >= 1",
     "loss.style_weight=-1": "loss.style_weight",
+    # Hydra's hint for a setting given without its group adds a key nothing reads: the run went on without it.
+    "+max_steps=5": r"max_steps: not a setting; did you mean trainer.max_steps\?",
+    "+lr=0.01": r"lr: not a setting; did you mean optimizer.lr\?",
+    # The loss's own settings, named, before the photos are decoded (not from inside VGG after it).
+    "loss.content_layers=[nosuch]": r"loss.content_layers: unknown VGG19 layer.s. \['nosuch'\]",
+    "loss.style_layers=[relu1_1,relu9_9]": r"loss.style_layers: unknown VGG19 layer.s. \['relu9_9'\]",
+    "loss.style_layer_weights=[1,2]": "loss.style_layer_weights has 2 values for 5 style layers",
+    "loss.vgg_weights=nosuch.pth": "loss.vgg_weights=nosuch.pth: no such file",
+    "+loss.foo=1": "loss.foo: not a setting of the loss",
     "seed=abc": "seed",
     "lr_schedule=linear": "lr_schedule must be constant or cosine",
 }
@@ -77,6 +92,19 @@ def test_a_bad_setting_stops_train_in_one_line_before_anything_loads(
         train(compose_config(tiny_overrides(tmp_path) + [override]))
     assert "\n" not in str(stopped.value)
     assert not (tmp_path / "run").exists() and not (tmp_path / "kept").exists()
+
+
+def test_a_kept_models_folder_that_refuses_files_is_found_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stylenet.train
+
+    def refuse(*args, **kwargs):  # a read-only mount, or permissions: the folder exists, a write fails
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(stylenet.train.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(ConfigError, match=r"paths.kept_models_dir=.*kept: cannot write in it \(Permission denied\)"):
+        check_config(compose_config(tiny_overrides(tmp_path)))
 
 
 def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from stylenet.errors import StylenetError
 
 # The size forms Gradio's launch(max_file_size=...) reads (spaces ignored, any case): 200MB, 1GB, 512kb.
 FILE_SIZE = re.compile(r"([0-9]+)(B|KB|MB|GB|TB)", re.IGNORECASE)
+_UNITS = ("B", "KB", "MB", "GB", "TB")
 SIZE_FORM = "a whole number and a unit (B, KB, MB, GB or TB), like 200MB or 1GB"
 HOST_FIX = "pass 127.0.0.1 (this machine only), 0.0.0.0 (every network) or one of this machine's addresses"
 
@@ -47,6 +48,9 @@ def check_file_size(size: str | int) -> None:
         raise StylenetError(f"--max-file-size {size} is not a size: give {SIZE_FORM}")
     if number <= 0:
         raise StylenetError(f"--max-file-size {size} would refuse every upload: give {SIZE_FORM}")
+    unit = "B" if isinstance(size, int) else FILE_SIZE.fullmatch(size.replace(" ", ""))[2].upper()
+    if number * 1024 ** _UNITS.index(unit) >= 1 << 63:  # Gradio holds it in a 64-bit integer
+        raise StylenetError(f"--max-file-size {size} is more than a file can be: give {SIZE_FORM}")
 
 
 def check_models(models_dir: Path, missing_ok: bool = False) -> None:

@@ -16,8 +16,10 @@ targets and weights, and each image of a batch is scored against the style it wa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +27,7 @@ from torch import nn
 from stylenet.errors import ConfigError
 from stylenet.losses.gram import gram_matrix
 from stylenet.losses.temporal import SEAM, TemporalPair, temporal_error
-from stylenet.losses.vgg import VGG19Features
+from stylenet.losses.vgg import LAYER_NAMES, LossNetworkError, VGG19Features, check_weights
 
 _EPS = 1e-8
 
@@ -199,6 +201,37 @@ class PerceptualLoss(nn.Module):
         return (self.temporal_weights[styles] * errors).mean()
 
 
+def check_layers(
+    content_layers: Sequence[str], style_layers: Sequence[str], style_layer_weights: Sequence[float] | None = None
+) -> None:
+    """One ConfigError line naming the `loss.` setting whose layers cannot be built; checked before any work."""
+    for key, layers in (("content_layers", content_layers), ("style_layers", style_layers)):
+        if not layers:
+            raise ConfigError(f"loss.{key} must name at least one VGG19 layer")
+        unknown = [name for name in layers if name not in LAYER_NAMES]
+        if unknown:
+            raise ConfigError(f"loss.{key}: unknown VGG19 layer(s) {unknown}; valid names look like relu4_2 or conv3_1")
+    if style_layer_weights is not None and len(style_layer_weights) != len(style_layers):
+        raise ConfigError(
+            f"loss.style_layer_weights has {len(style_layer_weights)} values for {len(style_layers)} style layers"
+        )
+
+
+def check_loss_config(loss: Mapping[str, Any]) -> None:
+    """The `loss` group of a training config: its keys, layers and VGG weights, before anything loads."""
+    known = set(inspect.signature(build_perceptual_loss).parameters) - {"style_image"} | {"_target_"}
+    unknown = sorted(set(loss) - known)
+    if unknown:
+        raise ConfigError(
+            f"loss.{unknown[0]}: not a setting of the loss; it takes {', '.join(sorted(known - {'_target_'}))}"
+        )
+    check_layers(list(loss["content_layers"]), list(loss["style_layers"]), loss.get("style_layer_weights"))
+    try:
+        check_weights(str(loss.get("vgg_weights", "caffe")))
+    except LossNetworkError as error:  # a setting of this config, found before anything loads
+        raise ConfigError(str(error)) from None
+
+
 def build_perceptual_loss(
     style_image: torch.Tensor | Sequence[torch.Tensor],
     vgg_weights: str,
@@ -216,11 +249,8 @@ def build_perceptual_loss(
     temporal_seam: int = SEAM,
 ) -> PerceptualLoss:
     """A `PerceptualLoss` on a VGG19 truncated after the deepest of the layers named."""
-    if not content_layers or not style_layers:
-        raise ConfigError("loss.content_layers and loss.style_layers must each name at least one VGG19 layer")
+    check_layers(content_layers, style_layers, style_layer_weights)
     weights = list(style_layer_weights) if style_layer_weights is not None else [1.0] * len(style_layers)
-    if len(weights) != len(style_layers):
-        raise ConfigError(f"loss.style_layer_weights has {len(weights)} values for {len(style_layers)} style layers")
     vgg = VGG19Features(list(content_layers) + list(style_layers), weights=vgg_weights)
     layer_weights = dict(zip(style_layers, weights, strict=True))
     return PerceptualLoss(

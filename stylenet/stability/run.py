@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from stylenet.errors import ConfigError
 from stylenet.inference.model import load_model
 from stylenet.inference.runner import Settings, working_size
 from stylenet.inference.stylizer import Stylizer
-from stylenet.inference.video import read_frames
+from stylenet.inference.video import VideoError, probe_video, read_frames
 from stylenet.pretrained import resolve
 from stylenet.stability.measure import clip_errors, exact_pairs
 from stylenet.stability.plot import line_chart
@@ -64,6 +65,25 @@ def _styles_mean(per_pair: dict[str, list[float]], which: str) -> list[float]:
     return [statistics.fmean(pair) for pair in zip(*mine, strict=True)]
 
 
+def _clip_frames(clip: Path, frames: int, size: int | None) -> list[np.ndarray]:
+    """The first `frames` frames of `clip`, fitted to `size`; a clip that stops decoding early is measured on
+    the frames before, with one line on stderr saying how many of those it declares were read (as stylize does)."""
+    decoded: list[np.ndarray] = []
+    try:
+        for frame in read_frames(clip, frames):
+            decoded.append(fit_frame(frame, size))
+    except VideoError as error:
+        print(f"warning: {error}; measured on the {len(decoded)} frame(s) before it", file=sys.stderr)
+        return decoded
+    declared = probe_video(clip).frames
+    if declared and len(decoded) < min(frames, declared):
+        print(
+            f"warning: {clip}: {len(decoded)} frame(s) decode of the {declared} it declares; measured on those",
+            file=sys.stderr,
+        )
+    return decoded
+
+
 def evaluate_video(
     model: str | Path,
     clips: list[Path],
@@ -85,6 +105,8 @@ def evaluate_video(
     for clip in clips:
         if not Path(clip).is_file():
             raise ConfigError(f"--video {clip}: no such file")
+        if len(list(read_frames(clip, 2))) < 2:  # an unreadable clip found before the others are measured
+            raise ConfigError(f"--video {clip}: fewer than 2 frames decode, so it has no warping error")
     models = {"model": model} | ({"baseline": baseline} if baseline is not None else {})
     stylizers = _stylizers(models, style, device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +119,7 @@ def evaluate_video(
         "clips": [],
     }
     for clip in clips:
-        decoded = [fit_frame(frame, size) for frame in read_frames(clip, frames)]
+        decoded = _clip_frames(Path(clip), frames, size)
         if len(decoded) < 2:
             raise ConfigError(f"--video {clip}: {len(decoded)} frame(s); the warping error needs at least 2")
         spread = list(range(0, len(decoded), max(len(decoded) // EXACT_FRAMES, 1)))[:EXACT_FRAMES]
