@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from stylenet import git_lfs
 from stylenet.atomic_write import replacing, write_through_memory
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks.transformer import TransformerNet
-from stylenet.torch_files import expansion_problem, why_unreadable
+from stylenet.torch_files import expansion_problem, is_bare_pickle, why_unreadable
 from stylenet.validation import NETWORK_KEYS, check_network_config
 
 log = logging.getLogger(__name__)
@@ -89,10 +88,10 @@ def _read(path: Path, kind: str) -> Any:
     expands = expansion_problem(path)
     if expands:
         raise CheckpointError(f"{path}: refused, {expands}")
+    if is_bare_pickle(path):
+        raise CheckpointError(f"{path}: not a readable {kind} (a bare pickle, not a file torch wrote)")
     try:
-        with warnings.catch_warnings():  # a bare pickle's protocol note would precede the one line below
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle refused, not a torch file at all
         raise CheckpointError(f"{path}: not a readable {kind} ({why_unreadable(path, error)})") from error
 

@@ -366,7 +366,6 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
 
 def _check_stylize_args(args: argparse.Namespace) -> int | None:
     """Every value checked before a model or an image is loaded; returns --max-memory in bytes."""
-
     if args.size is not None and args.size < 8:
         raise StylenetError(f"--size must be at least 8 (pixels on the longest side), not {args.size}")
     if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):

@@ -103,7 +103,11 @@ def _build_loss(
     """The model's training loss (or the defaults), its definition, the style and whether defaults were used."""
     loss_config, defaults_used = loss_definition(metadata, vgg_weights)
     style_info, loss_config = _resolve_style(style, metadata, loss_config)
-    found = find_style_image(str(style_info["image"]), remedy="or score against a painting with --style PATH")
+    found = find_style_image(
+        str(style_info["image"]),
+        remedy="or score against a painting with --style PATH",
+        path_remedy="score against another painting with --style PATH",
+    )
     style_info["sha256"] = file_sha256(found)
     style_image = load_style_image(str(style_info["image"]), int(style_info["size"]))
     return build_perceptual_loss(style_image, **loss_config), loss_config, style_info, defaults_used

@@ -77,7 +77,8 @@ def is_animated(source: str | Path | bytes) -> bool:
     """Whether `source` holds several frames (an animated GIF, PNG or WebP; a multi-page TIFF), of which
     `open_rgb` decodes the first; read from the file's start, without decoding the frames."""
     with _opened(source) as image:
-        return bool(getattr(image, "is_animated", False))
+        # Not MPO: cameras store a preview beside the photo, which Pillow counts as a second frame.
+        return image.format in ("GIF", "PNG", "WEBP", "TIFF") and bool(getattr(image, "is_animated", False))
 
 
 def open_rgb(source: str | Path | bytes) -> Image.Image:

@@ -19,17 +19,18 @@ PACKAGED_STYLES = Path(__file__).parent / "assets"
 TRAINING_REMEDY = "or pass style.image=/path/to/painting.jpg"
 
 
-def find_style_image(image: str, remedy: str = TRAINING_REMEDY) -> Path:
+def find_style_image(image: str, remedy: str = TRAINING_REMEDY, path_remedy: str = "") -> Path:
     """An existing path as given, else `image` in $STYLENET_STYLE_DIR, else in the package.
 
-    `remedy`: the end of the not-found line, in the terms of the command that asked (a training
-    override for train.py, an option for the CLI); empty where the folder is the only way."""
+    `remedy`: the end of the not-found line for a name, in the terms of the command that asked (a
+    training override for train.py, an option for the CLI); `path_remedy`: the same for a path
+    (`style.image=PATH` is what a training run with a path was given already)."""
     given = Path(image).expanduser()
     if given.is_file():
         return given
     if given.is_absolute() or image.startswith(("./", "../", "~")):  # a path, not a name to look up in the folders
         what = "a folder, not an image" if given.is_dir() else "no such file"
-        raise ConfigError(f"style image {image}: {what}")
+        raise ConfigError(f"style image {image}: {what}" + (f"; {path_remedy}" if path_remedy else ""))
     places = [Path(d) for d in os.environ.get(STYLE_DIR_ENV, "").split(os.pathsep) if d] + [PACKAGED_STYLES]
     for place in places:
         if (place / image).is_file():

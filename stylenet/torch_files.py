@@ -42,3 +42,14 @@ def expansion_problem(path: Path) -> str | None:
         f"its contents would unpack to {declared / 1e6:,.0f} MB from {on_disk / 1e6:,.1f} MB on disk, "
         "which no file torch writes does"
     )
+
+
+def is_bare_pickle(path: Path) -> bool:
+    """Whether `path` is a pickle of protocol 3 or later outside torch's zip archive: never a file torch
+    wrote (its old format starts with protocol 2), and one that torch would read with a warning first."""
+    try:
+        with path.open("rb") as file:
+            start = file.read(2)
+    except OSError:
+        return False
+    return len(start) == 2 and start[0] == 0x80 and start[1] >= 3 and not zipfile.is_zipfile(path)

@@ -130,11 +130,32 @@ def _check_no_misspelt_setting(cfg: Any) -> None:
     allowed, as values that other settings interpolate (`data.image_size: ${my_size}`)."""
     # `+max_steps=5` for trainer.max_steps: a group's setting given without its group.
     nested = [f"{group}.{name}" for group in _GROUPS if isinstance(cfg.get(group), Mapping) for name in cfg[group]]
-    for key in sorted(set(cfg) - set(TRAIN_SETTINGS), key=str):
+    for key in sorted(set(cfg) - set(TRAIN_SETTINGS) - _interpolated(cfg), key=str):
         close = difflib.get_close_matches(str(key), TRAIN_SETTINGS, n=1, cutoff=0.8)
         close = close or [name for name in nested if name.split(".", 1)[1] == key][:1]
         if close:
             raise ConfigError(f"{key}: not a setting; did you mean {close[0]}?")
+
+
+def _interpolated(cfg: Any) -> set[str]:
+    """The top-level names that some setting reads as `${name}`: values added on purpose, not slips."""
+    from omegaconf import DictConfig, OmegaConf
+
+    tree = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str):
+            names.update(match.split(".")[0] for match in re.findall(r"\$\{([^}:]+)\}", node))
+
+    walk(tree)
+    return names
 
 
 def _check_trainer(trainer: Mapping[str, Any]) -> None:
@@ -212,8 +233,6 @@ def _check_data(data: Mapping[str, Any]) -> None:
     crop_scale_bounds(data.get("crop_scale"))
 
 
-MIN_STYLE_SIZE = 64
-
 _GROUPS = ("trainer", "optimizer", "data", "model", "loss", "style", "paths")
 
 # The top-level settings of configs/train.yaml and its groups (tests/test_configs.py keeps the two in step).
@@ -235,9 +254,7 @@ def check_train_config(cfg: Any) -> None:
     keep = cfg.get("checkpoint_keep", 1)
     if keep != -1:
         whole_number(keep, "checkpoint_keep (or -1 for all)", minimum=0)
-    # The painting's shorter side must survive the loss network's four halvings before relu5_1, with
-    # room for a painting twice as wide as it is tall: smaller, torch fails deep in VGG with sizes of 0.
-    whole_number(cfg.style.size, "style.size", minimum=MIN_STYLE_SIZE)
+    whole_number(cfg.style.size, "style.size")  # against the painting's own shape: training/sizes.py
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
         if key not in cfg.loss:
             continue

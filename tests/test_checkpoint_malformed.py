@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -213,6 +215,19 @@ def test_a_file_that_would_run_code_is_refused_without_unsafe_advice(tmp_path: P
     torch.save({"model": _RunsCode(marker)}, evil)
     message = _refused(load_inference_checkpoint, evil, "refused: it holds more than weights and plain values")
     assert "weights_only" not in message and not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_a_bare_pickle_is_refused_unread_without_torchs_warning(tmp_path: Path, protocol: int) -> None:
+    marker = tmp_path / "code_ran"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": _RunsCode(marker)}, protocol=protocol))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "Detected pickle protocol" note came before the one line
+        _refused(load_inference_checkpoint, evil, "a bare pickle, not a file torch wrote")
+        with pytest.raises(LossNetworkError, match="a bare pickle"):
+            check_weights(str(evil))
+    assert not marker.exists()
 
 
 def test_a_truncated_model_file_says_so(tmp_path: Path) -> None:

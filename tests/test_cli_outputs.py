@@ -55,22 +55,25 @@ def test_an_existing_output_file_is_refused_before_the_model_loads(photos: Path,
     assert victim.read_bytes() == b"keep me"
 
 
-@pytest.mark.parametrize("kind", ["image", "video"])
+@pytest.mark.parametrize("kind", ["image", "video", "nested"])
 def test_a_file_where_an_inputs_subfolder_goes_is_refused_before_the_model_loads(
-    photos: Path, tmp_path: Path, capsys, kind: str
+    tmp_path: Path, capsys, kind: str
 ) -> None:
-    if kind == "video":
-        (photos / "clip.mp4").write_bytes(b"not read: the run stops first")
+    inputs = tmp_path / "inputs"
+    where = {"image": "a.png", "video": "clip.mp4", "nested": "sub/a.png"}[kind]
+    (inputs / where).parent.mkdir(parents=True)
+    (inputs / where).write_bytes(b"not read: the run stops first")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "photos").write_bytes(b"keep me")  # where the folder's outputs would go
-    status = main(["stylize", str(tmp_path / "absent.pt"), str(photos), "-o", str(out)])
+    blocked = out / "inputs" / "sub" if kind == "nested" else out / "inputs"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_bytes(b"keep me")  # a file where the folder's outputs would go
+    status = main(["stylize", str(tmp_path / "absent.pt"), str(inputs), "-o", str(out)])
     line = _one_line(capsys)
-    assert status == 2 and line == f"error: -o {out}: {out / 'photos'} is a file, not a folder; choose another -o"
-    assert (out / "photos").read_bytes() == b"keep me"
+    assert status == 2 and line == f"error: -o {out}: {blocked} is a file, not a folder; choose another -o"
+    assert blocked.read_bytes() == b"keep me"
 
 
-@pytest.mark.parametrize(("name", "written"), [("photo.dat", "photo.png"), ("IMG_0001", "IMG_0001.png")])
+@pytest.mark.parametrize(("name", "written"), [("photo.dat", "photo.dat.png"), ("IMG_0001", "IMG_0001.png")])
 def test_an_image_named_without_an_image_suffix_is_written_as_png(
     model: Path, photos: Path, tmp_path: Path, name: str, written: str
 ) -> None:

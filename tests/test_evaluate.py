@@ -231,6 +231,11 @@ def test_a_models_painting_that_cannot_be_found_points_to_the_cli_option(photos:
         evaluate(model, photos, tmp_path / "out", gatys_steps=0, vgg_weights="random")
     # evaluate takes another painting as --style, not as train.py's style.image= override.
     assert "--style PATH" in str(refused.value) and "style.image=" not in str(refused.value)
+    # A model trained on a painting given by its path, scored on another machine.
+    metadata["style"]["image"] = str(tmp_path / "elsewhere" / "painting.jpg")
+    moved = save_inference_checkpoint(tmp_path / "moved.pt", network, metadata)
+    with pytest.raises(StylenetError, match=r"painting.jpg: no such file; score against another painting with --style"):
+        evaluate(moved, photos, tmp_path / "out", gatys_steps=0, vgg_weights="random")
 
 
 def test_zero_gatys_steps_scores_the_model_alone(

@@ -57,10 +57,10 @@ BAD = {
     "checkpoint_keep=-2": "checkpoint_keep",
     "checkpoint_keep=abc": "checkpoint_keep",
     "style.size=-3": "style.size",
-    "style.size=8": "style.size must be a whole number >= 64",  # else torch fails deep in VGG
+    "style.size=8": r"style.size=8 .starry.: the painting would be 8x6 px, and the loss network's four halvings",
     # Sizes no machine holds: refused before the painting or the photos load, not by the OOM killer.
     "style.size=100000": "style.size=100000 .starry.: the painting at that size needs at least .* GB",
-    "sample_size=30000": "sample_size=30000: stylising 2 validation photo.s. at 30000x30000 px needs at least",
+    "sample_size=30000": "sample_size=30000: stylising a validation photo at 30000x30000 px needs at least",
     "data.min_size=abc": "data.min_size must be a whole number >= 1, not 'abc'",
     "data.val_size=0": "data.val_size must be a whole number >= 1",
     "loss.style_weight=-1": "loss.style_weight",
@@ -73,6 +73,7 @@ BAD = {
     "loss.style_layer_weights=[1,2]": "loss.style_layer_weights has 2 values for 5 style layers",
     "loss.vgg_weights=nosuch.pth": "loss.vgg_weights=nosuch.pth: no such file",
     "+loss.foo=1": "loss.foo: not a setting of the loss",
+    "loss.content_layers=relu4_2": r"loss.content_layers=relu4_2: give a list of VGG19 layer names, e.g. \[relu4_2\]",
     "seed=abc": "seed",
     "lr_schedule=linear": "lr_schedule must be constant or cosine",
 }
@@ -133,6 +134,13 @@ def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path
 )
 def test_good_settings_pass(override: str, tmp_path: Path) -> None:
     check_config(compose_config(tiny_overrides(tmp_path) + [override]))
+
+
+def test_a_value_added_for_settings_to_read_is_not_taken_for_a_slip(tmp_path: Path) -> None:
+    # Named like data.image_size, but data.image_size reads it: kept, as `+foo=1` values are.
+    check_config(compose_config(tiny_overrides(tmp_path) + ["+image_size=48", "data.image_size=${image_size}"]))
+    with pytest.raises(ConfigError, match=r"image_size: not a setting; did you mean data.image_size\?"):
+        check_config(compose_config(tiny_overrides(tmp_path) + ["+image_size=48"]))
 
 
 def _finished_checkpoint(tmp_path: Path, step: int) -> Path:

@@ -41,14 +41,14 @@ def check_port(port: int) -> None:
 def check_file_size(size: str | int) -> None:
     if isinstance(size, int):
         number: int | None = size
+        unit = "B"
     else:
         match = FILE_SIZE.fullmatch(size.replace(" ", ""))
-        number = int(match[1]) if match else None
+        number, unit = (int(match[1]), match[2].upper()) if match else (None, "B")
     if number is None:
         raise StylenetError(f"--max-file-size {size} is not a size: give {SIZE_FORM}")
     if number <= 0:
         raise StylenetError(f"--max-file-size {size} would refuse every upload: give {SIZE_FORM}")
-    unit = "B" if isinstance(size, int) else FILE_SIZE.fullmatch(size.replace(" ", ""))[2].upper()
     if number * 1024 ** _UNITS.index(unit) >= 1 << 63:  # Gradio holds it in a 64-bit integer
         raise StylenetError(f"--max-file-size {size} is more than a file can be: give {SIZE_FORM}")
 

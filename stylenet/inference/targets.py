@@ -46,7 +46,7 @@ def _output_name(source: Path) -> str:
     its output is written as PNG: the name's suffix is what picks the format it is written in."""
     if source.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
         return source.name
-    return source.with_suffix(".png").name if source.suffix else f"{source.name}.png"
+    return f"{source.name}.png"  # the whole name kept: photo.v1 and photo.v2 stay two files
 
 
 def plan_outputs(inputs: list[Path], output: Path) -> tuple[list[ImageJob], list[ImageJob], list[str]]:

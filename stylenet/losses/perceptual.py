@@ -201,6 +201,9 @@ class PerceptualLoss(nn.Module):
         return (self.temporal_weights[styles] * errors).mean()
 
 
+_TARGET = "stylenet.losses.perceptual.build_perceptual_loss"  # configs/loss/perceptual.yaml
+
+
 def check_layers(
     content_layers: Sequence[str], style_layers: Sequence[str], style_layer_weights: Sequence[float] | None = None
 ) -> None:
@@ -218,13 +221,17 @@ def check_layers(
 
 
 def check_loss_config(loss: Mapping[str, Any]) -> None:
-    """The `loss` group of a training config: its keys, layers and VGG weights, before anything loads."""
-    known = set(inspect.signature(build_perceptual_loss).parameters) - {"style_image"} | {"_target_"}
-    unknown = sorted(set(loss) - known)
+    """The `loss` group of a training config, where it builds this loss: its keys, layers and VGG weights,
+    before anything loads. Hydra's own keys (`_target_`, `_partial_`, ...) pass; another `_target_` is its own."""
+    if loss.get("_target_", _TARGET) != _TARGET:
+        return
+    known = set(inspect.signature(build_perceptual_loss).parameters) - {"style_image"}
+    unknown = sorted(key for key in set(loss) - known if not str(key).startswith("_"))
     if unknown:
-        raise ConfigError(
-            f"loss.{unknown[0]}: not a setting of the loss; it takes {', '.join(sorted(known - {'_target_'}))}"
-        )
+        raise ConfigError(f"loss.{unknown[0]}: not a setting of the loss; it takes {', '.join(sorted(known))}")
+    for key in ("content_layers", "style_layers"):
+        if isinstance(loss.get(key), str):  # a list of one is wanted; a string would be read letter by letter
+            raise ConfigError(f"loss.{key}={loss[key]}: give a list of VGG19 layer names, e.g. [{loss[key]}]")
     check_layers(list(loss["content_layers"]), list(loss["style_layers"]), loss.get("style_layer_weights"))
     try:
         check_weights(str(loss.get("vgg_weights", "caffe")))

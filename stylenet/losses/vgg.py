@@ -23,7 +23,7 @@ from torch import nn
 from stylenet import git_lfs
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.networks import fast_ops
-from stylenet.torch_files import expansion_problem, why_unreadable
+from stylenet.torch_files import expansion_problem, is_bare_pickle, why_unreadable
 
 # Convolutions per block in VGG19; names follow the paper's relu{block}_{index} convention.
 _BLOCKS = (2, 2, 4, 4, 4)
@@ -131,6 +131,8 @@ def check_weights(weights: str, setting: str = "loss.vgg_weights=") -> None:
     expands = expansion_problem(path)
     if expands:
         raise LossNetworkError(f"{setting}{weights}: refused, {expands}")
+    if is_bare_pickle(path):
+        raise LossNetworkError(f"{setting}{weights}: a bare pickle, not a state_dict torch wrote")
 
 
 def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -180,7 +182,7 @@ class VGG19Features(nn.Module):
         elif weights == "torchvision":
             state, convention = _torchvision_state_dict(), (_TORCHVISION_MEAN, _TORCHVISION_STD)
         else:
-            state, convention = _file_state_dict(Path(weights)), (_TORCHVISION_MEAN, _TORCHVISION_STD)
+            state, convention = _file_state_dict(Path(weights).expanduser()), (_TORCHVISION_MEAN, _TORCHVISION_STD)
         wanted = self.features.state_dict().keys()
         missing = [k for k in wanted if k not in state]
         if missing:

@@ -19,7 +19,7 @@ from stylenet.errors import ConfigError
 from stylenet.inference.model import load_model
 from stylenet.inference.runner import Settings, working_size
 from stylenet.inference.stylizer import Stylizer
-from stylenet.inference.video import VideoError, probe_video, read_frames
+from stylenet.inference.video import VideoError, read_frames
 from stylenet.pretrained import resolve
 from stylenet.stability.measure import clip_errors, exact_pairs
 from stylenet.stability.plot import line_chart
@@ -66,21 +66,14 @@ def _styles_mean(per_pair: dict[str, list[float]], which: str) -> list[float]:
 
 
 def _clip_frames(clip: Path, frames: int, size: int | None) -> list[np.ndarray]:
-    """The first `frames` frames of `clip`, fitted to `size`; a clip that stops decoding early is measured on
-    the frames before, with one line on stderr saying how many of those it declares were read (as stylize does)."""
+    """The first `frames` frames of `clip`, fitted to `size`; a clip that fails to decode part-way is measured
+    on the frames before, with one line on stderr saying so (the report gives the count measured)."""
     decoded: list[np.ndarray] = []
     try:
         for frame in read_frames(clip, frames):
             decoded.append(fit_frame(frame, size))
     except VideoError as error:
         print(f"warning: {error}; measured on the {len(decoded)} frame(s) before it", file=sys.stderr)
-        return decoded
-    declared = probe_video(clip).frames
-    if declared and len(decoded) < min(frames, declared):
-        print(
-            f"warning: {clip}: {len(decoded)} frame(s) decode of the {declared} it declares; measured on those",
-            file=sys.stderr,
-        )
     return decoded
 
 
