@@ -57,7 +57,7 @@ BAD = {
     "checkpoint_keep=-2": "checkpoint_keep",
     "checkpoint_keep=abc": "checkpoint_keep",
     "style.size=-3": "style.size",
-    "style.size=8": r"style.size=8 .starry.: the painting would be 8x6 px, and the loss network's four halvings",
+    "style.size=8": r"style.size=8 .starry.: the painting would be 8x\d px, and the loss network.s four halvings",
     # Sizes no machine holds: refused before the painting or the photos load, not by the OOM killer.
     "style.size=100000": "style.size=100000 .starry.: the painting at that size needs at least .* GB",
     "sample_size=30000": "sample_size=30000: stylising a validation photo at 30000x30000 px needs at least",

@@ -191,7 +191,7 @@ def stylize_video(
                     output.mux(out_audio.encode())
         except av.error.FFmpegError as error:
             raise VideoError(f"{dst}: cannot write video ({reason(error)})") from error
-    missing = timeline.warning(written)
+        missing = timeline.warning(written)  # reads the source's stream, which PyAV 18.1.1 refuses once closed
     if missing:
         (warn or log.warning)(f"{src}: {missing}; {dst} holds the {written} frame(s) read")
     if resizer.scaled:
