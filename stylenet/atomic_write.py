@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,3 +29,15 @@ def write_through_memory(path: Path, save: Callable[[io.BytesIO], object]) -> No
     buffer = io.BytesIO()
     save(buffer)
     path.write_bytes(buffer.getbuffer())
+
+
+def why_unwritable(folder: Path) -> str | None:
+    """Why no file can be created in the existing `folder`, or None where one can.
+
+    Writing a file is the one test that holds everywhere: permission bits say nothing of a read-only
+    mount, and access() answers for the real user, not for the one this process runs as."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from stylenet import run_record
-from stylenet.atomic_write import replacing
+from stylenet.atomic_write import replacing, why_unwritable
 from stylenet.checkpoint import (
     move_aside,
     read_lightning_checkpoint,
@@ -143,11 +142,9 @@ def _make_kept_models_dir(cfg: DictConfig) -> None:
         kept.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"paths.kept_models_dir={kept} cannot be created: {error.strerror}") from error
-    try:  # a folder that exists may still refuse files (permissions, a read-only mount): only a write tells
-        with tempfile.TemporaryFile(dir=kept):
-            pass
-    except OSError as error:
-        raise ConfigError(f"paths.kept_models_dir={kept}: cannot write in it ({error.strerror or error})") from error
+    reason = why_unwritable(kept)  # a folder that exists may still refuse files: permissions, a read-only mount
+    if reason:
+        raise ConfigError(f"paths.kept_models_dir={kept}: cannot write in it ({reason})")
 
 
 def _check_resume(cfg: DictConfig) -> None:

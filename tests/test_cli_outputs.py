@@ -215,18 +215,18 @@ def test_an_export_folder_that_is_a_file_is_refused(model: Path, tmp_path: Path,
 def read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder that refuses new files, as a read-only mount or another user's folder does (permission bits
     alone would not stop a test run as root)."""
-    from stylenet.inference import runner
+    from stylenet import atomic_write
 
     folder = tmp_path / "read_only"
     folder.mkdir()
-    create = runner.tempfile.TemporaryFile
+    create = atomic_write.tempfile.TemporaryFile
 
     def refuse(*args, dir=None, **kwargs):
         if dir is not None and Path(dir) == folder:
             raise PermissionError(13, "Permission denied")
         return create(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(runner.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(atomic_write.tempfile, "TemporaryFile", refuse)
     return folder
 
 

@@ -98,12 +98,12 @@ def test_a_bad_setting_stops_train_in_one_line_before_anything_loads(
 def test_a_kept_models_folder_that_refuses_files_is_found_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import stylenet.train
+    import stylenet.atomic_write
 
     def refuse(*args, **kwargs):  # a read-only mount, or permissions: the folder exists, a write fails
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(stylenet.train.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(stylenet.atomic_write.tempfile, "TemporaryFile", refuse)
     with pytest.raises(ConfigError, match=r"paths.kept_models_dir=.*kept: cannot write in it \(Permission denied\)"):
         check_config(compose_config(tiny_overrides(tmp_path)))
 

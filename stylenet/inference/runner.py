@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from stylenet.atomic_write import replacing
+from stylenet.atomic_write import replacing, why_unwritable
 from stylenet.errors import StylenetError
 from stylenet.imageio import UnreadableImageError, image_size, is_animated, open_rgb, to_array, to_tensor
 from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit, tiled_bytes
@@ -77,14 +76,9 @@ def check_folder(output: Path, folder: Path) -> None:
 
 
 def _check_writable(output: Path, folder: Path) -> None:
-    # Writing a file is the one test that holds everywhere: permission bits say nothing of a read-only
-    # mount, and access() answers for the real user, not for the one this process runs as.
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise StylenetError(f"-o {output}: cannot write in {folder} ({reason}); choose another -o") from None
+    reason = why_unwritable(folder)
+    if reason:
+        raise StylenetError(f"-o {output}: cannot write in {folder} ({reason}); choose another -o")
 
 
 def refuse_existing(targets: list[Path]) -> None:
