@@ -14,10 +14,14 @@ from pathlib import Path
 def why_unreadable(path: Path, error: Exception) -> str:
     """Why `torch.load` refused the file at `path`, in a few words. Never torch's own message: it suggests
     loading the file again without `weights_only`, which runs whatever code a malicious file holds."""
+    refused = "refused: it holds more than weights and plain values, which loading could run as code"
+    # torch's older format (before its zip archive) is a plain pickle: one naming code is refused, not damaged.
+    if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+        return refused
     if not zipfile.is_zipfile(path):  # what torch.save writes; a cut-off one has lost its directory
         return "damaged, truncated or not a file torch wrote"
     if isinstance(error, pickle.UnpicklingError):
-        return "refused: it holds more than weights and plain values, which loading could run as code"
+        return refused
     return f"damaged ({error.__class__.__name__})"
 
 

@@ -217,6 +217,22 @@ def test_a_file_that_would_run_code_is_refused_without_unsafe_advice(tmp_path: P
     assert "weights_only" not in message and not marker.exists()
 
 
+def test_code_in_torchs_older_format_is_refused_not_called_damaged(tmp_path: Path) -> None:
+    # torch's format before its zip archive is a plain pickle stream, so the zip test alone said "damaged".
+    marker = tmp_path / "code_ran"
+    evil = tmp_path / "old.pt"
+    torch.save({"model": _RunsCode(marker)}, evil, _use_new_zipfile_serialization=False)
+    message = _refused(load_inference_checkpoint, evil, "refused: it holds more than weights and plain values")
+    assert "damaged" not in message and "weights_only" not in message and not marker.exists()
+
+
+def test_a_truncated_file_in_torchs_older_format_is_damaged(tmp_path: Path) -> None:
+    cut = tmp_path / "old.pt"
+    torch.save({"model": {"w": torch.zeros(64)}}, cut, _use_new_zipfile_serialization=False)
+    cut.write_bytes(cut.read_bytes()[:40])
+    _refused(load_inference_checkpoint, cut, "damaged, truncated or not a file torch wrote")
+
+
 @pytest.mark.parametrize("protocol", [3, 4, 5])
 def test_a_bare_pickle_is_refused_unread_without_torchs_warning(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "code_ran"
