@@ -38,7 +38,7 @@ from stylenet.evaluate_report import WEIGHT_KEYS, markdown, steps_to_match_text
 from stylenet.imageio import UnreadableImageError, list_images, open_rgb
 from stylenet.inference.model import Stylizer, load_model, resolve_device
 from stylenet.losses.perceptual import PerceptualLoss, build_perceptual_loss
-from stylenet.losses.vgg import check_weights
+from stylenet.losses.vgg import NAMED_WEIGHTS, check_weights
 from stylenet.optimize import DEFAULT_LR, METHODS, optimize
 from stylenet.pretrained import resolve
 from stylenet.styles import find_style_image, load_style_image
@@ -94,7 +94,20 @@ def loss_definition(metadata: dict[str, Any], vgg_weights: str | None) -> tuple[
     loss_config.pop("temporal_weight", None)
     if vgg_weights is not None:
         loss_config["vgg_weights"] = vgg_weights
+    else:
+        _check_recorded_weights(str(loss_config.get("vgg_weights", "caffe")))
     return loss_config, not stored
+
+
+def _check_recorded_weights(weights: str) -> None:
+    """One line for VGG weights the model's loss names that cannot be used here, in evaluate's terms: a
+    model trained on a weights file of another machine is scored with `--vgg-weights`, not loss.vgg_weights."""
+    if weights not in NAMED_WEIGHTS and not Path(weights).expanduser().is_file():
+        raise ConfigError(
+            f"the model was trained with the VGG19 weights file {weights}, which is not here: "
+            "give it with --vgg-weights PATH, or score with --vgg-weights caffe"
+        )
+    check_weights(weights, setting="the model's VGG19 weights ")
 
 
 def _build_loss(

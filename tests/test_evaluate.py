@@ -223,6 +223,35 @@ def test_a_bad_vgg_weights_option_is_named_as_typed_before_any_work(
     assert not out.exists()
 
 
+def test_an_unreadable_vgg_weights_file_is_named_by_its_path_not_trainings_setting(
+    model: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = tmp_path / "vgg.pth"
+    damaged.write_bytes(b"PK\x03\x04 a cut-off zip")
+    out = tmp_path / "out"
+    argv = ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--vgg-weights", str(damaged)]
+    assert main([*argv, "--gatys-steps", "0", "--size", str(SIZE)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"VGG19 weights {damaged}: not a readable torch state_dict" in err
+    assert "loss.vgg_weights" not in err
+
+
+def test_vgg_weights_the_model_names_but_this_machine_lacks_point_to_the_cli_option(
+    photos: Path, tmp_path: Path
+) -> None:
+    network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
+    elsewhere = tmp_path / "elsewhere" / "vgg19.pth"
+    metadata = {"style": {"name": "starry", "image": "starry_night.jpg", "size": 64}, "steps": 1}
+    model = save_inference_checkpoint(
+        tmp_path / "m.pt", network, metadata | {"loss": LOSS | {"vgg_weights": str(elsewhere)}}
+    )
+    with pytest.raises(StylenetError) as refused:
+        evaluate(model, photos, tmp_path / "out", gatys_steps=0, size=SIZE)
+    message = str(refused.value)
+    assert str(elsewhere) in message and "--vgg-weights PATH" in message and "loss.vgg_weights" not in message
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_models_painting_that_cannot_be_found_points_to_the_cli_option(photos: Path, tmp_path: Path) -> None:
     network = TransformerNet(width=0.25, num_residual_blocks=1).eval()
     metadata = {"style": {"name": "mine", "image": "not_here.jpg", "size": 64}, "steps": 1, "loss": LOSS}

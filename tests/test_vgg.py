@@ -122,7 +122,7 @@ def test_weights_that_would_run_code_are_refused_in_one_line_without_unsafe_advi
         VGG19Features(["relu1_1"], weights=str(evil))
     message = str(refused.value)
     assert message == (
-        f"loss.vgg_weights={evil} is not a readable torch state_dict "
+        f"VGG19 weights {evil}: not a readable torch state_dict "
         "(refused: it holds more than weights and plain values, which loading could run as code)"
     )
     assert not marker.exists()

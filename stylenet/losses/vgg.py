@@ -140,8 +140,9 @@ def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
+        # The path, not the setting: train.py's loss.vgg_weights and evaluate's --vgg-weights both load here.
         raise LossNetworkError(
-            f"loss.vgg_weights={path} is not a readable torch state_dict ({why_unreadable(path, error)})"
+            f"VGG19 weights {path}: not a readable torch state_dict ({why_unreadable(path, error)})"
         ) from error
     # Accept a full vgg19() state_dict as well as its .features part.
     return {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
