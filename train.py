@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from stylenet import run_record
 from stylenet.errors import StylenetError
 from stylenet.hardware import keep_freed_memory, wants_memory_reuse
+from stylenet.run_folder import run_folder_problem, with_run_folder_of_output_dir
 from stylenet.train import quiet_lightning_notices, train
 
 # What Hydra writes into a run dir before `main` runs.
@@ -115,7 +116,10 @@ def _composition_error(overrides: list[str]) -> str | None:
 
 
 if __name__ == "__main__":
-    problem = _composition_error(sys.argv[1:])
+    sys.argv[1:] = with_run_folder_of_output_dir(sys.argv[1:])  # read by @hydra.main
+    problem = _composition_error(sys.argv[1:]) or run_folder_problem(
+        sys.argv[1:], Path(__file__).resolve().parent / "configs"
+    )
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -9,11 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_overrides
 
 from stylenet import hardware
 from stylenet.errors import ConfigError
 from stylenet.hardware import wants_memory_reuse
+from stylenet.run_folder import run_folder_problem, with_run_folder_of_output_dir
 from stylenet.train import train
 
 train_entry = runpy.run_path(str(REPO / "train.py"), run_name="train_entry")  # its functions, not its main
@@ -178,3 +179,57 @@ def test_a_run_refused_in_an_earlier_runs_folder_leaves_its_record_as_it_was(
     assert (run / ".hydra" / "config.yaml").read_text() == "seed: 0\n"
     assert (run / ".hydra" / "overrides.yaml").read_text() == "[]\n"
     assert sorted(p.name for p in (run / ".hydra").iterdir()) == ["config.yaml", "overrides.yaml"]
+
+
+def test_an_output_dir_given_alone_is_also_the_run_folder() -> None:
+    assert with_run_folder_of_output_dir(["paths.output_dir=runs/a", "seed=1"]) == [
+        "paths.output_dir=runs/a",
+        "seed=1",
+        "hydra.run.dir=runs/a",
+    ]
+    both = ["paths.output_dir=runs/a", "hydra.run.dir=runs/b"]
+    assert with_run_folder_of_output_dir(both) == both  # an explicit run folder stays the user's choice
+    assert with_run_folder_of_output_dir(["-m", "paths.output_dir=runs/a"]) == ["-m", "paths.output_dir=runs/a"]
+
+
+@pytest.mark.slow
+def test_a_run_given_only_paths_output_dir_keeps_its_settings_and_log_there(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *tiny_overrides(tmp_path), "trainer.max_steps=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").stat().st_size > 0
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "outputs").exists()  # nothing split off into a dated folder
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "paths.output_dir"])
+def test_a_run_folder_inside_a_file_is_one_line_before_any_work(tmp_path: Path, key: str) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), f"{key}={tmp_path / 'afile' / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    line = f"error: {key}={tmp_path / 'afile' / 'run'}: {tmp_path / 'afile'} is a file, not a folder\n"
+    assert done.stderr == line
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_default_run_folder_where_none_can_be_made_names_hydra_run_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "outputs").write_text("a file where the runs go")
+    monkeypatch.chdir(tmp_path)
+    problem = run_folder_problem(["style=wave"], REPO / "configs")
+    assert problem.startswith("the run folder outputs/wave/") and problem.endswith(
+        f"{tmp_path / 'outputs'} is a file, not a folder; choose another with hydra.run.dir=DIR"
+    )
