@@ -1,5 +1,6 @@
 """Sources that are awkward to write or read: an AVI's microsecond frame rate, which MPEG-4 Part 2 cannot store
-exactly, and files cut short or damaged, whose frames up to the damage are kept with a one-line warning."""
+exactly, files cut short or damaged, whose frames up to the damage are kept with a one-line warning, and animated
+images named as videos, whose frames each have their own delay rather than a frame rate."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from app_helpers import tiny_model
 from conftest import SHARED_VIDEOS
+from PIL import Image
 from skip_policy import needs_clip, needs_extra
 
 from stylenet.cli import main
@@ -37,6 +39,22 @@ def cut(source: Path, target: Path, frame: int, within: float) -> Path:
         end = packet.pos + int(packet.size * within)
     target.write_bytes(source.read_bytes()[:end])
     return target
+
+
+# An animation's delays in ms: FFmpeg guesses 2 frames/s from them, a grid on which the first two frames share a slot.
+DELAYS = [30, 1000, 1000]
+COLORS = [(220, 40, 40), (40, 220, 40), (40, 40, 220)]
+
+
+def animation(path: Path, image_format: str = "GIF") -> Path:
+    """A 3-frame animated image of plain colors, one of `DELAYS` each, at `path` whatever its suffix."""
+    frames = [Image.fromarray(np.full((48, 64, 3), color, np.uint8)) for color in COLORS]
+    frames[0].save(path, format=image_format, save_all=True, append_images=frames[1:], duration=DELAYS, loop=0)
+    return path
+
+
+def colors(path: Path) -> list[tuple[float, ...]]:
+    return [tuple(np.round(frame.mean((0, 1)))) for frame in decode(path)]
 
 
 def decoder_fails(path: Path) -> bool:
@@ -204,3 +222,58 @@ def test_the_start_of_tree_avi_is_kept_with_a_warning(tmp_path: Path) -> None:
         f" of 444 (truncated or damaged?); {tmp_path / 'out.mp4'} holds the {written} frame(s) read"
     )
     assert 0 < written < 10 and probe_video(tmp_path / "out.mp4").frames == written
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "PNG"])
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_an_animation_named_as_a_video_keeps_every_frame_and_delay(
+    tmp_path: Path, image_format: str, suffix: str
+) -> None:
+    source = animation(tmp_path / "clip.mp4", image_format)  # an animated GIF or APNG renamed .mp4
+    out = tmp_path / f"out{suffix}"
+    warnings: list[str] = []
+    done: list[int] = []
+    assert stylize_video(source, out, invert, warn=warnings.append, progress=done.append) == 3
+    assert warnings == [] and done == [3]
+    assert len(decode(out)) == 3 and probe_video(out).frames in (3, None)  # WebM does not record a count
+    for got, color in zip(colors(out), COLORS, strict=True):
+        assert np.abs(np.subtract(got, 255 - np.array(color))).max() < 8
+    # Each frame shows when it did in the animation, and the last for its own delay: the video is as long.
+    assert np.allclose(frame_times(out), [0, 0.03, 1.03], atol=2e-3)
+    with av.open(str(out)) as container:
+        assert container.duration / 1e6 == pytest.approx(sum(DELAYS) / 1000, abs=0.01)
+
+
+def test_an_animation_written_as_avi_says_which_frames_it_drops(tmp_path: Path) -> None:
+    """AVI has no timestamps, only slots at the rate FFmpeg guesses (2 frames/s), so one of the three is lost."""
+    source = animation(tmp_path / "clip.gif")
+    out = tmp_path / "out.avi"
+    warnings: list[str] = []
+    assert stylize_video(source, out, identity, warn=warnings.append) == 2
+    assert len(decode(out)) == 2
+    assert warnings == [
+        f"{source}: 1 frame(s) dropped, each within 0.5 s of the one before; {out} holds 2 of the 3 frame(s) read; "
+        "write .mp4 or .webm to keep every frame"
+    ]
+
+
+def test_an_undecodable_animated_webp_is_one_clear_error_or_whole(tmp_path: Path) -> None:
+    """FFmpeg (8.1 included) cannot decode animated WebP: a size of 0x0 must not reach the encoder as its error."""
+    source = animation(tmp_path / "clip.mp4", "WEBP")
+    out = tmp_path / "out.mp4"
+    try:
+        written = stylize_video(source, out, identity)
+    except VideoError as error:
+        assert str(error) == f"{source}: cannot decode video (FFmpeg's webp decoder reads no picture)"
+        assert not out.exists()
+    else:
+        assert written == len(decode(out)) == 3
+
+
+def test_cli_stylizes_every_frame_of_a_gif_named_mp4(model: Path, tmp_path: Path, capsys) -> None:
+    source = animation(tmp_path / "clip.mp4")
+    out = tmp_path / "out.mp4"
+    status = main(["stylize", str(model), str(source), "-o", str(out), "--compile", "off"])
+    captured = capsys.readouterr()
+    assert status == 0 and "warning" not in captured.err and "3 frame(s) in 1 video(s)" in captured.out
+    assert probe_video(out).frames == 3 and len(decode(out)) == 3

@@ -4,10 +4,12 @@ Built on PyAV (`pip install "stylenet[video]"`), imported only when a video is t
 works without it. The output keeps the source's resolution, frame rate, length and audio (`video_audio`).
 Each frame is shown when it was in the source, on a grid of the source's frame rate (`video_source`): slots a
 source leaves empty (an AVI repeats a frame by storing nothing) stay empty, so the video keeps its length and its
-sync with the audio. A rate whose exact time base an encoder cannot store (MPEG-4 Part 2: 16 bits) is written as
-the nearest one it can, a few parts per million off for AVI's microsecond rates (1000000/66667 becomes 15). A
-frame that does not decode is skipped, and a source cut short keeps the frames read up to there: one warning
-line says what is missing.
+sync with the audio. An animation (GIF, APNG) has a delay per frame rather than a rate, so its frames keep their
+own times and delays instead, in any container but AVI, which stores no timestamps. A rate whose exact time base
+an encoder cannot store (MPEG-4 Part 2: 16 bits) is written as the nearest one it can, a few parts per million
+off for AVI's microsecond rates (1000000/66667 becomes 15). A frame that does not decode is skipped, and a source
+cut short keeps the frames read up to there: one warning line says what is missing, as it does for frames
+dropped because they come too close after the one before.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 from stylenet.atomic_write import replacing
 from stylenet.errors import StylenetError
 from stylenet.inference.video_audio import add_audio
-from stylenet.inference.video_source import FrameSkipped, ReadingStopped, Timeline, read_source, reason
+from stylenet.inference.video_frame_size import StreamSize
+from stylenet.inference.video_source import FrameSkipped, ReadingStopped, Timeline, is_animation, read_source, reason
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,8 @@ def stylize_video(
     any file at `dst` intact.
 
     A source that stops decoding (an error, or running out of data) clearly before the frame count its container
-    declares, or that has frames which do not decode, is not an error: `dst` keeps every frame read, and `warn`
+    declares, that has frames which do not decode, or frames too close together for the output's frame rate (a
+    variable-rate video, an animation written as AVI), is not an error: `dst` keeps every frame it can, and `warn`
     (default: this module's logger) gets one line saying what is missing. Only a source with no decodable frame
     at all raises `VideoError`.
     """
@@ -135,18 +139,30 @@ def stylize_video(
         fps = _frame_rate(in_video, src)
         in_video.thread_type = "AUTO"  # frame-parallel decoding; it is otherwise single-threaded
         in_audio = source.streams.audio[0] if source.streams.audio else None
+        animation = is_animation(source, in_video)
+        own_times = animation and suffix != ".avi"  # an AVI's frames are slots of 1/fps: it stores no timestamps
         try:
             # AVI stores no timestamps: shifting all streams so the audio's priming samples start at zero (FFmpeg's
             # default) would make its muxer insert an empty video frame, so AVI keeps them negative instead.
             options = {"avoid_negative_ts": "disabled"} if suffix == ".avi" else {}
             with replacing(dst) as partial, av.open(str(partial), "w", options=options) as output:
-                out_video = _add_video(av, output, encoder, in_video, fps, dst)
+                tick = in_video.time_base if own_times else None
+                out_video = _add_video(av, output, encoder, in_video, fps, dst, tick)
                 out_audio, copy_audio = add_audio(av, output, in_audio, suffix)
                 written = 0
                 batch: list[np.ndarray] = []
                 slots: list[int] = []  # each batched frame's place in time (`Timeline.place`)
-                timeline = Timeline(in_video, fps, _start(in_audio) if out_audio is not None else None)
-                resizer = _StreamSize(out_video.width, out_video.height)
+                audio_start = _start(in_audio) if out_audio is not None else None
+                timeline = Timeline(in_video, fps, audio_start, own_times)
+                resizer = StreamSize(out_video.width, out_video.height)
+                durations: dict[int, int] = {}  # an animation's frame delays, by output pts
+
+                def mux_video(packets: list[Any]) -> None:
+                    for packet in packets:
+                        # Encoders keep no frame durations, and a GIF's last frame (often a long pause) needs its own.
+                        if packet.pts in durations:
+                            packet.duration = durations.pop(packet.pts)
+                        output.mux(packet)
 
                 def flush() -> None:
                     nonlocal written
@@ -154,20 +170,22 @@ def stylize_video(
                     _check_results(batch, results)
                     for image, place in zip(results, slots, strict=True):
                         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                        # Frames numbered in the encoder's 1/fps time base give exactly the source's frame rate.
+                        # In the encoder's time base (1/fps, or an animation's own): the source's timing exactly.
                         frame.pts = place
-                        output.mux(out_video.encode(frame))
+                        mux_video(out_video.encode(frame))
                         written += 1
                     batch.clear()
                     slots.clear()
                     if progress is not None:
-                        progress(timeline.last_slot + 1)  # in the source's frames, so the end is its frame count
+                        progress(timeline.position)  # in the source's frames, so the end is its frame count
 
                 for item in read_source(av, source, in_video, in_audio if out_audio is not None else None, copy_audio):
                     if isinstance(item, av.VideoFrame):
                         place = timeline.place(item.pts)
                         if place is None:
                             continue
+                        if own_times and item.duration:
+                            durations[place] = item.duration  # in the source's time base, which is the output's
                         batch.append(resizer.pixels(item))
                         slots.append(place)
                         if len(batch) == batch_size:
@@ -186,45 +204,19 @@ def stylize_video(
                 if written == 0:
                     why = timeline.stopped or (timeline.skipped[0] if timeline.skipped else None)
                     raise VideoError(f"{src}: " + (f"cannot decode video ({why})" if why else "no video frames"))
-                output.mux(out_video.encode())  # drain frames the encoder still holds for look-ahead
+                mux_video(out_video.encode())  # drain frames the encoder still holds for look-ahead
                 if out_audio is not None and not copy_audio:
                     output.mux(out_audio.encode())
         except av.error.FFmpegError as error:
             raise VideoError(f"{dst}: cannot write video ({reason(error)})") from error
         missing = timeline.warning(written)  # reads the source's stream, which PyAV 18.1.1 refuses once closed
     if missing:
-        (warn or log.warning)(f"{src}: {missing}; {dst} holds the {written} frame(s) read")
+        kept = f"{written} of the {written + timeline.dropped}" if timeline.dropped else f"the {written}"
+        hint = "; write .mp4 or .webm to keep every frame" if animation and not own_times and timeline.dropped else ""
+        (warn or log.warning)(f"{src}: {missing}; {dst} holds {kept} frame(s) read{hint}")
     if resizer.scaled:
         (warn or log.warning)(f"{src}: {resizer.note()}")
     return written
-
-
-class _StreamSize:
-    """Frames at the size the stream declares: a stream may change size part-way (joined clips, a
-    resolution switch), while the encoder, the memory plan and each batch take the declared one."""
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = width, height
-        self.scaled = 0
-        self.first: tuple[int, int, int] | None = None  # (frame index, width, height) of the first one scaled
-        self.seen = 0
-
-    def pixels(self, frame: Any) -> np.ndarray:
-        """The frame as RGB uint8 (H, W, 3) at the declared size, scaled there where it has another."""
-        self.seen += 1
-        if (frame.width, frame.height) == (self.width, self.height):
-            return frame.to_ndarray(format="rgb24")
-        if self.first is None:
-            self.first = (self.seen, frame.width, frame.height)
-        self.scaled += 1
-        return frame.reformat(width=self.width, height=self.height, format="rgb24").to_ndarray()
-
-    def note(self) -> str:
-        index, width, height = self.first or (0, 0, 0)
-        return (
-            f"{self.scaled} frame(s) differ in size from the video's {self.width}x{self.height} (the first, frame "
-            f"{index}, is {width}x{height}); they were scaled to {self.width}x{self.height}"
-        )
 
 
 def _import_av(path: str | os.PathLike[str]) -> Any:
@@ -247,7 +239,11 @@ def _open_input(av: Any, path: Path) -> Any:
 def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     if not container.streams.video:
         raise VideoError(f"{path}: has no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if not stream.codec_context.width or not stream.codec_context.height:
+        # FFmpeg found no picture it could decode (an animated WebP, say); otherwise an encoder refuses "0x0 px".
+        raise VideoError(f"{path}: cannot decode video (FFmpeg's {stream.codec_context.name} decoder reads no picture)")
+    return stream
 
 
 def _frame_rate(stream: Any, path: str | os.PathLike[str]) -> Fraction:
@@ -285,9 +281,14 @@ def _encoder_rate(encoder: str, fps: Fraction) -> Fraction:
     return 1 / (1 / fps).limit_denominator(limit)  # the time base's denominator is the rate's numerator
 
 
-def _add_video(av: Any, output: Any, encoder: str, in_video: Any, fps: Fraction, dst: Path) -> Any:
+def _add_video(
+    av: Any, output: Any, encoder: str, in_video: Any, fps: Fraction, dst: Path, tick: Fraction | None = None
+) -> Any:
+    """The output's video stream at `fps`, its timestamps counted in `tick` (default: 1/fps, one per frame)."""
     rate = _encoder_rate(encoder, fps)
     stream = output.add_stream(encoder, rate=rate, options=_VIDEO_OPTIONS.get(encoder, {}))
+    if tick is not None:
+        stream.codec_context.time_base = tick
     width, height = in_video.codec_context.width, in_video.codec_context.height
     stream.width, stream.height = width, height
     # 4:2:0 is what every player decodes, but x264 refuses it for odd sizes, so those keep full-resolution chroma
