@@ -81,9 +81,15 @@ def is_animated(source: str | Path | bytes) -> bool:
         return image.format in ("GIF", "PNG", "WEBP", "TIFF") and bool(getattr(image, "is_animated", False))
 
 
-def open_rgb(source: str | Path | bytes) -> Image.Image:
-    """Decode `source` (a path or encoded bytes) fully into an upright RGB image."""
+def open_rgb(source: str | Path | bytes, at_least: int | None = None) -> Image.Image:
+    """Decode `source` (a path or encoded bytes) fully into an upright RGB image.
+
+    `at_least`: the smallest side the caller will resize to. A JPEG is then decoded at a half, a quarter
+    or an eighth of its size where both sides stay at least that (libjpeg scales while decoding), so a
+    48-megapixel photo cropped at 256 px takes 2 MB to decode, not 144."""
     with _opened(source) as image:
+        if at_least is not None and image.format == "JPEG":
+            image.draft("RGB", (at_least, at_least))  # both sides, so an Exif quarter turn keeps the bound
         upright_by_exif = _exif_before_pixels(image)
         image.load()  # decode now: truncated files fail here, not later in a worker
         if upright_by_exif:

@@ -323,6 +323,32 @@ def test_a_small_folder_is_decoded_once_and_its_unusable_files_counted(photo_tre
         assert skipped == 0 and torch.equal(image, expected)
 
 
+def test_a_large_jpeg_is_decoded_near_the_training_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylenet.data import datamodule as module
+
+    root = tmp_path / "photos"
+    for index in range(3):
+        save(photo(1200, 960, index), root / f"{index}.jpg")
+    decoded = []
+    original = module.open_rgb
+
+    def spy(source, at_least=None):
+        image = original(source, at_least=at_least)
+        decoded.append((at_least, image.size))
+        return image
+
+    monkeypatch.setattr(module, "open_rgb", spy)
+    for cache in (0, 3):  # decoded at each crop, and once at setup
+        decoded.clear()
+        data = folder_module(root, val_size=1, cache_photos=cache, resize=2 * IMAGE_SIZE)
+        data.setup("fit")
+        image, _ = data.train_set[0]
+        assert image.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+        trained = [size for at_least, size in decoded if at_least is not None]
+        # An eighth of 1200x960 keeps both sides above 2 x IMAGE_SIZE: not the full 1200x960 decoded.
+        assert trained and all(size == (150, 120) for size in trained), decoded
+
+
 def test_files_skipped_at_setup_are_named(photo_tree: PhotoTree, caplog: pytest.LogCaptureFixture) -> None:
     """A user told "skipped 4 unusable image(s)" must be able to find them: the warning names them."""
     datamodule = folder_module(photo_tree.root, cache_photos=photo_tree.files)  # every file decoded at setup

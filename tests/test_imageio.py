@@ -168,6 +168,29 @@ def test_exif_rotated_jpeg_comes_out_upright(tmp_path: Path) -> None:
     assert_close(image.getpixel((10, 34)), BLUE, tolerance=40)
 
 
+def test_a_large_jpeg_is_decoded_near_the_size_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "large.jpg"
+    halves(1600, 1200, RED, BLUE).save(path, "JPEG", quality=90)
+    reduced = open_rgb(path, at_least=256)
+    assert reduced.size == (400, 300)  # a quarter: an eighth (200x150) would fall under 256
+    assert_close(reduced.getpixel((100, 150)), RED, tolerance=40)
+    assert_close(reduced.getpixel((300, 150)), BLUE, tolerance=40)
+    assert open_rgb(path, at_least=1200).size == (1600, 1200)  # no smaller scale keeps 1200 px
+    png = tmp_path / "large.png"
+    halves(1600, 1200, RED, BLUE).save(png, "PNG")
+    assert open_rgb(png, at_least=256).size == (1600, 1200)  # only JPEG scales while decoding
+
+
+def test_a_quarter_turned_jpeg_decoded_near_a_size_keeps_both_sides_above_it(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    halves(1600, 480, RED, BLUE).save(path, "JPEG", quality=90, exif=exif)
+    image = open_rgb(path, at_least=200)
+    assert image.size == (240, 800)  # upright, halved twice: 120 px would fall under 200
+    assert_close(image.getpixel((120, 100)), RED, tolerance=40)
+
+
 def _png_with_exif_after_pixels(width: int, height: int, orientation: int) -> bytes:
     """A PNG whose eXIf chunk (an orientation) follows its pixel data, just before the end."""
     exif = Image.Exif()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -185,11 +186,13 @@ class PhotoDataModule(pl.LightningDataModule):
         # Only those before the last validation photo: the rest of the folder's are counted where it trains.
         self.skipped_files += _named(passed_over[: _unusable_before(val)])
         train: list = [records[i] for i in train_order]
+        # Training photos are resized to this side before cropping: a large JPEG is decoded near it.
+        decode_near = functools.partial(open_rgb, at_least=max(hp.resize or hp.image_size, hp.min_size))
         if len(train) <= hp.cache_photos:
             crops = crop_transform(hp.image_size, self.crop_scale)
-            train, decode, transform = self._decoded_once(train, open_rgb), as_decoded, crops
+            train, decode, transform = self._decoded_once(train, decode_near), as_decoded, crops
         else:
-            decode, transform = open_rgb, train_transform(hp.image_size, hp.resize, self.crop_scale)
+            decode, transform = decode_near, train_transform(hp.image_size, hp.resize, self.crop_scale)
         # A small folder is repeated within an epoch (each time as other random crops): every epoch
         # starts with the loader's workers refilling from nothing, and with two batches an epoch that
         # wait set the pace (38 photos at batch 16 on a GPU: a third of the steps' own speed).
