@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,14 @@ from skip_policy import needs_clip, needs_extra
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.imageio import to_array
-from stylenet.losses.temporal import masked_mse, warp
+from stylenet.losses.temporal import TemporalPair, masked_mse, temporal_error, warp
 from stylenet.networks.transformer import TransformerNet
 
 av = pytest.importorskip("av", reason=needs_extra("video"))
 pytest.importorskip("cv2", reason=needs_extra("video"))
 
 from stylenet.stability.flow import FrameFlow  # noqa: E402  (needs OpenCV)
-from stylenet.stability.measure import clip_errors, exact_pairs  # noqa: E402
+from stylenet.stability.measure import ExactPairs, clip_errors, exact_pairs  # noqa: E402
 
 
 def scene(width: int = 96, height: int = 64, seed: int = 0) -> np.ndarray:
@@ -121,13 +122,94 @@ def test_the_exact_measure_reuses_the_stylisations_the_clip_measure_made() -> No
     fresh = exact_pairs({"m": counted}, frames[::2], flow=4.0, noise=0.02)
     assert len(calls) == 4  # each frame and its moved copy
     calls.clear()
-    kept = {0: {}, 2: {}}
-    clip_errors({"m": counted}, frames, keep=kept)
-    assert len(calls) == 4 and set(kept[2]) == {"m"}
-    calls.clear()
-    reused = exact_pairs({"m": counted}, frames[::2], flow=4.0, noise=0.02, stylized=[kept[0], kept[2]])
-    assert len(calls) == 2  # the moved copies only
-    assert reused == pytest.approx(fresh)
+    streamed = ExactPairs({"m": counted}, flow=4.0, noise=0.02)
+    clip_errors({"m": counted}, frames, exact=streamed, exact_at={0, 2})
+    assert len(calls) == 4 + 2  # each frame once, then the moved copies of frames 0 and 2 only
+    assert streamed.means() == fresh
+
+
+def listed_exact_pairs(stylizers: dict, frames: list[np.ndarray], flow: float, noise: float) -> dict[str, float]:
+    """The exact measure the plain way: over a list of the frames, each stylised afresh."""
+    pair, generator = TemporalPair(flow, noise), torch.Generator().manual_seed(0)
+    sums = {"input": 0.0, **{name: 0.0 for name in stylizers}}
+    for frame in frames:
+        image = torch.from_numpy(frame).permute(2, 0, 1).unsqueeze(0).float() / 255
+        moved, known, _ = pair(image, generator)
+        sums["input"] += float(temporal_error(image, moved, known)[0])
+        for name, stylizer in stylizers.items():
+            sums[name] += float(temporal_error(stylizer(image), stylizer(moved), known)[0])
+    return {name: total / len(frames) for name, total in sums.items()}
+
+
+def random_stylizer(seed: int):
+    """A small random convolutional network: a stylizer whose output depends on its input, cheap on a CPU."""
+    torch.manual_seed(seed)
+    network = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 3, 3, padding=1, padding_mode="reflect"),
+        torch.nn.Sigmoid(),
+    ).eval()
+
+    @torch.no_grad()
+    def stylize(images: torch.Tensor) -> torch.Tensor:
+        return network(images)
+
+    return stylize
+
+
+def test_the_streamed_exact_measure_equals_the_one_over_a_list_of_the_spread_frames() -> None:
+    from stylenet.stability.run import EXACT_FRAMES
+
+    frames = panning_frames(17, noise=2.0, size=(32, 24))
+    stylizers = {"model/a": random_stylizer(0), "baseline/b": random_stylizer(1)}
+    spread = list(range(0, 17, max(17 // EXACT_FRAMES, 1)))[:EXACT_FRAMES]  # as evaluate spreads them
+    streamed = ExactPairs(stylizers, flow=4.0, noise=0.02)
+    clip_errors(stylizers, iter(frames), exact=streamed, exact_at=set(spread))
+    assert streamed.count == len(spread) > 1
+    assert streamed.means() == listed_exact_pairs(stylizers, [frames[i] for i in spread], flow=4.0, noise=0.02)
+
+
+class Census:
+    """How many of the objects it was shown are alive, and the most that were at once."""
+
+    def __init__(self) -> None:
+        self.alive = self.most = 0
+
+    def __call__(self, thing):
+        self.alive += 1
+        self.most = max(self.most, self.alive)
+        weakref.finalize(thing, self._gone)
+        return thing
+
+    def _gone(self) -> None:
+        self.alive -= 1
+
+
+def test_evaluate_video_holds_a_couple_of_frames_at_a_time_not_the_clip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylenet.stability import run
+
+    world, decoded, stylized = scene(), Census(), Census()
+
+    def reader(clip, limit=None):  # each frame a new array, made only when asked for
+        for index in range(limit):
+            yield decoded(world[8:32, 8 + index : 40 + index].copy())
+
+    def stylizer(images: torch.Tensor) -> torch.Tensor:
+        return stylized(images.flip(-1))
+
+    stylizers = {"model/a": stylizer, "baseline/b": stylizer}
+    monkeypatch.setattr(run, "read_frames", reader)
+    monkeypatch.setattr(run, "_stylizers", lambda models, style, device: stylizers)
+    clip = tmp_path / "pan.avi"
+    clip.write_bytes(b"")
+    report = run.evaluate_video("a.pt", [clip], tmp_path / "out", baseline="b.pt", frames=17)
+    (entry,) = report["clips"]
+    assert entry["frames"] == 17 and entry["size"] == [32, 24] and len(entry["per_frame"]["input"]) == 16
+    assert decoded.most <= 3  # the frame being measured and the one before, not the 17
+    assert stylized.most <= 2 * len(stylizers) + 1  # the previous frame's, this frame's and one moved copy's
 
 
 def make_clip(path: Path, frames: list[np.ndarray]) -> Path:
@@ -233,12 +315,13 @@ def test_a_clip_that_stops_decoding_is_measured_on_the_frames_before_and_says_so
         raise VideoError(f"{clip}: cannot decode video (Invalid data found when processing input)")
 
     monkeypatch.setattr(run, "read_frames", cut_off)
-    frames = run._clip_frames(tmp_path / "cut.avi", 10, None)
-    assert len(frames) == 3
+    assert run._count_frames(tmp_path / "cut.avi", 10, None) == (3, [64, 48])
     assert capsys.readouterr().err == (
         f"warning: {tmp_path / 'cut.avi'}: cannot decode video (Invalid data found when processing input); "
         "measured on the 3 frame(s) before it\n"
     )
+    assert len(list(run._clip_frames(tmp_path / "cut.avi", 3, None))) == 3  # never asks for the frame that fails
+    assert capsys.readouterr().err == ""
 
 
 def test_a_file_without_video_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

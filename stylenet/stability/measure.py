@@ -10,7 +10,7 @@ flow plus noise (what training's temporal term uses), so the warp is exact and o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 import numpy as np
 import torch
@@ -21,13 +21,42 @@ from stylenet.losses.temporal import TemporalPair, temporal_error
 from stylenet.stability.flow import FrameFlow
 
 
+class ExactPairs:
+    """Running mean of the exact-pair errors (see `exact_pairs`) of the frames handed to `add`, one at a time,
+    so that a clip's frames and their stylisations need not be held until the end."""
+
+    def __init__(self, stylizers: dict[str, Stylizer], flow: float, noise: float, seed: int = 0) -> None:
+        self.stylizers = stylizers
+        self.pair = TemporalPair(flow, noise)
+        self.generator = torch.Generator().manual_seed(seed)  # one stream: each frame's motion depends on the order
+        self.sums = {"input": 0.0, **{name: 0.0 for name in stylizers}}
+        self.count = 0
+
+    def add(self, frame: np.ndarray, stylized: dict[str, torch.Tensor] | None = None) -> None:
+        """Pair `frame` (RGB uint8) with its moved copy; `stylized`: its stylisations by name where already made."""
+        image = to_tensor(frame).unsqueeze(0)
+        moved, known, _ = self.pair(image, self.generator)  # the default motion compares every pixel
+        self.sums["input"] += float(temporal_error(image, moved, known)[0])
+        made = stylized or {}
+        for name, stylizer in self.stylizers.items():
+            still = made[name] if name in made else stylizer(image).cpu().float()
+            self.sums[name] += float(temporal_error(still, stylizer(moved).cpu().float(), known)[0])
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {name: total / max(self.count, 1) for name, total in self.sums.items()}
+
+
 def clip_errors(
-    stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray], keep: dict[int, dict[str, torch.Tensor]] | None = None
+    stylizers: dict[str, Stylizer],
+    frames: Iterable[np.ndarray],
+    exact: ExactPairs | None = None,
+    exact_at: Container[int] = (),
 ) -> dict[str, list[float]]:
     """Per consecutive pair of `frames` (RGB uint8), the warping error of the input ("input") and of each
-    stylizer's output (by its name): lists of len(frames) - 1.
+    stylizer's output (by its name): lists of len(frames) - 1. `frames` is read once, one frame at a time.
 
-    `keep`: frame index -> {} to fill with that frame's stylisations by name, for `exact_pairs` to reuse."""
+    `exact`: given the frames whose indices are in `exact_at` as they come, with the stylisations made here."""
     flow_of = FrameFlow()
     errors: dict[str, list[float]] = {"input": [], **{name: [] for name in stylizers}}
     previous_frame: np.ndarray | None = None
@@ -36,8 +65,8 @@ def clip_errors(
         current = {"input": to_tensor(frame).unsqueeze(0)}  # (1, 3, H, W) in [0, 1]
         for name, stylizer in stylizers.items():
             current[name] = stylizer(current["input"]).cpu().float()
-        if keep is not None and index in keep:
-            keep[index].update((name, current[name]) for name in stylizers)
+        if exact is not None and index in exact_at:
+            exact.add(frame, current)
         if previous_frame is not None:
             flow, mask = flow_of(previous_frame, frame)
             for name, image in current.items():
@@ -47,26 +76,11 @@ def clip_errors(
 
 
 def exact_pairs(
-    stylizers: dict[str, Stylizer],
-    frames: list[np.ndarray],
-    flow: float,
-    noise: float,
-    seed: int = 0,
-    stylized: list[dict[str, torch.Tensor]] | None = None,
+    stylizers: dict[str, Stylizer], frames: Iterable[np.ndarray], flow: float, noise: float, seed: int = 0
 ) -> dict[str, float]:
     """Mean error over `frames` each paired with a copy moved by a known random flow of up to `flow` px plus
-    Gaussian noise of `noise` std: of the input ("input": the noise alone) and of each stylizer's output.
-
-    `stylized`: per frame, its stylisations by stylizer name where already made (`clip_errors(keep=)`)."""
-    pair = TemporalPair(flow, noise)
-    generator = torch.Generator().manual_seed(seed)
-    sums = {"input": 0.0, **{name: 0.0 for name in stylizers}}
-    for index, frame in enumerate(frames):
-        image = to_tensor(frame).unsqueeze(0)
-        moved, known, _ = pair(image, generator)  # the default motion compares every pixel
-        sums["input"] += float(temporal_error(image, moved, known)[0])
-        made = stylized[index] if stylized is not None else {}
-        for name, stylizer in stylizers.items():
-            still = made[name] if name in made else stylizer(image).cpu().float()
-            sums[name] += float(temporal_error(still, stylizer(moved).cpu().float(), known)[0])
-    return {name: total / max(len(frames), 1) for name, total in sums.items()}
+    Gaussian noise of `noise` std: of the input ("input": the noise alone) and of each stylizer's output."""
+    measure = ExactPairs(stylizers, flow, noise, seed)
+    for frame in frames:
+        measure.add(frame)
+    return measure.means()

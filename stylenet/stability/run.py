@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from stylenet.inference.runner import Settings, working_size
 from stylenet.inference.stylizer import Stylizer
 from stylenet.inference.video import VideoError, read_frames
 from stylenet.pretrained import resolve
-from stylenet.stability.measure import clip_errors, exact_pairs
+from stylenet.stability.measure import ExactPairs, clip_errors
 from stylenet.stability.plot import line_chart
 from stylenet.stability.report import markdown
 
@@ -65,16 +67,31 @@ def _styles_mean(per_pair: dict[str, list[float]], which: str) -> list[float]:
     return [statistics.fmean(pair) for pair in zip(*mine, strict=True)]
 
 
-def _clip_frames(clip: Path, frames: int, size: int | None) -> list[np.ndarray]:
-    """The first `frames` frames of `clip`, fitted to `size`; a clip that fails to decode part-way is measured
-    on the frames before, with one line on stderr saying so (the report gives the count measured)."""
-    decoded: list[np.ndarray] = []
+def _count_frames(clip: Path, frames: int, size: int | None) -> tuple[int, list[int]]:
+    """How many of the first `frames` frames of `clip` decode, and the [width, height] they are measured at (fitted
+    to `size`), keeping none of them; a clip that fails to decode part-way is measured on the frames before, with
+    one line on stderr saying so (the report gives the count measured)."""
+    count, measured = 0, [0, 0]
     try:
         for frame in read_frames(clip, frames):
-            decoded.append(fit_frame(frame, size))
+            if count == 0:
+                height, width = fit_frame(frame, size).shape[:2]
+                measured = [width, height]
+            count += 1
     except VideoError as error:
-        print(f"warning: {error}; measured on the {len(decoded)} frame(s) before it", file=sys.stderr)
-    return decoded
+        print(f"warning: {error}; measured on the {count} frame(s) before it", file=sys.stderr)
+    return count, measured
+
+
+def _clip_frames(clip: Path, count: int, size: int | None) -> Iterator[np.ndarray]:
+    """The first `count` frames of `clip` (all of which decode: `_count_frames`), fitted to `size`, one at a time."""
+    reader = read_frames(clip, count)
+    try:
+        # islice asks for no frame past `count`: the reader would decode one more to see that it has reached its limit
+        for frame in islice(reader, count):
+            yield fit_frame(frame, size)
+    finally:
+        reader.close()
 
 
 def evaluate_video(
@@ -112,23 +129,23 @@ def evaluate_video(
         "clips": [],
     }
     for clip in clips:
-        decoded = _clip_frames(Path(clip), frames, size)
-        if len(decoded) < 2:
-            raise ConfigError(f"--video {clip}: {len(decoded)} frame(s); the warping error needs at least 2")
-        spread = list(range(0, len(decoded), max(len(decoded) // EXACT_FRAMES, 1)))[:EXACT_FRAMES]
-        kept: dict[int, dict[str, Any]] = {index: {} for index in spread}  # the exact measure reuses these
-        per_pair = clip_errors(stylizers, decoded, keep=kept)
+        count, measured = _count_frames(Path(clip), frames, size)  # first: the exact frames spread over them all
+        if count < 2:
+            raise ConfigError(f"--video {clip}: {count} frame(s); the warping error needs at least 2")
+        spread = list(range(0, count, max(count // EXACT_FRAMES, 1)))[:EXACT_FRAMES]
+        exact_measure = ExactPairs(stylizers, flow, noise)  # fed the spread frames as they are stylised
+        decoded = _clip_frames(Path(clip), count, size)
+        per_pair = clip_errors(stylizers, decoded, exact=exact_measure, exact_at=set(spread))
         means = {name: statistics.fmean(values) for name, values in per_pair.items()}
-        exact = exact_pairs(stylizers, [decoded[i] for i in spread], flow, noise, stylized=[kept[i] for i in spread])
+        exact = exact_measure.means()
         chart = out_dir / f"video_{Path(clip).stem}.png"
         by_model = {"input": per_pair["input"]} | {which: _styles_mean(per_pair, which) for which in models}
         line_chart(by_model, f"{Path(clip).name}: warping error per frame (mean over styles)", chart)
-        height, width = decoded[0].shape[:2]
         report["clips"].append(
             {
                 "clip": Path(clip).name,
-                "size": [width, height],
-                "frames": len(decoded),
+                "size": measured,
+                "frames": count,
                 "warping_error": means,
                 "warping_error_by_model": _mean_by_model(means, list(models)),
                 "exact_error": exact,
