@@ -186,6 +186,8 @@ def load_model(
         raise ConfigError(f"max_memory must be positive, not {max_memory}")
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
+    if not isinstance(compile, bool):  # "off" is truthy: it would compile, the opposite of what it says
+        raise ConfigError(f"compile must be True or False, not {compile!r}")
     path, style = _resolved(path, style)
     target = resolve_device(device)
     if precision == INT8 and not (path.suffix.lower() == ".pt2" and is_aoti_package(path)):

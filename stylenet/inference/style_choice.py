@@ -37,6 +37,9 @@ def _parse_text(text: str) -> dict[str, float]:
         if name in weights:
             raise ConfigError(f"style {text!r}: {name!r} is named twice")
         weights[name] = value
+    bare = [part.strip() for part in text.split(",") if "=" not in part]
+    if bare and len(bare) < len(weights):  # "wave=0.2,starry" reads as 0.2 and 0.8, but would be 0.2 and 1
+        raise ConfigError(f"style {text!r}: give {bare[0]!r} a weight too, or give none (equal weights)")
     return weights
 
 
@@ -48,7 +51,14 @@ def style_weights(choice: StyleChoice, names: Sequence[str]) -> torch.Tensor:
         return torch.eye(max(1, len(names)))[0]
     if isinstance(choice, str) and choice in names:  # a style's own name, even one like "a=0.3,b=0.7" (a baked blend)
         return torch.eye(len(names))[list(names).index(choice)]
+    if not isinstance(choice, (str, Mapping)):
+        raise ConfigError(
+            f"style must be a name, a blend such as 'starry=0.7,wave=0.3' or a {{name: weight}} mapping, "
+            f"not {type(choice).__name__} {choice!r}"
+        )
     weights = _parse_text(choice) if isinstance(choice, str) else {str(k): v for k, v in dict(choice).items()}
+    if not weights:
+        raise ConfigError(f"style {{}}: name at least one style; {_held(names)}")
     unknown = [name for name in weights if name not in names]
     if unknown:
         raise ConfigError(f"unknown style {unknown[0]!r}: {_held(names)}")

@@ -22,7 +22,7 @@ from stylenet.inference.fast import FastRunner
 from stylenet.inference.global_norm import whole_image_statistics
 from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_limit
 from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
-from stylenet.inference.tiling import stylize_tiled
+from stylenet.inference.tiling import MIN_TILE, stylize_tiled
 from stylenet.networks.transformer import TransformerNet
 
 
@@ -119,6 +119,11 @@ class Stylizer:
         """A Pillow image, an image path or a uint8 (H, W, 3) array -> the stylized Pillow image."""
         if style is not None:
             return self.with_style(style).stylize_image(image, tile)
+        if isinstance(image, torch.Tensor):  # as_picture's advice would name the tensor this method does not take
+            raise TypeError(
+                "stylize_image takes an image path, a Pillow image or a uint8 (H, W, 3) array; "
+                "for a float tensor in [0, 1] call the stylizer itself: stylizer(images)"
+            )
         out = to_array(self.stylize_tensor(to_tensor(as_picture(image)).unsqueeze(0), tile)[0])
         return Image.fromarray(out)
 
@@ -142,6 +147,8 @@ class Stylizer:
     ) -> int | None:
         """The tile size `stylize_tensor` uses for images of `shape` within `limit` bytes (None: whole);
         `reserved`: bytes of the whole budget already taken outside `limit` (see `choose_tile`)."""
+        if isinstance(tile, int) and not isinstance(tile, bool) and tile < MIN_TILE:  # 0 would mean "whole"
+            raise ValueError(f"tile must be at least {MIN_TILE} px (or None: never tile), not {tile}")
         if tile is None or isinstance(tile, int):  # decided by the caller: no memory to read (every video frame)
             return tile
         limit = memory_limit(self.max_memory, self.device) if limit is None else limit
