@@ -270,6 +270,10 @@ def _export(args: argparse.Namespace) -> int:
         from stylenet.inference.aot_package import check_precision
 
         check_precision(precision)
+    if "aoti" in formats:
+        from stylenet.inference.aot_package import check_compiler
+
+        check_compiler()  # before the model loads and the -o folder is made
     if args.output is not None:
         export_targets(args.output, formats, "model")  # a name of the wrong kind, refused before the model loads
     resolved = resolve(args.checkpoint, args.style)

@@ -172,3 +172,25 @@ def test_an_int8_package_runs_the_int8_convolutions_near_the_eager_network(tmp_p
     with torch.no_grad():
         eager = network(photo).clamp(0, 1)
     assert _psnr(stylizer(photo), eager) >= 35
+
+
+def test_no_working_compiler_is_one_line_before_the_model_loads(network: TransformerNet, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    checkpoint = save_inference_checkpoint(tmp_path / "abc.pt", network, style_metadata([{"name": n} for n in NAMES]))
+    out = tmp_path / "packages"
+    done = subprocess.run(
+        [sys.executable, "-m", "stylenet.cli", "export", str(checkpoint), "--format", "aoti", "-o", f"{out}/"],
+        env=os.environ | {"CXX": str(tmp_path / "no-such-compiler")},  # torch reads CXX when it is imported
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "error: a compiled package needs a C++ compiler and none works here: install g++ (or clang++), "
+        "or name one with the CXX environment variable; --format onnx and pt2 need none\n"
+    )
+    assert not out.exists()

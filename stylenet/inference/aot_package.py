@@ -108,6 +108,21 @@ def check_precision(precision: str) -> None:
         raise ConfigError(f"an int8 package cannot be compiled here: {reason}; use bf16 or fp32")
 
 
+def check_compiler() -> None:
+    """One ConfigError line where Inductor finds no working C++ compiler: found only after the network has
+    been traced and lowered, it ends a package's export in a long traceback."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        raise ConfigError(
+            "a compiled package needs a C++ compiler and none works here: install g++ (or clang++), "
+            "or name one with the CXX environment variable; --format onnx and pt2 need none"
+        ) from None
+
+
 def export_aoti(
     network: TransformerNet, metadata: dict[str, Any], path: str | Path, precision: str | None = None
 ) -> Path:
@@ -115,6 +130,7 @@ def export_aoti(
     (default: bf16 where this CPU has native bf16). Takes a minute or two and needs a C++ compiler."""
     precision = precision or native_precision("cpu")
     check_precision(precision)
+    check_compiler()
     path = Path(path)
     if path.suffix != ".pt2":  # AOTInductor writes .pt2 archives only
         raise ConfigError(f"{path}: a compiled package is a .pt2 file; name it e.g. model{SUFFIX}")
