@@ -13,4 +13,4 @@ out="${1:-docs/benchmarks/cpu}"
 shift || true
 "${PYTHON:-python3}" -m stylenet.cli benchmark \
   --sizes 512,1920x1080 --repeats 5 --model tests/data/quickstart_starry.pt \
-  --json "$out.json" --markdown "$out.md" "$@"
+  --json "$out.json" --markdown "$out.md" --overwrite "$@"

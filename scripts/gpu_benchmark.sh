@@ -15,4 +15,4 @@ shift || true
   --sizes 512,1920x1080 \
   --backends eager-fp32,autocast-fp16,fast-fp16,fast-bf16,compile-fp16,cudagraph-fp16,cudagraph-bf16 \
   --repeats 50 --train-steps 30 --child-timeout 240 --memory-reuse off \
-  --json "$out" --markdown "${out%.json}.md" "$@"
+  --json "$out" --markdown "${out%.json}.md" --overwrite "$@"

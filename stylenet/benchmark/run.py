@@ -15,8 +15,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from stylenet.atomic_write import replacing
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import BACKENDS
+from stylenet.benchmark.checks import check_outputs
 from stylenet.benchmark.isolate import CHILD_TIMEOUT_S
 from stylenet.benchmark.report import format_markdown, format_report
 from stylenet.benchmark.suite import MEMORY_REUSE, Size, run_benchmark
@@ -84,6 +86,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the full result as JSON")
     parser.add_argument("--markdown", type=Path, default=None, metavar="OUT", help="write the tables as Markdown")
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace --json and --markdown files that exist already"
+    )
+    parser.add_argument(
         "--in-process", dest="isolate", action="store_false", help="faster, but peak RSS is process-wide"
     )
     parser.add_argument(
@@ -110,8 +115,13 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs `stylenet benchmark` with parsed `args`; prints the table, optionally writes JSON and Markdown."""
+    """Runs `stylenet benchmark` with parsed `args`; prints the table, optionally writes JSON and Markdown.
+
+    Returns 2 for a request refused before any measurement; 1 where every measurement was skipped or a file
+    could not be written."""
+    outputs = {"--json": args.json, "--markdown": args.markdown}
     try:
+        check_outputs(outputs, args.overwrite)  # found now, not after minutes of measuring
         result = run_benchmark(
             parse_sizes(args.sizes),
             [b.strip() for b in args.backends.split(",") if b.strip()],
@@ -131,14 +141,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_report(result))
-    if args.json:
-        _write(args.json, json.dumps(result, indent=2))
-    if args.markdown:
-        _write(args.markdown, format_markdown(result, _command(args)))
-    return 0
+    rows = result["inference"] + result["training"]
+    if not any(row.get("status") == "ok" for row in rows):
+        # Files of skipped rows only would replace earlier figures (--overwrite) with none.
+        unwritten = "; no file written" if args.json or args.markdown else ""
+        print(f"error: nothing measured: every row was skipped (reasons above){unwritten}", file=sys.stderr)
+        return 1
+    written = [_write("--json", args.json, json.dumps(result, indent=2))] if args.json else []
+    written += [_write("--markdown", args.markdown, format_markdown(result, _command(args)))] if args.markdown else []
+    return 0 if all(written) else 1
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+def _write(option: str, path: Path, text: str) -> bool:
+    """Writes `text` to `path` whole or not at all; False, after a line saying why, where it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(path) as partial:  # a failed write keeps the file it would have replaced
+            partial.write_text(text)
+    except OSError as error:
+        print(f"error: {option} {path}: cannot write ({error.strerror or error})", file=sys.stderr)
+        return False
     print(f"wrote {path}")
+    return True

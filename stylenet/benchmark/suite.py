@@ -10,6 +10,7 @@ from typing import Any
 
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import EXPORTED, REFERENCE, expand_backends
+from stylenet.benchmark.checks import check_frames_fit, check_request
 from stylenet.benchmark.efficiency import add_efficiency, inference_precision, training_precision
 from stylenet.benchmark.isolate import CHILD_TIMEOUT_S, measure_in_subprocess
 from stylenet.benchmark.machine import device, machine_info
@@ -102,20 +103,27 @@ def _style_rows(
     return rows
 
 
+def _load(model: str | None) -> tuple[Any, dict[str, Any]]:
+    """The network and metadata of `model`, or of the default model."""
+    from stylenet.inference.model import load_network
+
+    return load_network(model) if model else _default_network()
+
+
 def _prepare(
-    model: str | None, backends: list[str], workdir: Path, styles: int | None = None
+    model: str | None,
+    backends: list[str],
+    workdir: Path,
+    styles: int | None = None,
+    loaded: tuple[Any, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, str], dict[str, str], dict[str, dict[str, Any]]]:
     """Saves the network weights for the measuring processes; exports onnx/pt2/aoti once for every size; writes the
-    models of the multi-style rows where `styles` asks for them."""
+    models of the multi-style rows where `styles` asks for them. `loaded`: `model` as `_load` returned it."""
     import torch
 
     from stylenet.inference.export import SUFFIXES, export
-    from stylenet.inference.model import load_network
 
-    if model:
-        network, metadata = load_network(model)
-    else:
-        network, metadata = _default_network()
+    network, metadata = loaded or _load(model)
     style_models = prepare_style_models(network, metadata, styles, workdir) if styles is not None else {}
     network, metadata = single_style(network, metadata)  # the backends time one style (a choice runs as one)
     weights = workdir / "network.pt"
@@ -190,9 +198,10 @@ def run_benchmark(
     from stylenet.hardware import cpu_has_native_bf16, native_precision
 
     backends = expand_backends(backends, cuda=torch.cuda.is_available())
-    if repeats < 1 or train_steps < 1 or train_size < 8 or train_batch < 1:
-        raise BenchmarkError("--repeats, --train-steps and --train-batch must be >= 1, --train-size >= 8")
+    check_request(backends, repeats, train_steps, train_size, train_batch, child_timeout_s)
     settings = _settings(memory_reuse, isolate)
+    loaded = _load(model)  # before any measurement: its widths set the memory a frame needs at the least
+    check_frames_fit(sizes, loaded[0].config.to_dict(), device().type)
     result: dict[str, Any] = {
         "machine": machine_info(),
         "settings": {
@@ -249,7 +258,7 @@ def run_benchmark(
             print(f"  {where} {spec['variant']}, reuse {spec['memory_reuse']}: {done}", file=sys.stderr, flush=True)
             return {"memory_reuse": spec["memory_reuse"], **row}
 
-        weights, artifacts, failures, style_models = _prepare(model, backends, workdir, styles)
+        weights, artifacts, failures, style_models = _prepare(model, backends, workdir, styles, loaded)
         if peak:
             # Under memory reuse where it is measured: the peak is the best this machine does.
             reuse = "on" if "on" in settings else settings[0]
