@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -42,6 +43,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+class _OutputPath(argparse.Action):
+    """Stores -o as a Path, and in `output_is_folder` whether it ended in a slash: Path drops the slash, yet
+    `-o out/v1.0/` names a folder, not a file with the suffix .0."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, Path(values))
+        namespace.output_is_folder = values.endswith(("/", os.sep))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="stylenet", description="Run, export, evaluate and benchmark feed-forward style transfer models."
@@ -62,10 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o",
         "--output",
-        type=Path,
+        action=_OutputPath,
         default=None,
-        help="file or folder (default: beside the input; for a shipped style, the working directory)",
+        help="file or folder (a trailing / makes it a folder; default: beside the input; for a shipped style, "
+        "the working directory)",
     )
+    export.set_defaults(output_is_folder=False)
     export.add_argument(
         "--style",
         help="for a model of several styles, bake in one style or blend, e.g. wave or starry=0.7,wave=0.3 "
@@ -86,10 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     stylize.add_argument(
         "-o",
         "--output",
-        type=Path,
+        action=_OutputPath,
         default=Path("stylized"),
-        help="output folder, or a file name for a single input (default: stylized/)",
+        help="output folder (a trailing / makes any name one), or a file name for a single input (default: stylized/)",
     )
+    stylize.set_defaults(output_is_folder=False)
     size = stylize.add_mutually_exclusive_group()
     size.add_argument(
         "--size", type=int, help="resize so that the longest side is N pixels (default: each image at its own size)"
@@ -275,7 +288,8 @@ def _export(args: argparse.Namespace) -> int:
 
         check_compiler()  # before the model loads and the -o folder is made
     if args.output is not None:
-        export_targets(args.output, formats, "model")  # a name of the wrong kind, refused before the model loads
+        # A name of the wrong kind, refused before the model loads.
+        export_targets(args.output, formats, "model", args.output_is_folder)
     resolved = resolve(args.checkpoint, args.style)
     network, metadata = load_network(resolved.path)
     baked, baked_metadata = choose_style(network, metadata, resolved.style)  # a bad choice stops here
@@ -283,7 +297,7 @@ def _export(args: argparse.Namespace) -> int:
     stem = file_stem(baked_metadata) if baked is not network else resolved.path.stem
     # Nothing is written into the installed package: a shipped style exports to the working directory.
     out = args.output or (Path(".") if resolved.shipped else args.checkpoint.parent)
-    targets = export_targets(out, formats, stem)
+    targets = export_targets(out, formats, stem, args.output_is_folder)
     check_folder(out, targets[0].parent)
     if not args.overwrite:
         refuse_existing(targets)
@@ -409,7 +423,9 @@ def _stylize(args: argparse.Namespace) -> int:
     from stylenet.pretrained import resolve
 
     max_memory = _check_stylize_args(args)
-    images, videos, skipped = plan_jobs(args.inputs, args.output, args.overwrite) if args.inputs else ([], [], [])
+    images, videos, skipped = (
+        plan_jobs(args.inputs, args.output, args.overwrite, args.output_is_folder) if args.inputs else ([], [], [])
+    )
     compile, reuse = speed_choices(args, len(images), bool(videos))
     if reuse:
         keep_freed_memory()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from skip_policy import needs_extra
+from test_stylizer_inputs import released_if_opened
 
 from stylenet import load_model
 from stylenet.checkpoint import save_inference_checkpoint
@@ -367,3 +371,87 @@ def test_a_malformed_argument_is_one_line_naming_it(capsys) -> None:
     assert capsys.readouterr().err.splitlines() == [
         "error: stylenet stylize: argument --size: invalid int value: 'abc' (see stylenet stylize --help)"
     ]
+
+
+# --- pipes, devices and links: named in one line each, counted, never opened ---------------------------
+
+PIPE = "a pipe, not an image or video file; save what comes through it to a file first"
+
+
+@contextlib.contextmanager
+def unusable_input(kind: str, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """(a path of `kind`, the end of its "skipped" line); a pipe lets go of any reader, so a run fails, not hangs."""
+    if kind == "device":
+        yield Path("/dev/zero"), "a device, not an image or video file"
+    elif kind == "fifo":
+        os.mkfifo(tmp_path / "in.jpg")
+        with released_if_opened(tmp_path / "in.jpg") as opened:
+            yield tmp_path / "in.jpg", PIPE
+        assert opened == []
+    else:  # what bash's <(cat photo.jpg) passes: the read end of a pipe, as /dev/fd/N
+        read, write = os.pipe()
+        try:
+            yield Path(f"/dev/fd/{read}"), PIPE
+        finally:
+            os.close(read)
+            os.close(write)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "process substitution", "device"])
+def test_a_pipe_or_device_is_one_line_counted_as_failed(models, photo: Path, tmp_path: Path, capsys, kind) -> None:
+    with unusable_input(kind, tmp_path) as (source, why):
+        out = tmp_path / "out.jpg"
+        assert main(["stylize", str(models["pt"]), str(source), "-o", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert _messages(captured.err) == [f"skipped {source}: {why}"]
+        assert "nothing written, 1 failed" in captured.out and not out.exists()
+        # Beside an image, into a folder: the image still goes.
+        assert main(["stylize", str(models["pt"]), str(source), str(photo), "-o", str(tmp_path / "o")]) == 1
+        captured = capsys.readouterr()
+        assert _messages(captured.err) == [f"skipped {source}: {why}"]
+        assert "1 image(s) written" in captured.out and "1 failed" in captured.out
+        assert [p.name for p in (tmp_path / "o").iterdir()] == ["photo.png"]
+
+
+def test_a_folders_linked_subfolders_are_searched_and_unusable_entries_named(models, tmp_path: Path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (20, 16), (10, 20, 30)).save(outside / "r.png")
+    Image.new("RGB", (20, 16), (30, 20, 10)).save(tmp_path / "linked.png")
+    os.mkfifo(outside / "fifo")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (20, 16), (20, 30, 10)).save(photos / "ok.png")
+    (photos / "link.png").symlink_to(tmp_path / "linked.png")
+    (photos / "sub").symlink_to(outside, target_is_directory=True)
+    (photos / "broken.png").symlink_to("missing")
+    (photos / "z.jpg").symlink_to("/dev/zero")
+    (photos / "f.png").symlink_to(outside / "fifo")
+    os.mkfifo(photos / "realfifo.jpg")
+    (photos / "notes").symlink_to("/dev/zero")  # not named as an image: not an input, as a .txt is not
+    out = tmp_path / "out"
+    with released_if_opened(outside / "fifo") as opened, released_if_opened(photos / "realfifo.jpg") as also:
+        status = main(["stylize", str(models["pt"]), str(photos), "-o", str(out), "--batch-size", "1"])
+    assert opened == also == []
+    captured = capsys.readouterr()
+    assert _messages(captured.err) == [
+        f"skipped {photos / 'broken.png'}: a broken link, to missing",
+        f"skipped {photos / 'f.png'}: {PIPE}",
+        f"skipped {photos / 'realfifo.jpg'}: {PIPE}",
+        f"skipped {photos / 'z.jpg'}: a device, not an image or video file",
+    ]
+    assert status == 1 and "3 image(s) written" in captured.out and "4 failed" in captured.out
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["photos/link.png", "photos/ok.png", "photos/sub/r.png"]
+
+
+def test_a_link_loop_in_a_folder_ends(models, tmp_path: Path, capsys) -> None:
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    Image.new("RGB", (20, 16), (10, 20, 30)).save(photos / "sub" / "a.png")
+    (photos / "sub" / "up").symlink_to("..", target_is_directory=True)
+    (photos / "self").symlink_to(".", target_is_directory=True)
+    out = tmp_path / "out"
+    assert main(["stylize", str(models["pt"]), str(photos), "-o", str(out)]) == 0
+    assert "1 image(s) written" in capsys.readouterr().out
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.png")] == ["photos/sub/a.png"]

@@ -132,6 +132,37 @@ def test_a_failed_overwrite_leaves_the_old_output(
     assert victim.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["photos", "victim.png"]
 
 
+@pytest.mark.parametrize("name", ["v1.0", "folder.png"])
+def test_a_trailing_slash_makes_the_output_a_folder_whatever_its_name(
+    model: Path, photos: Path, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "out" / name
+    assert main(["stylize", str(model), str(photos / "a.png"), str(photos / "b.png"), "-o", f"{out}/"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    one = tmp_path / "one" / name  # one input, and a name that would otherwise be its output file
+    assert main(["stylize", str(model), str(photos / "a.png"), "-o", f"{one}/"]) == 0
+    assert one.is_dir() and [p.name for p in one.iterdir()] == ["a.png"]
+
+
+@pytest.mark.parametrize("out", ["inputs/out", "inputs"])
+def test_an_output_folder_within_an_input_folder_is_not_read_back_as_input(
+    model: Path, photos: Path, tmp_path: Path, out: str, capsys
+) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "x.png").write_bytes((photos / "a.png").read_bytes())
+    written = tmp_path / out / "inputs" / "x.png"
+    assert main(["stylize", str(model), str(inputs), "-o", str(tmp_path / out)]) == 0
+    first = written.read_bytes()
+    # Again, over the first run's output: the same one input, not that output as a second.
+    assert main(["stylize", str(model), str(inputs), "-o", str(tmp_path / out), "--overwrite"]) == 0
+    assert "1 image(s) written" in capsys.readouterr().out
+    assert written.read_bytes() == first
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == sorted(
+        ["photos/a.png", "photos/b.png", "inputs/x.png", f"{out}/inputs/x.png"]
+    )
+
+
 def test_an_existing_video_output_is_refused(model: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("av", reason=needs_extra("video"))
     from test_video import make_video
@@ -201,6 +232,12 @@ def test_an_existing_export_is_refused_and_kept_unless_overwrite(model: Path, tm
     assert "tiny.pt2 already exists" in _one_line(capsys) and not (tmp_path / "tiny.onnx").exists()
     assert main(["export", str(model), "--format", "pt2", "-o", str(victim), "--overwrite"]) == 0
     assert load_model(victim).backend == "torch.export"
+
+
+@pytest.mark.parametrize("name", ["exp.v2", "ex8.onnx"])
+def test_an_export_name_with_a_trailing_slash_is_a_folder(model: Path, tmp_path: Path, name: str) -> None:
+    assert main(["export", str(model), "--format", "onnx", "-o", f"{tmp_path / name}/"]) == 0
+    assert (tmp_path / name).is_dir() and [p.name for p in (tmp_path / name).iterdir()] == ["tiny.onnx"]
 
 
 def test_an_export_folder_that_is_a_file_is_refused(model: Path, tmp_path: Path, capsys) -> None:

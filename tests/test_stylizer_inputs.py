@@ -1,8 +1,12 @@
-"""What the stylizer refuses, and how: NaN and infinity, empty batches, image paths with no file."""
+"""What the stylizer refuses, and how: NaN and infinity, empty batches, image paths with no file, pipes."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,45 @@ def test_a_missing_image_path_is_the_unreadable_image_error_naming_it(
             call(missing)
         assert isinstance(raised.value, StylenetError)  # entry points print it as one line
         assert isinstance(raised.value, FileNotFoundError)  # what callers caught before
+
+
+@contextlib.contextmanager
+def released_if_opened(fifo: Path) -> Iterator[list[bool]]:
+    """Lets go of anything that opens `fifo` to read (it then reads an empty pipe), rather than have it wait
+    forever for a writer: code that should never open the pipe fails its test where it does, not hangs.
+    Yields a list that gets an entry each time a reader was let go."""
+    opened: list[bool] = []
+    done = threading.Event()
+
+    def release() -> None:
+        while not done.wait(0.05):
+            try:  # succeeds only while a reader has the pipe open, or waits in open()
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                opened.append(True)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield opened
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_pipe_path_is_refused_without_being_opened(stylizer: Stylizer, tmp_path: Path) -> None:
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with released_if_opened(fifo) as opened:
+        for call in (stylizer, stylizer.stylize_image):
+            for path in (fifo, str(fifo)):
+                with pytest.raises(UnreadableImageError) as raised:
+                    call(path)
+                assert str(raised.value) == (f"{fifo}: a pipe, not an image file; pass a file's path or a Pillow image")
+    assert opened == []
+
+
+def test_a_device_path_is_refused_without_being_read(stylizer: Stylizer) -> None:
+    with pytest.raises(UnreadableImageError, match=re.escape("/dev/zero: a device, not an image file")):
+        stylizer("/dev/zero")

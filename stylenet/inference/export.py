@@ -114,10 +114,11 @@ def _fits(name: str, fmt: str) -> bool:
     return aoti if fmt == "aoti" else name.endswith(SUFFIXES[fmt]) and not aoti
 
 
-def export_targets(out: Path, formats: tuple[str, ...], stem: str) -> list[Path]:
-    """The file each of `formats` is written to for `-o out`: in a folder (or a name without a suffix),
-    `<stem><suffix>`; else `out` itself, which must be one format's file. One ExportError line otherwise."""
-    if out.is_dir() or not out.suffix:
+def export_targets(out: Path, formats: tuple[str, ...], stem: str, folder: bool = False) -> list[Path]:
+    """The file each of `formats` is written to for `-o out`: in a folder (or a name without a suffix, or one
+    given as a folder: `folder`, for `-o exp.v2/`), `<stem><suffix>`; else `out` itself, which must be one
+    format's file. One ExportError line otherwise."""
+    if folder or out.is_dir() or not out.suffix:
         return [out / f"{stem}{SUFFIXES[fmt]}" for fmt in formats]
     if len(formats) > 1:
         fits = [fmt for fmt in formats if _fits(out.name, fmt)]

@@ -98,17 +98,18 @@ def refuse_existing(targets: list[Path]) -> None:
 
 
 def plan_jobs(
-    inputs: list[Path], output: Path, overwrite: bool = False
+    inputs: list[Path], output: Path, overwrite: bool = False, folder: bool = False
 ) -> tuple[list[ImageJob], list[ImageJob], list[str]]:
     """`plan_outputs` for `stylenet stylize`, refusing besides, before any work: a missing input named with one
-    output file, an `output` folder that is a file, and outputs that exist already (unless `overwrite`)."""
-    one_file = bool(output.suffix) and not output.is_dir()  # as plan_outputs decides
+    output file, an `output` folder that is a file, and outputs that exist already (unless `overwrite`).
+    `folder`: `output` was named as a folder (`-o out/v1.0/`), whatever its suffix."""
+    one_file = not folder and bool(output.suffix) and not output.is_dir()  # as plan_outputs decides
     if one_file and len(inputs) == 1 and not inputs[0].exists():
         raise StylenetError(f"{inputs[0]}: no such file or folder")
     check_folder(output, output.parent if one_file else output)
-    images, videos, skipped = plan_outputs(inputs, output)
-    for folder in sorted({job.target.parent for job in images + videos}):  # a folder's subfolders, too
-        check_folder(output, folder)
+    images, videos, skipped = plan_outputs(inputs, output, folder)
+    for place in sorted({job.target.parent for job in images + videos}):  # a folder's subfolders, too
+        check_folder(output, place)
     if not overwrite:
         refuse_existing([job.target for job in images + videos])
     return images, videos, skipped

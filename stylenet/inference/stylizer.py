@@ -22,6 +22,7 @@ from stylenet.inference.fast import FastRunner
 from stylenet.inference.global_norm import whole_image_statistics
 from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_limit
 from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
+from stylenet.inference.targets import not_a_file
 from stylenet.inference.tiling import MIN_TILE, stylize_tiled
 from stylenet.networks.transformer import TransformerNet
 
@@ -242,6 +243,9 @@ def check_tensor(images: torch.Tensor) -> torch.Tensor:
 def as_picture(image: Any) -> Image.Image | np.ndarray:
     """A path, Pillow image or uint8 (H, W, 3) array as something `to_tensor` takes."""
     if isinstance(image, (str, Path)):
+        kind = not_a_file(Path(image))
+        if kind:  # never opened: opening a pipe waits for a writer that may never come
+            raise UnreadableImageError(f"{image}: {kind}, not an image file; pass a file's path or a Pillow image")
         try:
             return open_rgb(image)
         except FileNotFoundError:
