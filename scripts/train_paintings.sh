@@ -12,7 +12,8 @@
 # 5,800 steps (configs/experiment/paintings_gpu.yaml). Stage 3 fine-tunes that model with the temporal term
 # (configs/experiment/paintings_stable.yaml), and a control fine-tunes it as long without the term:
 # the video stability report compares the two on the clips scripts/fetch_clips.sh fetches. A stopped
-# stage resumes by rerunning its line with ckpt_path=OUT/<stage>/checkpoints/last.ckpt.
+# stage resumes by rerunning its line with ckpt_path=OUT/<stage>/checkpoints/last.ckpt (stage 3 and its
+# control with it in place of their finetune=, which starts a new run).
 set -euo pipefail
 photos=$1 out=$2 device=${3:-}
 if [[ -n $device && $device != --gpu ]]; then echo "error: third argument: only --gpu (got $device)" >&2; exit 2; fi

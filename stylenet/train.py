@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import logging
 import time
 import warnings
@@ -28,6 +29,7 @@ from stylenet.checkpoint import (
     style_metadata,
     styles_of,
 )
+from stylenet.config_files import style_config
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.hardware import resolve_precision, resolve_speed
 from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_exportable, export
@@ -95,6 +97,11 @@ def _check_finetune(cfg: DictConfig) -> None:
     """A model to train on: readable, holding the styles this run trains, in their order."""
     if cfg.get("init"):
         raise ConfigError("finetune= trains every weight of a model, init= adds a style to one: use one of them")
+    if cfg.ckpt_path:  # the checkpoint's weights, steps and optimizer state would replace the model's
+        raise ConfigError(
+            "ckpt_path= resumes a run (a fine-tuning one too, without finetune=), finetune= starts a new one "
+            "from a model: give one of them"
+        )
     _, metadata = load_network(cfg.finetune)
     held = [style["name"] for style in styles_of(metadata)]
     wanted = [style["name"] for style in selected_styles(cfg)]
@@ -153,6 +160,7 @@ def _check_resume(cfg: DictConfig) -> None:
     if not cfg.ckpt_path:
         return
     checkpoint = read_lightning_checkpoint(cfg.ckpt_path)
+    _check_resumed_styles(cfg, checkpoint)
     step = checkpoint["global_step"]
     if step >= cfg.trainer.max_steps:
         raise ConfigError(
@@ -164,8 +172,6 @@ def _check_resume(cfg: DictConfig) -> None:
         if cfg.get("init"):  # the run trains a single-style copy of the init model's network
             config = {**load_network(cfg.init)[0].config.to_dict(), "num_styles": 1}
             network = TransformerNet(**config)
-        elif cfg.get("finetune"):
-            network = TransformerNet(**load_network(cfg.finetune)[0].config.to_dict())
         else:
             network = _instantiate(cfg.model, "model", num_styles=len(selected_styles(cfg)))
         mismatch = network_mismatch(checkpoint, network)
@@ -173,6 +179,71 @@ def _check_resume(cfg: DictConfig) -> None:
         raise NetworkMismatchError(mismatch)
     _check_resumed_row_lr(cfg, checkpoint, network.num_styles)
     _check_resumed_lr_schedule(cfg, checkpoint)
+
+
+def _recorded_styles(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """The styles a checkpoint's run trained, as its module recorded them (none for a malformed record)."""
+    info = checkpoint.get("stylenet")
+    styles = styles_of(info) if isinstance(info, dict) else []
+    return styles if all(isinstance(style, dict) and isinstance(style.get("name"), str) for style in styles) else []
+
+
+def _same_painting(recorded: Any, current: str) -> bool:
+    """Whether the painting a checkpoint recorded is the one configured now, compared by content: the same file
+    may be reached by another path. One that cannot be found here (another machine's) is taken to be it."""
+    if not isinstance(recorded, str):
+        return True
+    try:
+        before = find_style_image(recorded)
+    except ConfigError:
+        return True
+    now = find_style_image(current)
+    return before.resolve() == now.resolve() or filecmp.cmp(before, now, shallow=False)
+
+
+def _check_resumed_styles(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """A checkpoint of other styles would train on under this run's names: the model written would carry
+    them with another style's steps and optimizer state."""
+    recorded = _recorded_styles(checkpoint)
+    if not recorded:
+        return
+    held = [style["name"] for style in recorded]
+    styles = selected_styles(cfg)
+    wanted = [style["name"] for style in styles]
+    if held != wanted:
+        if len(recorded) > 1:
+            option = f"styles=[{','.join(held)}]"
+        elif style_config(held[0]):
+            option = f"style={held[0]}"
+        else:
+            option = f"style=custom style.image={recorded[0].get('image')} style.name={held[0]}"
+        adds = len(wanted) == 1 and wanted[0] not in held  # init= adds one new style to a trained network
+        new_run = f"; to train {wanted[0]!r} from its weights, start a new run with init={cfg.ckpt_path}"
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} is a run of {_named(held)}, this run trains {_named(wanted)}: "
+            f"to resume it, set {option}{new_run if adds else ''}"
+        )
+    for before, now in zip(recorded, styles, strict=True):
+        if not _same_painting(before.get("image"), str(now["image"])):
+            again = f"set style.image={before['image']}" if len(styles) == 1 else "give it that painting again"
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path} trained {now['name']!r} on the painting {before['image']}, this run "
+                f"on {now['image']}: to resume it, {again}; to train on from its weights with the new painting, "
+                f"start a new run with finetune={cfg.ckpt_path}"
+            )
+
+
+def _named(names: list[str]) -> str:
+    return f"the style {names[0]!r}" if len(names) == 1 else f"the styles {names}"
+
+
+def _resumed_steps_before(cfg: DictConfig) -> int:
+    """The steps a resumed fine-tuning run's model had trained before that run (0 for any other run)."""
+    if not cfg.ckpt_path:
+        return 0
+    info = read_lightning_checkpoint(cfg.ckpt_path)["stylenet"]
+    before = info.get("steps_before", 0) if isinstance(info, dict) else 0
+    return before if isinstance(before, int) and before >= 0 else 0
 
 
 def _trained_seconds(checkpoint: dict[str, Any]) -> float:
@@ -317,6 +388,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     base, base_styles = _init_model(cfg)
     finetuned, steps_before = _finetune_model(cfg)
+    steps_before = steps_before or _resumed_steps_before(cfg)  # the fine-tuned model's steps carry on
     if finetuned is not None:
         network = finetuned
     elif base is None:

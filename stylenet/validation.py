@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from stylenet.errors import ConfigError
+from stylenet.training.devices import check_devices
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -118,7 +119,7 @@ _TRAINER_COUNTS = {
     "check_val_every_n_epoch": 1,
     "num_sanity_val_steps": 0,
 }
-_MINUS_ONE_MEANS_ALL = ("max_epochs", "num_sanity_val_steps", "devices")
+_MINUS_ONE_MEANS_ALL = ("max_epochs", "num_sanity_val_steps")
 _TRAINER_FRACTIONS = {"val_check_interval": 1, "limit_train_batches": 0, "limit_val_batches": 0}
 
 
@@ -169,10 +170,8 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
     duration(trainer.get("max_time"), "trainer.max_time")
     if trainer.get("gradient_clip_val") is not None:
         positive_number(trainer["gradient_clip_val"], "trainer.gradient_clip_val", allow_zero=True)
-    devices = trainer.get("devices")
-    if _is_number(devices) and devices != -1:  # else "auto", a list or "0,1": Lightning's to parse
-        whole_number(devices, "trainer.devices")
     _check_trainer_names(trainer)
+    check_devices(trainer)
 
 
 _ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -272,6 +271,10 @@ def check_train_config(cfg: Any) -> None:
         whole_number(cfg.loss.temporal_seam, "loss.temporal_seam", minimum=0)
     if not isinstance(cfg.loss.get("temporal_detach", False), bool):
         raise ConfigError(f"loss.temporal_detach must be true or false, not {cfg.loss.temporal_detach!r}")
+    for key in ("channels_last", "compile"):  # their "auto" is resolved only once the run is built
+        value = cfg.get(key, "auto")
+        if not isinstance(value, bool) and value != "auto":
+            raise ConfigError(f"{key} must be auto, true or false, not {value!r}")
     _check_trainer(cfg.trainer)
     _check_data(cfg.data)
     check_network_config(cfg.model)

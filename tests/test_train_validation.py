@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from conftest import REPO, compose_config, tiny_overrides
 from stylenet.checkpoint import CheckpointError
 from stylenet.errors import ConfigError
 from stylenet.train import check_config, train
+from stylenet.validation import check_train_config
 
 BAD = {
     "optimizer.lr=0": "optimizer.lr",
@@ -29,6 +32,12 @@ BAD = {
     "trainer.log_every_n_steps=abc": "trainer.log_every_n_steps",
     "trainer.num_nodes=0": "trainer.num_nodes",
     "trainer.devices=0": "trainer.devices",
+    # Lightning refused these only once the Trainer was built, after the photos, in a traceback.
+    "trainer.devices=abc": r"trainer.devices must be a whole number >= 1, -1 .every GPU., auto, or a list of GPU",
+    "trainer.devices=[0,1]": r"trainer.devices=\[0, 1\] selects GPUs, but .*: on the CPU give a number of processes",
+    "trainer.devices=-1": "trainer.devices=-1 selects GPUs, but",
+    "compile=off": "compile must be auto, true or false, not 'off'",
+    "channels_last=off": "channels_last must be auto, true or false, not 'off'",
     "+trainer.max_epochs=0": "trainer.max_epochs",
     "+trainer.accumulate_grad_batches=-2": "trainer.accumulate_grad_batches",
     "trainer.gradient_clip_val=-1": "trainer.gradient_clip_val",
@@ -121,7 +130,9 @@ def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path
         "trainer.val_check_interval=0.5",
         "trainer.num_sanity_val_steps=-1",
         "trainer.devices=auto",
-        "trainer.devices=-1",
+        "trainer.devices=1",
+        "compile=true",
+        "channels_last=auto",
         "data.resize=48",
         "data.resize=32",
         "model.num_residual_blocks=0",
@@ -134,6 +145,67 @@ def test_a_transposed_network_with_export_formats_is_refused_saying_why(tmp_path
 )
 def test_good_settings_pass(override: str, tmp_path: Path) -> None:
     check_config(compose_config(tiny_overrides(tmp_path) + [override]))
+
+
+def _no_gpu(monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+
+
+@pytest.mark.parametrize("accelerator", ["auto", "cpu"])
+def test_more_cpu_processes_than_cores_are_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accelerator: str
+) -> None:
+    _no_gpu(monkeypatch, cores=2)
+    cfg = compose_config([*tiny_overrides(tmp_path), f"trainer.accelerator={accelerator}", "trainer.devices=4"])
+    with pytest.raises(
+        ConfigError,
+        match=r"trainer.devices=4 would start 4 training processes on the CPU \(torch sees no GPU here\), which has "
+        r"2 core.s. for this run: each would get less than a core; use trainer.devices=2 or fewer",
+    ):
+        check_config(cfg)
+    assert not (tmp_path / "kept").exists()
+
+
+def test_cpu_processes_within_the_cores_train_with_a_warning_where_gpus_were_left_to_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _no_gpu(monkeypatch, cores=2)
+    with caplog.at_level(logging.WARNING, logger="stylenet.training.devices"):
+        check_config(compose_config([*tiny_overrides(tmp_path), "trainer.accelerator=auto", "trainer.devices=2"]))
+    assert [r.getMessage() for r in caplog.records] == [
+        "trainer.devices=2: torch sees no GPU here, so the 2 processes train on the CPU"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stylenet.training.devices"):  # chosen: nothing to tell
+        check_config(compose_config([*tiny_overrides(tmp_path), "trainer.devices=2"]))
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("devices", "refused"),
+    [
+        ("[0,1]", None),
+        ("-1", None),
+        ("2", None),
+        ("'0,1'", None),
+        ("[0,5]", r"trainer.devices=\[0, 5\]: torch sees 2 GPU.s. here \(indices 0 to 1\)"),
+        ("3", r"trainer.devices=3: torch sees 2 GPU.s. here"),
+    ],
+)
+def test_gpu_devices_are_checked_against_the_gpus_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, devices: str, refused: str | None
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cfg = compose_config([*tiny_overrides(tmp_path), "trainer.accelerator=auto", f"trainer.devices={devices}"])
+    if refused is None:
+        check_train_config(cfg)
+    else:
+        with pytest.raises(ConfigError, match=refused):
+            check_train_config(cfg)
 
 
 def test_a_value_added_for_settings_to_read_is_not_taken_for_a_slip(tmp_path: Path) -> None:
