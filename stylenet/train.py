@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 
 
 def _check_paths(cfg: DictConfig) -> None:
+    if cfg.ckpt_path and Path(cfg.ckpt_path).is_dir():  # a run's folder, most likely: name the file in it
+        last = Path(cfg.ckpt_path) / "checkpoints" / "last.ckpt"
+        found = (
+            f"; did you mean ckpt_path={last}?" if last.is_file() else " (runs keep theirs in <run dir>/checkpoints)"
+        )
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path} is a folder, not a checkpoint{found}")
     if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint (runs keep theirs in <run dir>/checkpoints)")
     if not cfg.get("styles") and OmegaConf.is_missing(cfg.style, "image"):

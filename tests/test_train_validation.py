@@ -244,6 +244,17 @@ def test_resuming_from_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Pat
         train(cfg)
 
 
+def test_resuming_from_a_run_folder_names_the_checkpoint_in_it(tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier"
+    (earlier / "checkpoints").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"is a folder, not a checkpoint \(runs keep theirs"):
+        train(compose_config(tiny_overrides(tmp_path) + [f"ckpt_path={earlier}"]))
+    (earlier / "checkpoints" / "last.ckpt").write_bytes(b"")
+    last = earlier / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match=f"is a folder, not a checkpoint; did you mean ckpt_path={last}"):
+        train(compose_config(tiny_overrides(tmp_path) + [f"ckpt_path={earlier}"]))
+
+
 # --- through `python train.py`: one line on stderr, and no empty run folder left behind ---
 
 
