@@ -15,7 +15,8 @@ from stylenet import run_record
 from stylenet.errors import StylenetError
 from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 from stylenet.run_folder import run_folder_problem, with_run_folder_of_output_dir
-from stylenet.train import quiet_lightning_notices, train
+from stylenet.sweep_check import first_bad_job
+from stylenet.train import check_config, quiet_lightning_notices, train
 
 # What Hydra writes into a run dir before `main` runs.
 _HYDRA_CONFIGS = {"config.yaml", "hydra.yaml", "overrides.yaml"}
@@ -115,10 +116,21 @@ def _composition_error(overrides: list[str]) -> str | None:
     return None
 
 
+def _check_job(cfg: DictConfig, overrides: list[str]) -> None:
+    """What `main` checks of a run before any work, for one job of a sweep (`sweep_check`)."""
+    names = _selected_styles(overrides)
+    if names is not None:
+        cfg.styles = names
+    check_config(cfg)
+
+
 if __name__ == "__main__":
     sys.argv[1:] = with_run_folder_of_output_dir(sys.argv[1:])  # read by @hydra.main
-    problem = _composition_error(sys.argv[1:]) or run_folder_problem(
-        sys.argv[1:], Path(__file__).resolve().parent / "configs"
+    configs = Path(__file__).resolve().parent / "configs"
+    problem = (
+        _composition_error(sys.argv[1:])
+        or run_folder_problem(sys.argv[1:], configs)
+        or first_bad_job(sys.argv[1:], configs, _check_job)
     )
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)

@@ -15,6 +15,7 @@ from stylenet import hardware
 from stylenet.errors import ConfigError
 from stylenet.hardware import wants_memory_reuse
 from stylenet.run_folder import run_folder_problem, with_run_folder_of_output_dir
+from stylenet.sweep_check import first_bad_job, sweep_jobs
 from stylenet.train import train
 
 train_entry = runpy.run_path(str(REPO / "train.py"), run_name="train_entry")  # its functions, not its main
@@ -233,3 +234,44 @@ def test_the_default_run_folder_where_none_can_be_made_names_hydra_run_dir(
     assert problem.startswith("the run folder outputs/wave/") and problem.endswith(
         f"{tmp_path / 'outputs'} is a file, not a folder; choose another with hydra.run.dir=DIR"
     )
+
+
+def test_a_sweeps_jobs_are_made_as_hydras_basic_sweeper_makes_them() -> None:
+    jobs, varied = sweep_jobs(["seed=0,1", "style=starry", "trainer.max_steps=5,6"])
+    assert varied == ["seed", "trainer.max_steps"]
+    assert jobs == [
+        ["seed=0", "style=starry", "trainer.max_steps=5"],
+        ["seed=0", "style=starry", "trainer.max_steps=6"],
+        ["seed=1", "style=starry", "trainer.max_steps=5"],
+        ["seed=1", "style=starry", "trainer.max_steps=6"],
+    ]
+
+
+def test_a_bad_value_in_a_later_sweep_job_stops_the_sweep_before_any_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    tiny = [o for o in tiny_overrides(tmp_path) if not o.startswith(("paths.output_dir", "trainer.max_steps"))]
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "-m", "trainer.max_steps=1,0", *tiny, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "error: job 1 of the sweep (trainer.max_steps=0): trainer.max_steps must be a whole number >= 1, "
+        "not 0; no job was started\n"
+    )
+    assert not sweep.exists()  # the first job did not train either
+
+
+def test_a_sweep_of_good_jobs_and_runs_that_are_no_sweep_pass_the_check() -> None:
+    def refuse(cfg, job) -> None:
+        raise AssertionError(f"checked {job}")
+
+    configs = REPO / "configs"
+    assert first_bad_job(["seed=0,1"], configs, refuse) is None  # no --multirun: a single run of a list value
+    assert first_bad_job(["-m", "seed=3"], configs, refuse) is None  # one job, checked as it starts
+    checked = []
+    assert first_bad_job(["-m", "seed=3,4"], configs, lambda cfg, job: checked.append(cfg.seed)) is None
+    assert checked == [3, 4]
