@@ -330,7 +330,7 @@ def _app(args: argparse.Namespace) -> int:
     from stylenet.inference.model import resolve_device
     from stylenet.pretrained import kept_models_dir
 
-    resolve_device(args.device)  # a bad --device is one line here, not an error on the page
+    resolve_device(args.device, "--device ")  # a bad --device is one line here, not an error on the page
     page = server.create(args.models or kept_models_dir(), device=args.device, max_memory=max_memory)
     print(f"stylenet app: http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
     server.launch(page, args.host, args.port, args.max_file_size)
@@ -384,6 +384,9 @@ def speed_choices(args: argparse.Namespace, n_images: int, has_videos: bool) -> 
 
 def _check_stylize_args(args: argparse.Namespace) -> int | None:
     """Every value checked before a model or an image is loaded; returns --max-memory in bytes."""
+    from stylenet.inference.model import resolve_device
+
+    resolve_device(args.device, "--device ")  # named as typed here; load_model's own check speaks of device=
     if args.size is not None and args.size < 8:
         raise StylenetError(f"--size must be at least 8 (pixels on the longest side), not {args.size}")
     if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):

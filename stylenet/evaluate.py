@@ -456,6 +456,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("name what to evaluate on: --photos FOLDER, --video CLIP..., or both")
     if args.baseline is not None and not args.video:
         raise ConfigError("--baseline compares warping errors: it needs --video CLIP")
+    resolve_device(args.device, "--device ")  # as typed; evaluate()'s own check speaks of device=
     if args.vgg_weights is not None:
         check_weights(args.vgg_weights, setting="--vgg-weights ")
     if args.photos is not None:  # found now, not after the clips have been measured

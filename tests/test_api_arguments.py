@@ -59,3 +59,22 @@ def test_stylize_image_given_a_tensor_points_to_calling_the_stylizer(model: Path
     with pytest.raises(TypeError, match=r"call the stylizer itself: stylizer\(images\)") as refused:
         stylizer.stylize_image(torch.rand(3, 32, 32))
     assert "float tensor in [0, 1] (N, 3, H, W)" not in str(refused.value)
+
+
+def test_a_bad_device_is_named_as_the_api_spells_it(model: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^device=gpu: expected auto, cpu, cuda or cuda:N$"):
+        load_model(model, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^device=cuda: no CUDA GPU is available here; use device=cpu$"):
+            load_model(model, device="cuda")
+
+
+def test_evaluate_names_a_bad_device_as_typed_before_any_work(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stylenet.cli import main
+
+    out = tmp_path / "out"
+    assert main(["evaluate", str(model), "--photos", str(tmp_path / "nowhere"), "-o", str(out), "--device", "gpu"]) == 2
+    assert capsys.readouterr().err == "error: --device gpu: expected auto, cpu, cuda or cuda:N\n"
+    assert not out.exists()

@@ -52,19 +52,20 @@ MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx", ".pt2")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device, option: str = "device=") -> torch.device:
     """The device `device` names: auto (the GPU where there is one), cpu, cuda or cuda:N; anything else,
-    or a GPU this machine does not have, is one ConfigError line."""
+    or a GPU this machine does not have, is one ConfigError line, naming it as `option` spells it
+    (`device=` for the Python API, `--device ` for the command line)."""
     name = str(device)
     if not _DEVICE.fullmatch(name):
-        raise ConfigError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"{option}{name}: expected auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        raise ConfigError(f"{option}{name}: no CUDA GPU is available here; use {option}cpu")
     target = torch.device(name)
     if target.index is not None and target.index >= (count := torch.cuda.device_count()):
-        raise ConfigError(f"--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+        raise ConfigError(f"{option}{name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
     return target
 
 
