@@ -31,6 +31,8 @@ def with_run_folder_of_output_dir(overrides: list[str]) -> list[str]:
     output_dir = _value_of(overrides, "paths.output_dir")
     if output_dir is None or _value_of(overrides, "hydra.run.dir") is not None:
         return overrides
+    if "${" in output_dir:  # an interpolation of the run folder itself (${hydra:runtime.output_dir}/ck, say)
+        return overrides
     if any(flag in overrides for flag in _MULTIRUN_FLAGS) or _value_of(overrides, "hydra.mode") is not None:
         return overrides
     return [*overrides, f"hydra.run.dir={output_dir}"]

@@ -175,9 +175,12 @@ def _check_resume(cfg: DictConfig) -> None:
         )
     _check_resumed_time(cfg, checkpoint)
     with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
+        resumed_config = _resumed_finetune(checkpoint)[1]
         if cfg.get("init"):  # the run trains a single-style copy of the init model's network
             config = {**load_network(cfg.init)[0].config.to_dict(), "num_styles": 1}
             network = TransformerNet(**config)
+        elif resumed_config is not None:
+            network = TransformerNet(**resumed_config)
         else:
             network = _instantiate(cfg.model, "model", num_styles=len(selected_styles(cfg)))
         mismatch = network_mismatch(checkpoint, network)
@@ -243,13 +246,16 @@ def _named(names: list[str]) -> str:
     return f"the style {names[0]!r}" if len(names) == 1 else f"the styles {names}"
 
 
-def _resumed_steps_before(cfg: DictConfig) -> int:
-    """The steps a resumed fine-tuning run's model had trained before that run (0 for any other run)."""
-    if not cfg.ckpt_path:
-        return 0
-    info = read_lightning_checkpoint(cfg.ckpt_path)["stylenet"]
+def _resumed_finetune(checkpoint: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """Of a fine-tuning run's checkpoint, the steps its model had trained before that run and the network
+    settings it took from that model (model.* were ignored, so a resume ignores them too); (0, None) for
+    any other run's."""
+    info = checkpoint.get("stylenet")
     before = info.get("steps_before", 0) if isinstance(info, dict) else 0
-    return before if isinstance(before, int) and before >= 0 else 0
+    if not (isinstance(before, int) and before > 0):
+        return 0, None
+    config = info.get("model")
+    return before, config if isinstance(config, dict) else None
 
 
 def _trained_seconds(checkpoint: dict[str, Any]) -> float:
@@ -394,9 +400,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     base, base_styles = _init_model(cfg)
     finetuned, steps_before = _finetune_model(cfg)
-    steps_before = steps_before or _resumed_steps_before(cfg)  # the fine-tuned model's steps carry on
+    resumed_steps, resumed_config = (
+        _resumed_finetune(read_lightning_checkpoint(cfg.ckpt_path)) if cfg.ckpt_path else (0, None)
+    )
+    steps_before = steps_before or resumed_steps  # the fine-tuned model's steps carry on
     if finetuned is not None:
         network = finetuned
+    elif resumed_config is not None:
+        network = TransformerNet(**resumed_config)
     elif base is None:
         network = _instantiate(cfg.model, "model", num_styles=len(styles))
     else:

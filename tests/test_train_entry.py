@@ -191,6 +191,8 @@ def test_an_output_dir_given_alone_is_also_the_run_folder() -> None:
     both = ["paths.output_dir=runs/a", "hydra.run.dir=runs/b"]
     assert with_run_folder_of_output_dir(both) == both  # an explicit run folder stays the user's choice
     assert with_run_folder_of_output_dir(["-m", "paths.output_dir=runs/a"]) == ["-m", "paths.output_dir=runs/a"]
+    inside = ["paths.output_dir=${hydra:runtime.output_dir}/ck"]  # a folder within the run folder, not it
+    assert with_run_folder_of_output_dir(inside) == inside
 
 
 @pytest.mark.slow

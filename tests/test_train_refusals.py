@@ -107,3 +107,13 @@ def test_a_fine_tuning_run_resumes_from_its_checkpoint_alone_counting_the_models
     result = train(compose_config([*tiny_overrides(tmp_path / "b"), f"ckpt_path={last}", "trainer.max_steps=3"]))
     _, metadata = load_inference_checkpoint(result["model"])
     assert metadata["steps"] == 2 + 3  # the model's two, and this fine-tuning run's three
+
+
+def test_a_fine_tuning_run_of_another_network_resumes_with_that_network(starry_run: Path, tmp_path: Path) -> None:
+    # Fine-tuning takes the model's network settings, not model.*: a resume with the run's own settings must too.
+    wide = train(compose_config([*tiny_overrides(tmp_path / "w"), "model.width=0.5", "trainer.max_steps=1"]))["model"]
+    train(compose_config([*tiny_overrides(tmp_path / "a"), f"finetune={wide}", "trainer.max_steps=2"]))
+    last = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    result = train(compose_config([*tiny_overrides(tmp_path / "b"), f"ckpt_path={last}", "trainer.max_steps=3"]))
+    network, metadata = load_inference_checkpoint(result["model"])
+    assert network.config.width == 0.5 and metadata["steps"] == 1 + 3
