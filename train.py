@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from stylenet import run_record
 from stylenet.errors import StylenetError
 from stylenet.hardware import keep_freed_memory, wants_memory_reuse
-from stylenet.run_folder import run_folder_problem, with_run_folder_of_output_dir
+from stylenet.run_folder import planned_folder, run_folder_problem, with_run_folder_of_output_dir
 from stylenet.sweep_check import first_bad_job
 from stylenet.train import check_config, quiet_lightning_notices, train
 
@@ -33,16 +33,28 @@ def _holds_only_hydra_files(run_dir: Path, log_name: str) -> bool:
     )
 
 
+# The run folder and its parents that existed before Hydra ran (a folder the user made, say): a refused run
+# takes out what Hydra wrote into them, never the folders.
+_FOLDERS_BEFORE: set[Path] = set()
+
+
 def _remove_run_dir(run_dir: Path) -> None:
     """Removes a run dir Hydra made for a run stopped before any work, and parents it leaves empty."""
     for handler in logging.getLogger().handlers:  # Hydra's log file lives in the run dir
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
             handler.close()
             logging.getLogger().removeHandler(handler)
+    if run_dir.resolve() in _FOLDERS_BEFORE:
+        for entry in run_dir.iterdir():  # only Hydra's files: `_holds_only_hydra_files` said so
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return
     shutil.rmtree(run_dir)
     cwd = Path.cwd().resolve()
     for parent in run_dir.resolve().parents:  # outputs/<style>/, outputs/: only while empty, and inside cwd
-        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+        if parent == cwd or cwd not in parent.parents or parent in _FOLDERS_BEFORE or any(parent.iterdir()):
             break
         parent.rmdir()
 
@@ -98,6 +110,10 @@ def _composition_error(overrides: list[str]) -> str | None:
 
     plain = [arg for arg in overrides if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     configs = Path(__file__).resolve().parent / "configs"
+    planned = planned_folder(sys.argv[1:], configs)
+    if planned is not None:
+        _FOLDERS_BEFORE.update(p for p in (planned[0].absolute(), *planned[0].absolute().parents) if p.is_dir())
+        _FOLDERS_BEFORE.update({p.resolve() for p in _FOLDERS_BEFORE})
     try:
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
             compose(config_name="train", overrides=plain)
@@ -127,6 +143,10 @@ def _check_job(cfg: DictConfig, overrides: list[str]) -> None:
 if __name__ == "__main__":
     sys.argv[1:] = with_run_folder_of_output_dir(sys.argv[1:])  # read by @hydra.main
     configs = Path(__file__).resolve().parent / "configs"
+    planned = planned_folder(sys.argv[1:], configs)
+    if planned is not None:
+        _FOLDERS_BEFORE.update(p for p in (planned[0].absolute(), *planned[0].absolute().parents) if p.is_dir())
+        _FOLDERS_BEFORE.update({p.resolve() for p in _FOLDERS_BEFORE})
     problem = (
         _composition_error(sys.argv[1:])
         or run_folder_problem(sys.argv[1:], configs)

@@ -1,9 +1,9 @@
 """Where `python train.py` writes a run, settled before Hydra makes the folder.
 
 Hydra's run folder (`hydra.run.dir`) holds a run's `.hydra/` settings and its log; `paths.output_dir`
-(by default that same folder) holds its checkpoints, TensorBoard events and samples. A run given only
-`paths.output_dir=DIR` used to split in two: its files in DIR, its settings and log in a dated folder
-under outputs/. And a run folder that cannot be made was Hydra's traceback, not one line.
+(by default that same folder) holds its checkpoints, TensorBoard events and samples. Given alone,
+`paths.output_dir=DIR` is the run folder too, so that a run's files stay together; a folder that cannot
+be made is one line before Hydra makes anything.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stylenet.atomic_write import why_unwritable
-
-_MULTIRUN_FLAGS = ("-m", "--multirun")
+from stylenet.sweep_check import MULTIRUN_FLAGS, sweep_jobs
 
 
 def _value_of(overrides: list[str], key: str) -> str | None:
@@ -33,7 +32,7 @@ def with_run_folder_of_output_dir(overrides: list[str]) -> list[str]:
         return overrides
     if "${" in output_dir:  # an interpolation of the run folder itself (${hydra:runtime.output_dir}/ck, say)
         return overrides
-    if any(flag in overrides for flag in _MULTIRUN_FLAGS) or _value_of(overrides, "hydra.mode") is not None:
+    if any(flag in overrides for flag in MULTIRUN_FLAGS) or _value_of(overrides, "hydra.mode") is not None:
         return overrides
     return [*overrides, f"hydra.run.dir={output_dir}"]
 
@@ -51,29 +50,44 @@ def folder_problem(folder: Path) -> str | None:
     return f"cannot write in {existing} ({reason})"
 
 
-def run_folder_problem(overrides: list[str], configs: Path) -> str | None:
-    """Why the run folder Hydra is about to make for `overrides` cannot be made, as one line; None where it
-    can, or where composing the settings fails (the caller reports that) or needs Hydra's own options."""
-    multirun = any(flag in overrides for flag in _MULTIRUN_FLAGS) or _value_of(overrides, "hydra.mode") == "MULTIRUN"
-    if any(arg.startswith("-") and arg not in _MULTIRUN_FLAGS for arg in overrides):
+def planned_folder(overrides: list[str], configs: Path) -> tuple[Path, bool, str | None] | None:
+    """The folder Hydra is about to make for `overrides` (a sweep's under --multirun), whether it is a sweep's,
+    and `paths.output_dir` where given; None where composing the settings fails (the caller reports that) or
+    needs Hydra's own options."""
+    multirun = any(flag in overrides for flag in MULTIRUN_FLAGS) or _value_of(overrides, "hydra.mode") == "MULTIRUN"
+    if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in overrides):
         return None  # --help, --cfg and the like make no folder
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    plain = [arg for arg in overrides if arg not in _MULTIRUN_FLAGS]
+    plain = [arg for arg in overrides if arg not in MULTIRUN_FLAGS]
+    jobs = sweep_jobs(plain) if multirun else None
+    first = jobs[0][0] if jobs and jobs[0] else plain  # a sweep's values ("seed=0,1") compose one job at a time
     try:
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=plain, return_hydra_config=True)
+            cfg = compose(config_name="train", overrides=first, return_hydra_config=True)
             folder = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+            given = _value_of(overrides, "paths.output_dir") is not None
+            output_dir = OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=False) if given else None
     except (HydraException, OmegaConfBaseException):
         return None
-    output_dir = _value_of(overrides, "paths.output_dir")
-    if output_dir is not None and "${" not in output_dir:  # where the checkpoints go, checked as typed
-        problem = folder_problem(Path(output_dir).expanduser())
+    return Path(folder), multirun, None if output_dir is None else str(output_dir)
+
+
+def run_folder_problem(overrides: list[str], configs: Path) -> str | None:
+    """Why the run folder Hydra is about to make for `overrides`, or the `paths.output_dir` given, cannot be
+    made, as one line; None where they can, or where `planned_folder` knows no folder."""
+    planned = planned_folder(overrides, configs)
+    if planned is None:
+        return None
+    folder, multirun, output_dir = planned
+    if output_dir is not None:  # where the checkpoints go, as composed (quotes and all resolved)
+        problem = folder_problem(Path(output_dir))
         if problem is not None:
-            return f"paths.output_dir={output_dir}: {problem}"
-    problem = folder_problem(Path(folder).expanduser())
+            return f"paths.output_dir={_value_of(overrides, 'paths.output_dir')}: {problem}"
+    problem = folder_problem(folder)
     if problem is None:
         return None
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"

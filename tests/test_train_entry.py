@@ -277,3 +277,25 @@ def test_a_sweep_of_good_jobs_and_runs_that_are_no_sweep_pass_the_check() -> Non
     checked = []
     assert first_bad_job(["-m", "seed=3,4"], configs, lambda cfg, job: checked.append(cfg.seed)) is None
     assert checked == [3, 4]
+
+
+def test_a_refused_run_keeps_a_run_folder_the_user_made(tmp_path: Path) -> None:
+    mine = tmp_path / "runs" / "exp1"
+    mine.mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), f"paths.output_dir={mine}", "trainer.max_steps=0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "trainer.max_steps must be a whole number" in done.stderr
+    assert mine.is_dir() and not any(mine.iterdir())  # Hydra's files taken out, the folder kept
+
+
+def test_a_sweep_folder_inside_a_file_is_one_line_with_swept_values(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    problem = run_folder_problem(
+        ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'afile' / 'sweep'}"], REPO / "configs"
+    )
+    assert problem == f"hydra.sweep.dir={tmp_path / 'afile' / 'sweep'}: {tmp_path / 'afile'} is a file, not a folder"
