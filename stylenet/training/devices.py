@@ -1,5 +1,5 @@
 """`trainer.devices` against what this machine has: refused in one line before Lightning refuses it in a
-traceback, or starts more training processes on the CPU than there are cores."""
+traceback, and a warning line where training processes would share the CPU's cores."""
 
 from __future__ import annotations
 
@@ -74,14 +74,19 @@ def check_devices(trainer: Mapping[str, Any]) -> None:
         )
     processes = 1 if devices == "auto" else devices  # Lightning's auto on the CPU: one process
     cores = _cpu_cores()
-    if processes > cores:
-        raise ConfigError(
-            f"trainer.devices={processes} would start {processes} training processes on the CPU ({why}), which has "
-            f"{cores} core(s) for this run: each would get less than a core; use trainer.devices={cores} or fewer"
-        )
-    if processes > 1 and not gpus and accelerator == "auto":  # chose auto, perhaps expecting GPUs
-        from pytorch_lightning.utilities import rank_zero_only  # here: model files load through this module
+    from pytorch_lightning.utilities import rank_zero_only  # here: model files load through this module
 
+    if processes > cores:  # it runs (Lightning allows it), only slower than fewer processes would
+        rank_zero_only(log.warning)(
+            "trainer.devices=%d starts %d training processes on the CPU (%s), which has %d core(s) for this run: "
+            "each gets less than a core; trainer.devices=%d or fewer trains faster",
+            processes,
+            processes,
+            why,
+            cores,
+            cores,
+        )
+    elif processes > 1 and not gpus and accelerator == "auto":  # chose auto, perhaps expecting GPUs
         rank_zero_only(log.warning)(
             "trainer.devices=%d: torch sees no GPU here, so the %d processes train on the CPU", processes, processes
         )
