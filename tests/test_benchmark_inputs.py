@@ -169,6 +169,8 @@ def test_a_training_size_the_loss_network_cannot_take_is_refused(capsys: pytest.
     )
     with pytest.raises(AssertionError, match="work began"):  # 16 px is enough
         _run([*argv, "16"])
+    with pytest.raises(AssertionError, match="work began"):  # training not measured: its size does not matter
+        _run([*TINY, "--in-process", "--train-size", "8", "--train-steps", "0"])
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a measuring process is killed at its timeout")

@@ -24,18 +24,21 @@ FRAME_BYTES_PER_PIXEL = 12
 def check_request(
     backends: list[str],
     repeats: int,
+    train: bool,
     train_steps: int,
     train_size: int,
     train_batch: int,
     child_timeout_s: float,
 ) -> None:
-    """Refuses an empty backend list, counts below 1, a training size the loss network cannot take and a
-    measuring process's timeout that no measurement can meet."""
+    """Refuses an empty backend list, counts below 1, a training size the loss network cannot take (where
+    training is measured) and a measuring process's timeout that no measurement can meet."""
     if not backends:
         raise BenchmarkError(f"--backends names no backend; choose from {', '.join(BACKENDS)} or all")
-    if repeats < 1 or train_steps < 1 or train_batch < 1:
-        raise BenchmarkError("--repeats, --train-steps and --train-batch must be >= 1")
-    if train_size < MIN_TRAIN_SIZE:
+    if repeats < 1:
+        raise BenchmarkError("--repeats must be >= 1")
+    if train and (train_steps < 1 or train_batch < 1):
+        raise BenchmarkError("--train-steps and --train-batch must be >= 1")
+    if train and train_size < MIN_TRAIN_SIZE:
         raise BenchmarkError(
             f"--train-size {train_size}: the loss network halves a training image four times, so it needs at "
             f"least {MIN_TRAIN_SIZE} px"

@@ -198,7 +198,7 @@ def run_benchmark(
     from stylenet.hardware import cpu_has_native_bf16, native_precision
 
     backends = expand_backends(backends, cuda=torch.cuda.is_available())
-    check_request(backends, repeats, train_steps, train_size, train_batch, child_timeout_s)
+    check_request(backends, repeats, train, train_steps, train_size, train_batch, child_timeout_s)
     settings = _settings(memory_reuse, isolate)
     loaded = _load(model)  # before any measurement: its widths set the memory a frame needs at the least
     check_frames_fit(sizes, loaded[0].config.to_dict(), device().type)
