@@ -227,7 +227,9 @@ def _check_resumed_styles(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
         else:
             option = f"style=custom style.image={recorded[0].get('image')} style.name={held[0]}"
         adds = len(wanted) == 1 and wanted[0] not in held  # init= adds one new style to a trained network
-        new_run = f"; to train {wanted[0]!r} from its weights, start a new run with init={cfg.ckpt_path}"
+        new_run = (
+            f"; to train {wanted[0]!r} from its weights, start a new run, without ckpt_path, with init={cfg.ckpt_path}"
+        )
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} is a run of {_named(held)}, this run trains {_named(wanted)}: "
             f"to resume it, set {option}{new_run if adds else ''}"
@@ -238,7 +240,7 @@ def _check_resumed_styles(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
             raise ConfigError(
                 f"ckpt_path={cfg.ckpt_path} trained {now['name']!r} on the painting {before['image']}, this run "
                 f"on {now['image']}: to resume it, {again}; to train on from its weights with the new painting, "
-                f"start a new run with finetune={cfg.ckpt_path}"
+                f"start a new run, without ckpt_path, with finetune={cfg.ckpt_path}"
             )
 
 

@@ -40,7 +40,7 @@ def test_resuming_another_styles_checkpoint_is_refused(starry_run: Path, tmp_pat
         tmp_path,
         [*mine, f"ckpt_path={ckpt}", "trainer.max_steps=3"],
         f"ckpt_path={ckpt} is a run of the style 'starry', this run trains the style 'mine': to resume it, set "
-        f"style=starry; to train 'mine' from its weights, start a new run with init={ckpt}$",
+        f"style=starry; to train 'mine' from its weights, start a new run, without ckpt_path, with init={ckpt}$",
     )
     check_config(compose_config([*tiny_overrides(tmp_path), *mine, f"init={ckpt}", "trainer.max_steps=3"]))
 
@@ -76,7 +76,7 @@ def test_resuming_with_another_painting_under_the_same_name_is_refused(starry_ru
         [*other, f"ckpt_path={ckpt}", "trainer.max_steps=3"],
         f"ckpt_path={ckpt} trained 'starry' on the painting starry_night.jpg, this run on .*other.png: to resume "
         f"it, set style.image=starry_night.jpg; to train on from its weights with the new painting, start a new "
-        f"run with finetune={ckpt}$",
+        f"run, without ckpt_path, with finetune={ckpt}$",
     )
     check_config(compose_config([*tiny_overrides(tmp_path), *other, f"finetune={ckpt}", "trainer.max_steps=3"]))
 
