@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from stylenet.errors import ConfigError
-from stylenet.training.devices import check_devices
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -171,6 +170,8 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
     if trainer.get("gradient_clip_val") is not None:
         positive_number(trainer["gradient_clip_val"], "trainer.gradient_clip_val", allow_zero=True)
     _check_trainer_names(trainer)
+    from stylenet.training.devices import check_devices  # here: inference loads this module, never training code
+
     check_devices(trainer)
 
 

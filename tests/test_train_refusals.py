@@ -12,7 +12,7 @@ from PIL import Image
 
 from stylenet.checkpoint import load_inference_checkpoint
 from stylenet.errors import ConfigError
-from stylenet.styles import PACKAGED_STYLES
+from stylenet.styles import find_style_image
 from stylenet.train import check_config, train
 
 
@@ -82,7 +82,7 @@ def test_resuming_with_another_painting_under_the_same_name_is_refused(starry_ru
 
 
 def test_the_same_painting_by_another_path_resumes(starry_run: Path, tmp_path: Path) -> None:
-    copy = shutil.copy(PACKAGED_STYLES / "starry_night.jpg", tmp_path / "copy.jpg")
+    copy = shutil.copy(find_style_image("starry_night.jpg"), tmp_path / "copy.jpg")  # the one the run resolved
     ckpt = starry_run / "run" / "checkpoints" / "last.ckpt"
     same = ["style=custom", f"style.image={copy}", "style.name=starry", f"ckpt_path={ckpt}", "trainer.max_steps=3"]
     check_config(compose_config([*tiny_overrides(tmp_path), *same]))
