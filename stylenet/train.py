@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import logging
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,6 @@ from stylenet.checkpoint import (
     style_metadata,
     styles_of,
 )
-from stylenet.config_files import style_config
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.hardware import resolve_precision, resolve_speed
 from stylenet.inference.export import FORMATS, SUFFIXES, ExportError, check_exportable, export
@@ -41,6 +38,12 @@ from stylenet.style_list import WEIGHT_KEYS, selected_styles, temporal_weights
 from stylenet.styles import find_style_image, load_style_image
 from stylenet.training.callbacks import SampleImages, StepProgressBar, Throughput
 from stylenet.training.module import NetworkMismatchError, StyleTransferModule, network_mismatch, time_budget
+from stylenet.training.resume_checks import (
+    check_resumed_lr_schedule,
+    check_resumed_styles,
+    check_resumed_time,
+    resumed_finetune,
+)
 from stylenet.training.sizes import check_sizes_fit
 from stylenet.training.style_keeper import StyleKeeper
 from stylenet.validation import check_optimizer, check_train_config, duration
@@ -166,16 +169,16 @@ def _check_resume(cfg: DictConfig) -> None:
     if not cfg.ckpt_path:
         return
     checkpoint = read_lightning_checkpoint(cfg.ckpt_path)
-    _check_resumed_styles(cfg, checkpoint)
+    check_resumed_styles(cfg, checkpoint)
     step = checkpoint["global_step"]
     if step >= cfg.trainer.max_steps:
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path} is already at step {step} (trainer.max_steps={cfg.trainer.max_steps}): "
             f"nothing to train; to train longer, set trainer.max_steps to more than {step}"
         )
-    _check_resumed_time(cfg, checkpoint)
+    check_resumed_time(cfg, checkpoint)
     with torch.device("meta"):  # shapes only: nothing is allocated for the comparison
-        resumed_config = _resumed_finetune(checkpoint)[1]
+        resumed_config = resumed_finetune(checkpoint)[1]
         if cfg.get("init"):  # the run trains a single-style copy of the init model's network
             config = {**load_network(cfg.init)[0].config.to_dict(), "num_styles": 1}
             network = TransformerNet(**config)
@@ -187,108 +190,7 @@ def _check_resume(cfg: DictConfig) -> None:
     if mismatch:  # found now, before the run writes anything (loading checks again, for any other caller)
         raise NetworkMismatchError(mismatch)
     _check_resumed_row_lr(cfg, checkpoint, network.num_styles)
-    _check_resumed_lr_schedule(cfg, checkpoint)
-
-
-def _recorded_styles(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    """The styles a checkpoint's run trained, as its module recorded them (none for a malformed record)."""
-    info = checkpoint.get("stylenet")
-    styles = styles_of(info) if isinstance(info, dict) else []
-    return styles if all(isinstance(style, dict) and isinstance(style.get("name"), str) for style in styles) else []
-
-
-def _same_painting(recorded: Any, current: str) -> bool:
-    """Whether the painting a checkpoint recorded is the one configured now, compared by content: the same file
-    may be reached by another path. One that cannot be found here (another machine's) is taken to be it."""
-    if not isinstance(recorded, str):
-        return True
-    try:
-        before = find_style_image(recorded)
-    except ConfigError:
-        return True
-    now = find_style_image(current)
-    return before.resolve() == now.resolve() or filecmp.cmp(before, now, shallow=False)
-
-
-def _check_resumed_styles(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
-    """A checkpoint of other styles would train on under this run's names: the model written would carry
-    them with another style's steps and optimizer state."""
-    recorded = _recorded_styles(checkpoint)
-    if not recorded:
-        return
-    held = [style["name"] for style in recorded]
-    styles = selected_styles(cfg)
-    wanted = [style["name"] for style in styles]
-    if held != wanted:
-        if len(recorded) > 1:
-            option = f"styles=[{','.join(held)}]"
-        elif style_config(held[0]):
-            option = f"style={held[0]}"
-        else:
-            option = f"style=custom style.image={recorded[0].get('image')} style.name={held[0]}"
-        adds = len(wanted) == 1 and wanted[0] not in held  # init= adds one new style to a trained network
-        new_run = (
-            f"; to train {wanted[0]!r} from its weights, start a new run, without ckpt_path, with init={cfg.ckpt_path}"
-        )
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} is a run of {_named(held)}, this run trains {_named(wanted)}: "
-            f"to resume it, set {option}{new_run if adds else ''}"
-        )
-    for before, now in zip(recorded, styles, strict=True):
-        if not _same_painting(before.get("image"), str(now["image"])):
-            again = f"set style.image={before['image']}" if len(styles) == 1 else "give it that painting again"
-            raise ConfigError(
-                f"ckpt_path={cfg.ckpt_path} trained {now['name']!r} on the painting {before['image']}, this run "
-                f"on {now['image']}: to resume it, {again}; to train on from its weights with the new painting, "
-                f"start a new run, without ckpt_path, with finetune={cfg.ckpt_path}"
-            )
-
-
-def _named(names: list[str]) -> str:
-    return f"the style {names[0]!r}" if len(names) == 1 else f"the styles {names}"
-
-
-def _resumed_finetune(checkpoint: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
-    """Of a fine-tuning run's checkpoint, the steps its model had trained before that run and the network
-    settings it took from that model (model.* were ignored, so a resume ignores them too); (0, None) for
-    any other run's."""
-    info = checkpoint.get("stylenet")
-    before = info.get("steps_before", 0) if isinstance(info, dict) else 0
-    if not (isinstance(before, int) and before > 0):
-        return 0, None
-    config = info.get("model")
-    return before, config if isinstance(config, dict) else None
-
-
-def _trained_seconds(checkpoint: dict[str, Any]) -> float:
-    """The training time a checkpoint's run had spent, as its time budget (Lightning's Timer) counted it."""
-    for state in checkpoint.get("callbacks", {}).values():
-        if isinstance(state, dict) and isinstance(state.get("time_elapsed"), dict):
-            return float(state["time_elapsed"].get("train", 0.0))
-    return 0.0  # a run without a budget kept no count: a budgeted resume starts its own
-
-
-def _check_resumed_time(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
-    """Lightning counts the checkpoint's training time against trainer.max_time: a run that had spent its
-    budget would stop before its first step and still replace the kept model."""
-    budget = duration(cfg.trainer.get("max_time"), "trainer.max_time")
-    spent = _trained_seconds(checkpoint)
-    if budget is not None and spent >= budget.total_seconds():
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} has already trained for {timedelta(seconds=round(spent))}, all of this "
-            f"run's time budget ({budget}, trainer.max_time): to train longer, raise trainer.max_time or set it to null"
-        )
-
-
-def _check_resumed_lr_schedule(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
-    """A checkpoint keeps the schedule's state and the rate it had reached: resumed under the other
-    schedule, a cosine run would go on at its last, small rate, or a constant one start a cosine anew."""
-    saved = checkpoint.get("hyper_parameters", {}).get("lr_schedule", "constant")  # older checkpoints: constant
-    wanted = cfg.get("lr_schedule", "constant")
-    if saved != wanted:
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path} trained with lr_schedule={saved}; resume with lr_schedule={saved}"
-        )
+    check_resumed_lr_schedule(cfg, checkpoint)
 
 
 def _check_resumed_row_lr(cfg: DictConfig, checkpoint: dict[str, Any], num_styles: int) -> None:
@@ -403,7 +305,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     base, base_styles = _init_model(cfg)
     finetuned, steps_before = _finetune_model(cfg)
     resumed_steps, resumed_config = (
-        _resumed_finetune(read_lightning_checkpoint(cfg.ckpt_path)) if cfg.ckpt_path else (0, None)
+        resumed_finetune(read_lightning_checkpoint(cfg.ckpt_path)) if cfg.ckpt_path else (0, None)
     )
     steps_before = steps_before or resumed_steps  # the fine-tuned model's steps carry on
     if finetuned is not None:
