@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -40,4 +41,18 @@ def why_unwritable(folder: Path) -> str | None:
         with tempfile.TemporaryFile(dir=folder):
             return None
     except OSError as error:
+        if error.errno == errno.ENOENT and folder.is_dir():
+            return "it takes no new files"  # /proc and the like: "No such file or directory" would mislead
         return error.strerror or str(error)
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be made, or written in where it exists, as "X is a file, not a folder" or "cannot
+    write in X (why)", X being the nearest of it and its parents that exists; None where it can."""
+    existing = folder.absolute()  # a relative path's last parent is ".", which names nothing
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    reason = why_unwritable(existing)
+    return None if reason is None else f"cannot write in {existing} ({reason})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stylenet.atomic_write import why_unwritable
+from stylenet.atomic_write import folder_problem
 from stylenet.sweep_check import MULTIRUN_FLAGS, sweep_jobs
 
 
@@ -35,19 +35,6 @@ def with_run_folder_of_output_dir(overrides: list[str]) -> list[str]:
     if any(flag in overrides for flag in MULTIRUN_FLAGS) or _value_of(overrides, "hydra.mode") is not None:
         return overrides
     return [*overrides, f"hydra.run.dir={output_dir}"]
-
-
-def folder_problem(folder: Path) -> str | None:
-    """Why the folder `folder` cannot be made (or written to, where it exists), or None where it can."""
-    existing = folder.absolute()  # a relative path's last parent is ".", which names nothing
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    reason = why_unwritable(existing)
-    if reason is None:
-        return None
-    return f"cannot write in {existing} ({reason})"
 
 
 def planned_folder(overrides: list[str], configs: Path) -> tuple[Path, bool, str | None] | None:

@@ -288,6 +288,13 @@ def test_an_unwritable_export_or_report_folder_is_refused_before_any_work(
     assert list(read_only.iterdir()) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, whose folders take no new files")
+def test_a_folder_that_takes_no_files_is_named_so_not_as_missing(model: Path, capsys) -> None:
+    # Creating a file in /proc/1 fails with "No such file or directory", of a folder that plainly exists.
+    assert main(["export", str(model), "--format", "pt2", "-o", "/proc/1/"]) == 2
+    assert _one_line(capsys) == "error: -o /proc/1: cannot write in /proc/1 (it takes no new files); choose another -o"
+
+
 def test_an_export_that_fails_to_write_keeps_the_file_it_would_replace(
     model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -352,3 +352,14 @@ def test_max_memory_accepts_sizes_and_refuses_nonsense(models) -> None:
     assert load_model(models["pt"], max_memory="512M").max_memory == 512 << 20
     with pytest.raises(ConfigError, match="unit"):
         load_model(models["pt"], max_memory="512")
+
+
+@pytest.mark.parametrize("value", ["abc", 0, -1, 1.5e9, True, [1]])
+def test_a_max_memory_set_after_loading_is_checked_where_it_is_set(models, value) -> None:
+    stylizer = load_model(models["pt"], precision="fp32")
+    with pytest.raises(ConfigError, match="max_memory"):
+        stylizer.max_memory = value
+    assert stylizer.max_memory is None  # the refused value was not kept
+    stylizer.max_memory = "1G"
+    assert stylizer.max_memory == 1 << 30
+    assert stylizer(torch.rand(3, 16, 16)).shape == (3, 16, 16)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stylenet.atomic_write import why_unwritable
+from stylenet.atomic_write import folder_problem
 from stylenet.benchmark import BenchmarkError
 from stylenet.benchmark.backends import BACKENDS
 
@@ -93,14 +93,9 @@ def check_outputs(outputs: dict[str, Path | None], overwrite: bool) -> None:
             raise BenchmarkError(f"{same} and {option} both name {path}; give each its own file")
         if path.is_dir():
             raise BenchmarkError(f"{option} {path} is an existing folder, not a file; name the file to write")
-        for place in path.parents:  # the nearest that exists: the folders below it are made when writing
-            if place.is_dir():
-                reason = why_unwritable(place)
-                if reason:
-                    raise BenchmarkError(f"{option} {path}: cannot write in {place} ({reason}); choose another path")
-                break
-            if place.exists():
-                raise BenchmarkError(f"{option} {path}: {place} is a file, not a folder; choose another path")
+        problem = folder_problem(path.parent)  # the folders below the nearest that exists are made when writing
+        if problem:
+            raise BenchmarkError(f"{option} {path}: {problem}; choose another path")
         if not overwrite and (path.exists() or path.is_symlink()):
             raise BenchmarkError(
                 f"{option} {path} already exists; pass --overwrite to replace it, or choose another path"

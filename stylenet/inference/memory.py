@@ -8,6 +8,7 @@ not measured once on one machine, so they follow any model width, precision and 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from stylenet.errors import StylenetError
+from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.global_norm import REFERENCE_SIDE
 from stylenet.networks.transformer import TransformerNet
 
@@ -45,6 +46,23 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a memory size; write it with a unit, like 8G or 512M")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def memory_budget(value: int | str | None) -> int | None:
+    """A `max_memory` setting as bytes: a positive whole number, a size with a unit ("8G") or None (a share of
+    what is free); anything else is one `ConfigError`, raised where it is set, not at the next image."""
+    if isinstance(value, str):
+        try:
+            value = parse_size(value)
+        except ValueError as error:
+            raise ConfigError(f"max_memory: {error}") from None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy's integers too
+        raise ConfigError(f'max_memory takes bytes or a size such as "8G", not {value!r}')
+    if value <= 0:
+        raise ConfigError(f"max_memory must be positive, not {value}")
+    return int(value)
 
 
 def format_size(size: float) -> str:

@@ -29,7 +29,7 @@ from stylenet.errors import ConfigError
 from stylenet.hardware import native_precision
 from stylenet.inference.aot_package import check_aoti_name, is_aoti_package, load_aoti
 from stylenet.inference.fast import DTYPES, INT8, FastRunner
-from stylenet.inference.memory import parse_size
+from stylenet.inference.memory import memory_budget
 from stylenet.inference.metadata import METADATA_KEY, num_styles, parse
 from stylenet.inference.pt2_check import check_pt2
 from stylenet.inference.style_choice import StyleChoice, style_weights
@@ -178,13 +178,7 @@ def load_model(
     `max_memory` (bytes, or a size such as "8G") bounds what one call may allocate for the
     network; larger images are tiled (default: a share of the memory free at the call).
     """
-    if isinstance(max_memory, str):
-        try:
-            max_memory = parse_size(max_memory)
-        except ValueError as error:
-            raise ConfigError(f"max_memory: {error}") from None
-    if max_memory is not None and max_memory <= 0:
-        raise ConfigError(f"max_memory must be positive, not {max_memory}")
+    max_memory = memory_budget(max_memory)
     if precision not in PRECISION_CHOICES:
         raise ConfigError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
     if not isinstance(compile, bool):  # "off" is truthy: it would compile, the opposite of what it says

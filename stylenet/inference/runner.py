@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from stylenet.atomic_write import replacing, why_unwritable
+from stylenet.atomic_write import folder_problem, replacing
 from stylenet.errors import StylenetError
 from stylenet.imageio import UnreadableImageError, image_size, is_animated, open_rgb, to_array, to_tensor
 from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit, tiled_bytes
@@ -65,20 +65,11 @@ class MemoryPlan:
 def check_folder(output: Path, folder: Path) -> None:
     """Refuses `folder` (what `-o output` writes into) where it, or the first of its parents that exists, is a file
     or a folder this process cannot write in: found before any work, not after all of it."""
-    for place in (folder, *folder.parents):
-        if place.is_dir():
-            _check_writable(output, place)
-            return
-        if place.exists():
-            if place == output:
-                raise StylenetError(f"-o {output} is an existing file, not a folder; name a folder for the outputs")
-            raise StylenetError(f"-o {output}: {place} is a file, not a folder; choose another -o")
-
-
-def _check_writable(output: Path, folder: Path) -> None:
-    reason = why_unwritable(folder)
-    if reason:
-        raise StylenetError(f"-o {output}: cannot write in {folder} ({reason}); choose another -o")
+    if folder == output and output.exists() and not output.is_dir():
+        raise StylenetError(f"-o {output} is an existing file, not a folder; name a folder for the outputs")
+    problem = folder_problem(folder)
+    if problem:
+        raise StylenetError(f"-o {output}: {problem}; choose another -o")
 
 
 def refuse_existing(targets: list[Path]) -> None:

@@ -20,7 +20,7 @@ from stylenet.checkpoint import styles_of
 from stylenet.imageio import UnreadableImageError, open_rgb, to_array, to_rgb, to_tensor
 from stylenet.inference.fast import FastRunner
 from stylenet.inference.global_norm import whole_image_statistics
-from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_limit
+from stylenet.inference.memory import activation_bytes_per_pixel, choose_tile, memory_budget, memory_limit
 from stylenet.inference.style_choice import StyleChoice, choice_of, style_weights
 from stylenet.inference.targets import not_a_file
 from stylenet.inference.tiling import MIN_TILE, stylize_tiled
@@ -72,6 +72,15 @@ class Stylizer:
         self.styles: list[str] = style_names(metadata)
         self.style_weights = style_weights(None, self.styles)  # (S,): the choice this stylizer runs
         self._by_style: dict[tuple[float, ...], Stylizer] = {}
+
+    @property
+    def max_memory(self) -> int | None:
+        """Bytes one call may allocate for the network before it tiles; None: a share of what is free then."""
+        return self._max_memory
+
+    @max_memory.setter
+    def max_memory(self, value: int | str | None) -> None:
+        self._max_memory = memory_budget(value)  # "8G" as load_model takes it; nonsense refused here
 
     @property
     def style(self) -> str | None:
