@@ -110,10 +110,6 @@ def _composition_error(overrides: list[str]) -> str | None:
 
     plain = [arg for arg in overrides if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     configs = Path(__file__).resolve().parent / "configs"
-    planned = planned_folder(sys.argv[1:], configs)
-    if planned is not None:
-        _FOLDERS_BEFORE.update(p for p in (planned[0].absolute(), *planned[0].absolute().parents) if p.is_dir())
-        _FOLDERS_BEFORE.update({p.resolve() for p in _FOLDERS_BEFORE})
     try:
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
             compose(config_name="train", overrides=plain)
@@ -149,7 +145,7 @@ if __name__ == "__main__":
         _FOLDERS_BEFORE.update({p.resolve() for p in _FOLDERS_BEFORE})
     problem = (
         _composition_error(sys.argv[1:])
-        or run_folder_problem(sys.argv[1:], configs)
+        or run_folder_problem(sys.argv[1:], planned)
         or first_bad_job(sys.argv[1:], configs, _check_job)
     )
     if problem is not None:

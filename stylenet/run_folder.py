@@ -63,10 +63,9 @@ def planned_folder(overrides: list[str], configs: Path) -> tuple[Path, bool, str
     return Path(folder), multirun, None if output_dir is None else str(output_dir)
 
 
-def run_folder_problem(overrides: list[str], configs: Path) -> str | None:
-    """Why the run folder Hydra is about to make for `overrides`, or the `paths.output_dir` given, cannot be
-    made, as one line; None where they can, or where `planned_folder` knows no folder."""
-    planned = planned_folder(overrides, configs)
+def run_folder_problem(overrides: list[str], planned: tuple[Path, bool, str | None] | None) -> str | None:
+    """Why the run folder Hydra is about to make for `overrides` (`planned_folder`'s answer, `planned`), or the
+    `paths.output_dir` given, cannot be made, as one line; None where they can, or where no folder is planned."""
     if planned is None:
         return None
     folder, multirun, output_dir = planned

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from stylenet import run_record
-from stylenet.atomic_write import replacing, why_unwritable
+from stylenet.atomic_write import folder_problem, replacing
 from stylenet.checkpoint import (
     move_aside,
     read_lightning_checkpoint,
@@ -152,15 +152,12 @@ def _note_shipped_name(name: str, kept_model: Path) -> None:
         )
 
 
-def _make_kept_models_dir(cfg: DictConfig) -> None:
-    kept = Path(cfg.paths.kept_models_dir)
-    try:  # found now, not after hours of training
-        kept.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"paths.kept_models_dir={kept} cannot be created: {error.strerror}") from error
-    reason = why_unwritable(kept)  # a folder that exists may still refuse files: permissions, a read-only mount
-    if reason:
-        raise ConfigError(f"paths.kept_models_dir={kept}: cannot write in it ({reason})")
+def _check_kept_models_dir(cfg: DictConfig) -> None:
+    """Found now, not after hours of training; nothing is made here (saving the model makes the folder), so
+    a refused run, or a sweep's check of its every job, leaves no folder behind."""
+    problem = folder_problem(Path(cfg.paths.kept_models_dir))
+    if problem:
+        raise ConfigError(f"paths.kept_models_dir={cfg.paths.kept_models_dir}: {problem}")
 
 
 def _check_resume(cfg: DictConfig) -> None:
@@ -224,7 +221,7 @@ def check_config(cfg: DictConfig) -> None:
     check_optimizer(_instantiate(cfg.optimizer, "optimizer"))
     _check_not_shipped_folder(cfg)
     _check_run_folder(cfg)
-    _make_kept_models_dir(cfg)  # last: a refused run creates nothing
+    _check_kept_models_dir(cfg)
 
 
 # Notices every run printed that tell a user nothing: the VGG of the loss is frozen in eval mode on purpose,

@@ -14,7 +14,7 @@ from conftest import REPO, tiny_overrides
 from stylenet import hardware
 from stylenet.errors import ConfigError
 from stylenet.hardware import wants_memory_reuse
-from stylenet.run_folder import run_folder_problem, with_run_folder_of_output_dir
+from stylenet.run_folder import planned_folder, run_folder_problem, with_run_folder_of_output_dir
 from stylenet.sweep_check import first_bad_job, sweep_jobs
 from stylenet.train import train
 
@@ -232,7 +232,7 @@ def test_the_default_run_folder_where_none_can_be_made_names_hydra_run_dir(
 ) -> None:
     (tmp_path / "outputs").write_text("a file where the runs go")
     monkeypatch.chdir(tmp_path)
-    problem = run_folder_problem(["style=wave"], REPO / "configs")
+    problem = run_folder_problem(["style=wave"], planned_folder(["style=wave"], REPO / "configs"))
     assert problem.startswith("the run folder outputs/wave/") and problem.endswith(
         f"{tmp_path / 'outputs'} is a file, not a folder; choose another with hydra.run.dir=DIR"
     )
@@ -265,6 +265,7 @@ def test_a_bad_value_in_a_later_sweep_job_stops_the_sweep_before_any_job(tmp_pat
         "not 0; no job was started\n"
     )
     assert not sweep.exists()  # the first job did not train either
+    assert not (tmp_path / "kept").exists()  # nor did checking it make the folder its model would go to
 
 
 def test_a_sweep_of_good_jobs_and_runs_that_are_no_sweep_pass_the_check() -> None:
@@ -295,7 +296,6 @@ def test_a_refused_run_keeps_a_run_folder_the_user_made(tmp_path: Path) -> None:
 
 def test_a_sweep_folder_inside_a_file_is_one_line_with_swept_values(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("not a folder")
-    problem = run_folder_problem(
-        ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'afile' / 'sweep'}"], REPO / "configs"
-    )
+    sweep = ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'afile' / 'sweep'}"]
+    problem = run_folder_problem(sweep, planned_folder(sweep, REPO / "configs"))
     assert problem == f"hydra.sweep.dir={tmp_path / 'afile' / 'sweep'}: {tmp_path / 'afile'} is a file, not a folder"
