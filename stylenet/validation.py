@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from stylenet.errors import ConfigError
+from stylenet.hardware import resolve_speed
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -272,10 +273,8 @@ def check_train_config(cfg: Any) -> None:
         whole_number(cfg.loss.temporal_seam, "loss.temporal_seam", minimum=0)
     if not isinstance(cfg.loss.get("temporal_detach", False), bool):
         raise ConfigError(f"loss.temporal_detach must be true or false, not {cfg.loss.temporal_detach!r}")
-    for key in ("channels_last", "compile"):  # their "auto" is resolved only once the run is built
-        value = cfg.get(key, "auto")
-        if not isinstance(value, bool) and value != "auto":
-            raise ConfigError(f"{key} must be auto, true or false, not {value!r}")
+    # Resolved again once the run is built; here to refuse a bad value before the photos decode.
+    resolve_speed(cfg.get("channels_last", "auto"), cfg.get("compile", "auto"), cfg.trainer.get("precision", "32"))
     _check_trainer(cfg.trainer)
     _check_data(cfg.data)
     check_network_config(cfg.model)
