@@ -16,7 +16,8 @@ from stylenet.errors import StylenetError
 from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 from stylenet.run_folder import planned_folder, run_folder_problem, with_run_folder_of_output_dir
 from stylenet.sweep_check import first_bad_job
-from stylenet.train import check_config, quiet_lightning_notices, train
+from stylenet.train import check_config, train
+from stylenet.training.lightning_notices import quiet_lightning_notices
 
 # What Hydra writes into a run dir before `main` runs.
 _HYDRA_CONFIGS = {"config.yaml", "hydra.yaml", "overrides.yaml"}
