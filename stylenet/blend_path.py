@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from stylenet import evaluate
+from stylenet import evaluate_loss, evaluate_scoring
 from stylenet.checkpoint import styles_of
 from stylenet.errors import ConfigError, StylenetError
 from stylenet.inference.model import Stylizer, load_model
@@ -29,7 +29,7 @@ def style_loss(stylizer: Stylizer, name: str, vgg_weights: str | None = None) ->
     entry = next((s for s in styles_of(stylizer.metadata) if s.get("name") == name), None)
     if entry is None:
         raise ConfigError(f"unknown style {name!r}: the model holds {', '.join(stylizer.styles)}")
-    return evaluate.style_loss(entry, evaluate.loss_definition(stylizer.metadata, vgg_weights)[0])[0]
+    return evaluate_loss.style_loss(entry, evaluate_loss.loss_definition(stylizer.metadata, vgg_weights)[0])[0]
 
 
 def blend_path(
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         a, b = (name.strip() for name in args.pair.split(","))
         stylizer = load_model(args.model, precision="fp32")
-        photos = torch.cat([photo for _, photo in evaluate.load_photos(args.photos, args.size, torch.device("cpu"))[0]])
+        photos = torch.cat(
+            [photo for _, photo in evaluate_scoring.load_photos(args.photos, args.size, torch.device("cpu"))[0]]
+        )
         stylized: list[torch.Tensor] = []
         rows = blend_path(stylizer, photos, a, b, args.points, stylized=stylized)
     except (StylenetError, ValueError) as error:

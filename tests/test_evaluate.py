@@ -15,9 +15,10 @@ from PIL import Image
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.errors import StylenetError
-from stylenet.evaluate import _steps_to_match, _summary, evaluate
+from stylenet.evaluate import evaluate
 from stylenet.evaluate_report import markdown as render_markdown
 from stylenet.evaluate_report import steps_to_match_text
+from stylenet.evaluate_scoring import _steps_to_match, summary
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.transformer import TransformerNet
@@ -150,9 +151,9 @@ def test_steps_to_match_of_a_mean_are_those_of_the_mean_curve() -> None:
         row["steps_to_match"] = _steps_to_match(row["optimisation"]["history"], row["model"]["total_loss"])
     assert [row["steps_to_match"] for row in rows] == [2, None]
     assert [steps_to_match_text(row) for row in rows] == ["2", "> 3"]
-    mean = _summary(rows)
+    mean = summary(rows)
     assert mean["optimisation"]["history"] == [9.5, 7.5, 5.5, 4.5] and mean["steps_to_match"] == 3
-    assert _summary([rows[0], {**rows[1], "optimisation": {"total_loss": 4.0}}]).keys() == mean.keys() - {
+    assert summary([rows[0], {**rows[1], "optimisation": {"total_loss": 4.0}}]).keys() == mean.keys() - {
         "steps_to_match"
     }  # a row without a history (reused from an older report): no count for the mean
     assert steps_to_match_text({"model": {}, "optimisation": {}}) == "n/a"
@@ -273,7 +274,7 @@ def test_zero_gatys_steps_scores_the_model_alone(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the optimisation ran with --gatys-steps 0")
 
-    monkeypatch.setattr("stylenet.evaluate.optimize", refuse)
+    monkeypatch.setattr("stylenet.evaluate_scoring.optimize", refuse)
     out = tmp_path / "model-only"
     argv = ["evaluate", str(model), "--photos", str(photos), "-o", str(out), "--gatys-steps", "0"]
     assert main([*argv, "--size", str(SIZE), "--vgg-weights", "random"]) == 0
@@ -331,7 +332,7 @@ def _no_optimisation(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the optimisation ran although a reference held it")
 
-    monkeypatch.setattr("stylenet.evaluate.optimize", refuse)
+    monkeypatch.setattr("stylenet.evaluate_scoring.optimize", refuse)
 
 
 def test_a_reference_gives_the_optimisation_without_running_it(

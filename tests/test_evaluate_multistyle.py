@@ -16,7 +16,8 @@ from test_evaluate import LOSS  # the small random-VGG loss both files score wit
 from stylenet.checkpoint import save_inference_checkpoint
 from stylenet.cli import main
 from stylenet.errors import ConfigError
-from stylenet.evaluate import _load_photo, evaluate
+from stylenet.evaluate import evaluate
+from stylenet.evaluate_scoring import _load_photo
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.style_rows import norm_names
@@ -188,7 +189,7 @@ def _refuse_work(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("work started before the style was checked")
 
     monkeypatch.setattr("stylenet.evaluate.load_photos", refuse)
-    monkeypatch.setattr("stylenet.evaluate.build_perceptual_loss", refuse)
+    monkeypatch.setattr("stylenet.evaluate_loss.build_perceptual_loss", refuse)
 
 
 def test_an_unknown_style_is_one_line_before_any_work(
@@ -226,7 +227,7 @@ def test_a_reference_serves_each_style_it_scored(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the optimisation ran although the reference held it")
 
-    monkeypatch.setattr("stylenet.evaluate.optimize", refuse)
+    monkeypatch.setattr("stylenet.evaluate_scoring.optimize", refuse)
     common = {"gatys_steps": 2, "size": SIZE, "vgg_weights": "random", "reference": tmp_path / "full"}
     again = evaluate(model, photos, tmp_path / "again", **common)
     timing = ("seconds", "speedup")

@@ -14,8 +14,8 @@ from tensorboard.backend.event_processing import event_file_loader
 from stylenet.blend_path import blend_path, is_monotone, style_loss
 from stylenet.checkpoint import load_inference_checkpoint, load_lightning_checkpoint, read_lightning_checkpoint
 from stylenet.errors import ConfigError
-from stylenet.evaluate import loss_definition
-from stylenet.evaluate import style_loss as scoring_loss
+from stylenet.evaluate_loss import loss_definition
+from stylenet.evaluate_loss import style_loss as scoring_loss
 from stylenet.inference.model import load_model
 from stylenet.losses.perceptual import build_perceptual_loss
 from stylenet.networks.style_rows import bake_style, norm_parameters
