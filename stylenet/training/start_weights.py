@@ -15,8 +15,7 @@ from stylenet.networks.style_rows import bake_style, norm_parameters
 from stylenet.networks.transformer import TransformerNet
 from stylenet.training.style_keeper import StyleKeeper
 
-# Logged as stylenet.train, the name a run's log has always shown these lines under.
-log = logging.getLogger("stylenet.train")
+log = logging.getLogger(__name__)
 
 
 def init_model(cfg: DictConfig) -> tuple[TransformerNet | None, list[dict[str, Any]]]:
