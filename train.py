@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from stylenet import run_record
 from stylenet.errors import StylenetError
 from stylenet.hardware import keep_freed_memory, wants_memory_reuse
 from stylenet.run_folder import planned_folder, run_folder_problem, with_run_folder_of_output_dir
+from stylenet.style_list import check_style_node
 from stylenet.sweep_check import first_bad_job
 from stylenet.train import check_config, train
 from stylenet.training.lightning_notices import quiet_lightning_notices
@@ -113,7 +115,12 @@ def _composition_error(overrides: list[str]) -> str | None:
     configs = Path(__file__).resolve().parent / "configs"
     try:
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-            compose(config_name="train", overrides=plain)
+            cfg = compose(config_name="train", overrides=plain)
+        check_style_node(cfg.style, "style")  # Hydra's run folder is named after the style: found before Hydra
+    except StylenetError as error:
+        return str(error)
+    except yaml.YAMLError as error:  # a config file of the user's that is not YAML: where, and why
+        return f"a config file is not valid YAML: {' '.join(str(error).split())}"
     except (HydraException, OmegaConfBaseException) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         message = " ".join(lines[:2]) if lines[0].startswith("Could not override") else lines[0]
@@ -121,6 +128,13 @@ def _composition_error(overrides: list[str]) -> str | None:
         if ambiguous:
             key, value = ambiguous.groups()
             message += f": {key}=[{value}] for a list, or --multirun to sweep over it"
+        elsewhere = re.match(r"Could not override '(\w+)\.(\w+)'", message)
+        if elsewhere and (configs / elsewhere.group(1)).is_dir():  # a setting of another option of the group
+            group, key = elsewhere.groups()
+            owners = sorted(f.stem for f in (configs / group).glob("*.yaml") if key in (OmegaConf.load(f) or {}))
+            if owners:
+                choices = " or ".join(f"{group}={owner}" for owner in owners)
+                message = f"{group}.{key} is a setting of {choices}, not of this run's {group}: add {group}={owners[0]}"
         missing = re.search(r"Could not (?:find|load) '(\w+)/([^']+)'", message)
         if missing and (configs / missing.group(1)).is_dir():
             names = sorted(path.stem for path in (configs / missing.group(1)).glob("*.yaml"))

@@ -30,8 +30,9 @@ from stylenet.evaluate_loss import build_loss, defined_loss, loss_definition, st
 from stylenet.evaluate_reference import check_settings, file_sha256, load_reference, optimisation_rows
 from stylenet.evaluate_report import WEIGHT_KEYS, markdown, steps_to_match_text
 from stylenet.evaluate_scoring import load_photos, score, summary
+from stylenet.inference.memory import available_memory, format_size
 from stylenet.inference.model import load_model, resolve_device
-from stylenet.losses.vgg import check_weights
+from stylenet.losses.vgg import PASS_BYTES_PER_PIXEL, check_weights
 from stylenet.optimize import DEFAULT_LR, METHODS
 from stylenet.pretrained import resolve
 
@@ -41,7 +42,7 @@ LPIPS_NOTE = (
 )
 
 
-def check_photo_options(photos: Path, size: int, gatys_steps: int, method: str) -> None:
+def check_photo_options(photos: Path, size: int, gatys_steps: int, method: str, device: str = "cpu") -> None:
     """One line for a photo folder or option that `evaluate` cannot use, before any work."""
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -49,8 +50,17 @@ def check_photo_options(photos: Path, size: int, gatys_steps: int, method: str) 
         raise ConfigError(f"--size must be at least 8 pixels, not {size}")
     if gatys_steps < 0:
         raise ConfigError(f"--gatys-steps must be 0 or more, not {gatys_steps}")
+    if photos.exists() and not photos.is_dir():
+        raise StylenetError(f"--photos {photos} is a file; --photos takes a folder of photos")
     if not photos.is_dir():
         raise StylenetError(f"{photos}: no such photos folder")
+    free = available_memory(resolve_device(device))
+    need = size * size * PASS_BYTES_PER_PIXEL  # a lower bound: the loss network's pass alone, no gradients
+    if free is not None and need > free:
+        raise ConfigError(
+            f"--size {size}: scoring a photo at {size}x{size} px needs at least {format_size(need)}, over the "
+            f"{format_size(free)} free; use a smaller --size (256 is the usual)"
+        )
 
 
 def evaluate(
@@ -73,7 +83,7 @@ def evaluate(
     Returns the report written to `out_dir/report.json`.
     """
     photos, out_dir = Path(photos), Path(out_dir)
-    check_photo_options(photos, size, gatys_steps, method)
+    check_photo_options(photos, size, gatys_steps, method, device)
     optimiser = {"gatys_steps": gatys_steps, "method": method, "lr": DEFAULT_LR[method], "size": size, "seed": seed}
     if reference is not None:
         reference_file, earlier = load_reference(reference)
@@ -200,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     if args.vgg_weights is not None:
         check_weights(args.vgg_weights, setting="--vgg-weights ")
     if args.photos is not None:  # found now, not after the clips have been measured
-        check_photo_options(args.photos, args.size, args.gatys_steps, args.method)
+        check_photo_options(args.photos, args.size, args.gatys_steps, args.method, args.device)
     _check_report_folder(args, out_dir)
     if args.video:
         _run_video(args, out_dir)

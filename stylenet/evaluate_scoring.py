@@ -18,11 +18,24 @@ from stylenet.inference.model import Stylizer
 from stylenet.losses.perceptual import PerceptualLoss
 from stylenet.optimize import optimize
 
+# Beyond this many times the crop's pixels, a photo is resized only where its crop falls: a 1x30000 px strip
+# resized whole to a 512 px shorter side is 512x15,360,000 px (23 GB). Within it, photos are resized whole,
+# as the reports in docs/ were made (the two ways differ by one level in a few pixels).
+_WHOLE_RESIZE_LIMIT = 4
+
 
 def _load_photo(path: Path, size: int) -> torch.Tensor:
     """(1, 3, size, size) in [0, 1]: shorter side resized to `size`, then centre-cropped."""
-    picture = resize(open_rgb(path), size, interpolation=Image.Resampling.BICUBIC, antialias=True)
-    picture = center_crop(picture, [size, size])
+    photo = open_rgb(path)
+    width, height = photo.size
+    resized = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
+    if resized[0] * resized[1] <= _WHOLE_RESIZE_LIMIT * size * size:
+        picture = center_crop(resize(photo, size, interpolation=Image.Resampling.BICUBIC, antialias=True), [size, size])
+    else:  # the same crop, its box taken back to the photo's own pixels
+        left, top = round((resized[0] - size) / 2), round((resized[1] - size) / 2)
+        scale_x, scale_y = width / resized[0], height / resized[1]
+        box = (left * scale_x, top * scale_y, (left + size) * scale_x, (top + size) * scale_y)
+        picture = photo.resize((size, size), Image.Resampling.BICUBIC, box=box)
     return pil_to_tensor(picture).float().div(255).unsqueeze(0).contiguous()
 
 

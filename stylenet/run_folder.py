@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from stylenet.atomic_write import folder_problem
 from stylenet.sweep_check import MULTIRUN_FLAGS, sweep_jobs
 
@@ -58,8 +60,8 @@ def planned_folder(overrides: list[str], configs: Path) -> tuple[Path, bool, str
             folder = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
             given = _value_of(overrides, "paths.output_dir") is not None
             output_dir = OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=False) if given else None
-    except (HydraException, OmegaConfBaseException):
-        return None
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError):
+        return None  # the caller reports it
     return Path(folder), multirun, None if output_dir is None else str(output_dir)
 
 

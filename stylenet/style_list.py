@@ -11,6 +11,8 @@ came from) applies to every style, as do loss weights set directly as `loss.*_we
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -20,8 +22,39 @@ from stylenet.config_files import style_config
 from stylenet.errors import ConfigError
 
 WEIGHT_KEYS = ("content_weight", "style_weight", "tv_weight")
+STYLE_KEYS = ("name", "image", "size", *WEIGHT_KEYS)
 # Keys that name one painting: set for all styles at once they would make every style the same.
 _ONE_PAINTING_KEYS = ("name", "image")
+
+
+def check_style_name(name: Any) -> None:
+    """A style's name becomes file names (`checkpoints/NAME.pt`) and a word of blends (`starry=0.7,wave=0.3`):
+    a path (`../x`, `sub/x`), an empty or hidden name, or one with blend punctuation would write elsewhere than
+    the user looks, over another file, or be unusable by name."""
+    text = str(name)
+    if not re.fullmatch(r"\w[\w.-]*", text) or ".." in text:
+        raise ConfigError(
+            f"style.name={text!r}: a style's name is a file name and a word of blends: letters, digits, _, - and "
+            "inner dots only (no folders)"
+        )
+
+
+def check_style_node(node: DictConfig, where: str) -> None:
+    """A style's settings as `STYLE_KEYS` lists them, no more and no fewer, found before anything loads: a
+    misspelt key would otherwise be ignored, or stop the run at the first setting that reads the right one.
+    `where`: how messages name the style ("style", or its file)."""
+
+    def named(key: str) -> str:
+        return f"style.{key}" if where == "style" else f"{where}: {key}"
+
+    for key in sorted(set(node.keys()) - set(STYLE_KEYS), key=str):
+        close = difflib.get_close_matches(str(key), STYLE_KEYS, n=1, cutoff=0.6)
+        hint = f"did you mean {named(close[0])}?" if close else f"a style sets {', '.join(STYLE_KEYS)}"
+        raise ConfigError(f"{named(key)}: not a style setting; {hint}")
+    missing = [key for key in STYLE_KEYS if key not in node]
+    if missing:
+        raise ConfigError(f"{where}: no {missing[0]}; a style sets {', '.join(STYLE_KEYS)}")
+    check_style_name(node.name)
 
 
 def _style_file(name: str) -> DictConfig:
@@ -55,10 +88,14 @@ def selected_styles(cfg: DictConfig) -> list[dict[str, Any]]:
             f"style.{shared[0]} names one painting; in a run of several styles each comes from its own "
             "configs/style/NAME.yaml (add a file for a new painting)"
         )
-    return [_one_style(OmegaConf.merge(_style_file(name), overrides), cfg) for name in names]
+    styles = []
+    for name in names:
+        styles.append(_one_style(OmegaConf.merge(_style_file(name), overrides), cfg, str(style_config(name))))
+    return styles
 
 
-def _one_style(node: DictConfig, cfg: DictConfig) -> dict[str, Any]:
+def _one_style(node: DictConfig, cfg: DictConfig, where: str = "style") -> dict[str, Any]:
+    check_style_node(node, where)
     try:
         style = {key: node[key] for key in ("name", "image", "size")}
     except MissingMandatoryValue:

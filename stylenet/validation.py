@@ -17,6 +17,7 @@ import torch
 
 from stylenet.errors import ConfigError
 from stylenet.hardware import resolve_speed
+from stylenet.style_list import check_style_node
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -217,7 +218,18 @@ def crop_scale_bounds(value: Any) -> tuple[float, float] | None:
     )
 
 
+# Settings only one photo source reads: given for another (`+data.root=...` with data=demo), they would be
+# ignored without a word, and the run would train on other photos than the user's.
+_SOURCE_SETTINGS = {"root": "folder", "val_root": "folder", "name": "hub"}
+
+
 def _check_data(data: Mapping[str, Any]) -> None:
+    source = data.get("source")
+    for key, owner in _SOURCE_SETTINGS.items():
+        if data.get(key) is not None and source != owner:
+            raise ConfigError(
+                f"data.{key} is read with data={owner}, and this run uses data={source}: add data={owner}"
+            )
     size = whole_number(data.get("image_size"), "data.image_size", minimum=16)  # four halvings and back
     whole_number(data.get("batch_size"), "data.batch_size")
     if "num_workers" in data:
@@ -250,11 +262,20 @@ def check_train_config(cfg: Any) -> None:
     _check_no_misspelt_setting(cfg)
     if cfg.seed is not None:
         whole_number(cfg.seed, "seed", minimum=0)
-    for key in ("checkpoint_every_n_steps", "sample_every_n_steps", "sample_size"):
+    for key in ("checkpoint_every_n_steps", "sample_every_n_steps"):
         whole_number(cfg[key], key)
+    # The network's smallest input (its 9x9 first layer pads by reflection): a smaller sample stopped the run
+    # at its first sample, after training, with no model kept.
+    whole_number(cfg.sample_size, "sample_size", minimum=8)
+    if isinstance(cfg.get("experiment"), Mapping):
+        raise ConfigError(
+            "experiment: the experiment file's settings sit under an `experiment:` key, where nothing reads them; "
+            "start the file with the line `# @package _global_`"
+        )
     keep = cfg.get("checkpoint_keep", 1)
     if keep != -1:
         whole_number(keep, "checkpoint_keep (or -1 for all)", minimum=0)
+    check_style_node(cfg.style, "style")  # before the loss weights, which read the style's
     whole_number(cfg.style.size, "style.size")  # against the painting's own shape: training/sizes.py
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_flow", "temporal_noise"):
         if key not in cfg.loss:

@@ -191,6 +191,40 @@ def test_errors_are_one_line(model: Path, photos: Path, tmp_path: Path) -> None:
         evaluate(model, empty, tmp_path / "out", gatys_steps=1, size=SIZE, vgg_weights="random")
     with pytest.raises(StylenetError, match="no such model file"):
         evaluate(tmp_path / "nope.pt", photos, tmp_path / "out", vgg_weights="random")
+    with pytest.raises(StylenetError, match=r"--photos .*a.png is a file; --photos takes a folder of photos"):
+        evaluate(model, photos / "a.png", tmp_path / "out", vgg_weights="random")
+
+
+def test_a_size_no_memory_holds_is_refused_before_any_work(model: Path, photos: Path, tmp_path: Path, monkeypatch):
+    import stylenet.evaluate
+
+    monkeypatch.setattr(stylenet.evaluate, "available_memory", lambda device: 4 << 30)
+    with pytest.raises(StylenetError, match=r"--size 3000: scoring a photo at 3000x3000 px needs at least 6.4 GB"):
+        evaluate(model, photos, tmp_path / "out", size=3000, vgg_weights="random")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_photo_of_extreme_shape_is_cropped_without_resizing_it_whole(tmp_path: Path) -> None:
+    from stylenet.evaluate_scoring import _load_photo
+
+    strip = tmp_path / "strip.png"  # resized whole to a 512 px shorter side: 512 x 15,360,000 px
+    Image.fromarray(np.linspace(0, 255, 30000, dtype=np.uint8).reshape(30000, 1).repeat(3, 1)[:, None]).save(strip)
+    photo = _load_photo(strip, 512)
+    assert photo.shape == (1, 3, 512, 512)
+    middle = photo[0, 0, :, 0]  # the middle 1/30000 of the strip's ramp: grey levels near 127
+    assert 0.45 < float(middle.min()) and float(middle.max()) < 0.55
+
+
+def test_a_panorama_is_cropped_as_when_resized_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylenet import evaluate_scoring
+
+    rng = np.random.default_rng(1)
+    wide = tmp_path / "wide.png"  # 5:1, past the whole-resize limit
+    Image.fromarray(rng.integers(0, 256, (40, 200, 3), dtype=np.uint8)).save(wide)
+    boxed = evaluate_scoring._load_photo(wide, 32)
+    monkeypatch.setattr(evaluate_scoring, "_WHOLE_RESIZE_LIMIT", 10**9)
+    whole = evaluate_scoring._load_photo(wide, 32)
+    assert (boxed - whole).abs().max() <= 2 / 255  # the same crop; resampling the box alone rounds a little apart
 
 
 def test_cli_glue(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -128,6 +129,8 @@ def test_a_short_training_run_prints_no_lightning_noise(tmp_path: Path) -> None:
         ("style=starr", "error: style=starr: no such config; choose one of composition_vii, custom, scream, starry, "),
         ("style=[starry,wav]", "error: style=wav: no such config; choose one of composition_vii, custom, "),
         ("style=starry,wave", "error: Ambiguous value for argument 'style=starry,wave': style=[starry,wave] for a "),
+        # Hydra's own hint, +data.root=..., would train on the demo photos: the way out is the folder source.
+        ("data.root=/photos", "error: data.root is a setting of data=folder, not of this run's data: add data=folder"),
     ],
 )
 def test_what_hydra_would_refuse_is_one_line_before_a_run_dir_is_made(tmp_path: Path, override: str, line: str) -> None:
@@ -141,6 +144,42 @@ def test_what_hydra_would_refuse_is_one_line_before_a_run_dir_is_made(tmp_path: 
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(line)
     assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        # The run folder is named after the style: without a name Hydra stopped in a traceback.
+        (
+            "noname",
+            "image: a.jpg\nsize: 64\ncontent_weight: 1\nstyle_weight: 5\ntv_weight: 1\n",
+            "error: style: no name; ",
+        ),
+        (
+            "typo",
+            "name: typo\nimage: a.jpg\nsize: 64\ncontent_weight: 1\nstyle_weigth: 5\ntv_weight: 1\n",
+            "error: style.style_weigth: not a style setting; did you mean style.style_weight?",
+        ),
+        (
+            "broken",
+            "name: broken\nimage: [a, b\n",
+            "error: a config file is not valid YAML: while parsing a flow sequence",
+        ),
+    ],
+)
+def test_a_style_file_with_a_mistake_is_one_line_before_a_run_dir_is_made(
+    tmp_path: Path, name: str, text: str, line: str
+) -> None:
+    project = tmp_path / "project"  # a copy of the entry point and its configs, to add a user's style file to
+    shutil.copytree(REPO / "configs", project / "configs")
+    shutil.copy(REPO / "train.py", project / "train.py")
+    (project / "configs" / "style" / f"{name}.yaml").write_text(text)
+    done = subprocess.run(
+        [sys.executable, str(project / "train.py"), f"style={name}"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(line), done.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_sweeps_and_extra_config_folders_are_left_to_hydra(tmp_path: Path) -> None:

@@ -85,6 +85,18 @@ BAD = {
     "loss.content_layers=relu4_2": r"loss.content_layers=relu4_2: give a list of VGG19 layer names, e.g. \[relu4_2\]",
     "seed=abc": "seed",
     "lr_schedule=linear": "lr_schedule must be constant or cosine",
+    # The sample is stylised after training: too small, it stopped the run there with no model kept.
+    "sample_size=4": "sample_size must be a whole number >= 8, not 4",
+    # A style's name becomes the kept model's file name: a path in it wrote elsewhere, over any file.
+    "style.name=../../stylenet/pretrained/paintings": r"style.name='../../stylenet/pretrained/paintings': a style's",
+    "style.name=sub/mine": r"style.name='sub/mine': a style's name is a file name",
+    "style.name=''": r"style.name='': a style's name",
+    "style.name=.hidden": r"style.name='.hidden': a style's name",
+    "style.name='a=b'": r"style.name='a=b': a style's name",
+    # A misspelt style key was ignored; a setting of another photo source, too (the run used the demo photos).
+    "+style.style_weigth=3": r"style.style_weigth: not a style setting; did you mean style.style_weight\?",
+    "+data.root=/photos": "data.root is read with data=folder, and this run uses data=demo: add data=folder",
+    "+data.name=coco": "data.name is read with data=hub, and this run uses data=demo: add data=hub",
 }
 
 
@@ -297,3 +309,22 @@ def test_cli_never_removes_a_run_folder_that_holds_results(tmp_path: Path) -> No
     (logged / "train.log").write_text("trained to step 40000\n")
     _one_line(_run_train(tmp_path, "optimizer.lr=0", f"hydra.run.dir={logged}"))
     assert (logged / "train.log").read_text().startswith("trained to step 40000")
+
+
+def test_an_experiment_file_without_its_package_line_is_refused(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(tiny_overrides(tmp_path))
+    OmegaConf.set_struct(cfg, False)
+    cfg.experiment = {"checkpoint_every_n_steps": 1}  # what Hydra makes of a file lacking `# @package _global_`
+    with pytest.raises(ConfigError, match="start the file with the line `# @package _global_`"):
+        check_config(cfg)
+
+
+def test_a_style_file_of_a_several_style_run_is_checked_by_name(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "configs" / "style").mkdir(parents=True)  # a configs/ folder in the working directory
+    (tmp_path / "configs" / "style" / "mine.yaml").write_text("name: mine\nimage: a.jpg\nsize: 64\nstyle_weight: 5\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_config(tiny_overrides(tmp_path) + ["+styles=[starry,mine]"])
+    with pytest.raises(ConfigError, match=r"configs/style/mine.yaml: no content_weight; a style sets name, image,"):
+        check_config(cfg)

@@ -16,13 +16,11 @@ from omegaconf import DictConfig
 from stylenet.errors import ConfigError
 from stylenet.imageio import UnreadableImageError, image_size
 from stylenet.inference.memory import activation_bytes_per_pixel, available_memory, format_size
+from stylenet.losses.vgg import PASS_BYTES_PER_PIXEL
 from stylenet.style_list import selected_styles
 from stylenet.styles import find_style_image
 from stylenet.validation import NETWORK_KEYS
 
-# Peak bytes per pixel of the painting in the loss network's pass that takes its Gram matrices (VGG19
-# to relu5_1, fp32, no gradients): measured at 770-780 at 1024 and 2048 px on a CPU.
-STYLE_PASS_BYTES_PER_PIXEL = 768
 # VGG19 halves the painting four times before relu5_1: under 16 px a side, a layer is left with no pixels.
 MIN_PAINTING_SIDE = 16
 # The validation photos as one float32 batch (3 channels of 4 bytes) before they are stylised.
@@ -69,7 +67,7 @@ def _check_painting(style: dict[str, Any], free: int | None) -> None:
             f"style.size={style['size']} ({style['name']}): the painting would be {sides[0]}x{sides[1]} px, and "
             f"the loss network's four halvings need {MIN_PAINTING_SIDE} px on its shorter side; use a larger style.size"
         )
-    need = sides[0] * sides[1] * STYLE_PASS_BYTES_PER_PIXEL
+    need = sides[0] * sides[1] * PASS_BYTES_PER_PIXEL
     if free is not None and need > free:
         raise ConfigError(
             f"style.size={style['size']} ({style['name']}): the painting at that size needs at least "
