@@ -19,7 +19,15 @@ __all__ = ["COMPILE_MIN_IMAGES", "main", "speed_choices"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `stylize MODEL --size 512 photo.jpg`: argparse takes no positionals after an option once the
+        # inputs' list has been read (empty); such inputs are the user's, wherever they stand.
+        if args.command == "stylize" and not any(arg.startswith("-") for arg in extra):
+            args.inputs += [Path(arg) for arg in extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "models":
             return run_models()

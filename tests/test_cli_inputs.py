@@ -455,3 +455,15 @@ def test_a_link_loop_in_a_folder_ends(models, tmp_path: Path, capsys) -> None:
     assert main(["stylize", str(models["pt"]), str(photos), "-o", str(out)]) == 0
     assert "1 image(s) written" in capsys.readouterr().out
     assert [p.relative_to(out).as_posix() for p in out.rglob("*.png")] == ["photos/sub/a.png"]
+
+
+def test_inputs_after_options_are_inputs(models: dict[str, Path], photo: Path, tmp_path: Path, capsys) -> None:
+    # argparse stops taking inputs at the first option: `--size 16 photo.png` was "unrecognized arguments".
+    second = tmp_path / "second.png"
+    Image.open(photo).save(second)
+    out = tmp_path / "out"
+    assert main(["stylize", str(models["pt"]), str(photo), "--size", "16", str(second), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo.png", "second.png"]
+    with pytest.raises(SystemExit):  # an unknown option after the inputs is still refused
+        main(["stylize", str(models["pt"]), "--size", "16", str(photo), "--bogus"])
+    assert "unrecognized arguments: " in capsys.readouterr().err
