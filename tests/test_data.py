@@ -427,6 +427,14 @@ def test_val_root_gives_the_validation_photos(tmp_path: Path) -> None:
     assert datamodule.val_batch().shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def test_val_root_that_is_the_training_folder_is_said(tmp_path: Path, caplog) -> None:
+    for i in range(3):
+        save(photo(40, 40, i), tmp_path / "train" / f"{i}.png")
+    with caplog.at_level("WARNING"):
+        folder_module(tmp_path / "train", val_root=str(tmp_path / "train" / ".")).setup()
+    assert "data.val_root is data.root: the validation photos are trained on too" in caplog.text
+
+
 # --- mistakes that must stop a run with a clear message -----------------------------------------
 
 

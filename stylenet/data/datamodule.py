@@ -8,6 +8,7 @@ import math
 import os
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -160,6 +161,11 @@ class PhotoDataModule(pl.LightningDataModule):
         order = list(range(len(records)))
         random.Random(_VALIDATION_ORDER_SEED).shuffle(order)
         if hp.val_root:
+            if Path(hp.val_root).resolve() == Path(hp.root).resolve():
+                log.warning(
+                    "data.val_root is data.root: the validation photos are trained on too, so the val/ losses "
+                    "do not measure photos the model never saw; leave data.val_root out to hold some out"
+                )
             val_records = image_folder(hp.val_root, key="data.val_root")
             passed_over: list = []
             val = _first_usable(val_records, range(len(val_records)), hp.val_size, hp.min_size, open_rgb, passed_over)
