@@ -11,6 +11,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from stylenet import run_record
 from stylenet.errors import StylenetError
@@ -109,7 +110,6 @@ def _composition_error(overrides: list[str]) -> str | None:
         return None
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     plain = [arg for arg in overrides if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     configs = Path(__file__).resolve().parent / "configs"
@@ -131,7 +131,7 @@ def _composition_error(overrides: list[str]) -> str | None:
         elsewhere = re.match(r"Could not override '(\w+)\.(\w+)'", message)
         if elsewhere and (configs / elsewhere.group(1)).is_dir():  # a setting of another option of the group
             group, key = elsewhere.groups()
-            owners = sorted(f.stem for f in (configs / group).glob("*.yaml") if key in (OmegaConf.load(f) or {}))
+            owners = sorted(f.stem for f in (configs / group).glob("*.yaml") if key in _settings_of(f))
             if owners:
                 choices = " or ".join(f"{group}={owner}" for owner in owners)
                 message = f"{group}.{key} is a setting of {choices}, not of this run's {group}: add {group}={owners[0]}"
@@ -141,6 +141,14 @@ def _composition_error(overrides: list[str]) -> str | None:
             message = f"{missing.group(1)}={missing.group(2)}: no such config; choose one of {', '.join(names)}"
         return message
     return None
+
+
+def _settings_of(config_file: Path) -> DictConfig:
+    """The settings a group's option file holds; none where it is not YAML (said when it is selected)."""
+    try:
+        return OmegaConf.load(config_file) or OmegaConf.create({})
+    except (yaml.YAMLError, OmegaConfBaseException):
+        return OmegaConf.create({})
 
 
 def _check_job(cfg: DictConfig, overrides: list[str]) -> None:
