@@ -51,9 +51,11 @@ def check_style_node(node: DictConfig, where: str) -> None:
         close = difflib.get_close_matches(str(key), STYLE_KEYS, n=1, cutoff=0.6)
         hint = f"did you mean {named(close[0])}?" if close else f"a style sets {', '.join(STYLE_KEYS)}"
         raise ConfigError(f"{named(key)}: not a style setting; {hint}")
-    missing = [key for key in STYLE_KEYS if key not in node]
+    missing = [key for key in STYLE_KEYS if key not in node.keys()]  # `in` says no for a `???` value too
     if missing:
         raise ConfigError(f"{where}: no {missing[0]}; a style sets {', '.join(STYLE_KEYS)}")
+    if OmegaConf.is_missing(node, "name"):
+        raise ConfigError(f"{named('name')} is not set (???): give the style a name, e.g. style.name=mine")
     check_style_name(node.name)
 
 
