@@ -210,6 +210,61 @@ def test_a_webcam_frame_is_stylized_like_the_cli_webcam(handlers: Handlers) -> N
     assert handlers.webcam(None, "tiny.pt", 0, 1.0, False) is None  # before the camera starts
 
 
+# --- damaged models: left off with a note, named by file name on the page ---------------------------
+
+
+def _cut(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    return target
+
+
+@pytest.fixture
+def broken_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from stylenet import pretrained
+
+    broken = _cut(pretrained.LOCATION, tmp_path / "paintings.pt")
+    monkeypatch.setattr(pretrained, "LOCATION", broken)
+    return broken
+
+
+def test_a_damaged_first_model_is_left_off_and_the_page_opens_on_the_next(
+    broken_shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from stylenet.app import server
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    good = tiny_model(folder / "b_good.pt")
+    _cut(good, folder / "a_bad.pt")
+    page = server.create(folder)
+    try:
+        shown = {block.elem_id: block for block in page.blocks.values() if getattr(block, "elem_id", None)}
+        assert shown["model"].value == "b_good.pt" and [c[0] for c in shown["model"].choices] == ["b_good.pt"]
+        note = shown["note"].value
+        assert "paintings.pt: the shipped model file is truncated" in note and r"a\_bad.pt: not a readable" in note
+        assert str(tmp_path) not in note  # the server's folders stay on the server
+    finally:
+        page.close()
+    assert capsys.readouterr().err.splitlines() == [
+        f"note: the shipped styles are not offered: {broken_shipped}: the shipped model file is truncated or "
+        "unreadable; reinstall stylenet",
+        f"note: left off the list: {folder / 'a_bad.pt'}: not a readable stylenet model (damaged, truncated or not a "
+        "file torch wrote)",
+    ]
+
+
+def test_a_damaged_model_chosen_later_is_named_by_its_file_name(models_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    tiny_model(folder / "good.pt")
+    _cut(models_dir / "tiny.pt", folder / "later.pt")
+    handlers = Handlers(Catalog(folder))
+    with pytest.raises(gr.Error) as caught:
+        handlers.slider_updates("later.pt")
+    message = caught.value.message
+    assert message.startswith("later.pt: not a readable stylenet model") and str(folder) not in message
+
+
 # --- video ----------------------------------------------------------------------------------------
 
 

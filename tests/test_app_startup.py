@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from skip_policy import needs_extra
@@ -40,7 +41,7 @@ class Page:
 def built(monkeypatch: pytest.MonkeyPatch) -> list[Page]:
     """The pages the command builds: the real `server.create` and `server.launch` run, but no model loads."""
     pages: list[Page] = []
-    monkeypatch.setattr(server, "Catalog", lambda *a, **k: "catalog")
+    monkeypatch.setattr(server, "Catalog", lambda *a, **k: SimpleNamespace(notes=[]))
     monkeypatch.setattr(server, "Handlers", lambda *a, **k: "handlers")
     monkeypatch.setattr(server, "build", lambda handlers: pages.append(Page()) or pages[-1])
     return pages
@@ -183,3 +184,27 @@ def test_gradio_s_own_refusal_of_a_taken_port_is_recognised(monkeypatch: pytest.
                 server.launch(page, port=port, block=False)
         finally:
             page.close()
+
+
+def test_no_model_that_loads_is_one_line_and_nothing_is_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from stylenet import pretrained
+
+    def cut(target: Path) -> Path:
+        target.write_bytes(pretrained.LOCATION.read_bytes()[:100_000])
+        return target
+
+    monkeypatch.setattr(pretrained, "LOCATION", cut(tmp_path / "paintings.pt"))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    cut(folder / "broken.pt")
+    launches: list[object] = []
+    monkeypatch.setattr(server, "launch", lambda *args, **kwargs: launches.append(args))
+    line = refused(capsys, "--models", str(folder), "--port", str(free_port()))
+    assert line == (
+        f"error: no model to offer, none of them loads: {folder / 'broken.pt'}: not a readable stylenet model "
+        f"(damaged, truncated or not a file torch wrote); {tmp_path / 'paintings.pt'}: the shipped model file is "
+        "truncated or unreadable; reinstall stylenet"
+    )
+    assert launches == []

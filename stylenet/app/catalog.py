@@ -3,6 +3,8 @@
 A name from the browser is only ever looked up in this list: nothing typed into the page becomes a
 file path. The shipped styles come first ("paintings" holds all of them, blended with sliders;
 "wave" and the others are one style each), then every `.pt` file of the models folder, by file name.
+A model that cannot be read stays off the page's first view: the page opens on the first one that loads,
+and says why the others are missing (`notes`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Catalog:
         self.entries: dict[str, Entry] = {}
         self.shipped_styles: tuple[str, ...] = ()
         self.note: str | None = None  # why the shipped model is missing from the list, if it is
+        self.skipped: list[str] = []  # why models before the first usable one were dropped from the list
         try:
             from stylenet.pretrained import BUNDLE, shipped
 
@@ -50,11 +53,46 @@ class Catalog:
             where = f"no .pt file in {models_dir}" if models_dir is not None else "no models folder"
             raise StylenetError(f"no model to offer: {where}, and {self.note or 'no shipped model'}")
         self._loaded: dict[str, Stylizer] = {}
+        self._dropped: list[Path] = []
         self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
         return list(self.entries)
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per model missing from the list and why, as the server's log says it (paths in full)."""
+        shipped = [f"the shipped styles are not offered: {self.note}"] if self.note else []
+        return shipped + [f"left off the list: {line}" for line in self.skipped]
+
+    def for_page(self, message: str) -> str:
+        """`message` with every model file's path shortened to its file name: the server's folders stay private."""
+        from stylenet.pretrained import LOCATION
+
+        sources = [entry.source for entry in self.entries.values() if isinstance(entry.source, Path)]
+        for path in sorted({LOCATION, *sources, *self._dropped}, key=lambda p: len(str(p)), reverse=True):
+            message = message.replace(str(path), path.name)
+        return message
+
+    def first_usable(self) -> str:
+        """The first name whose model loads, for the page to open on; the ones before it that fail are dropped
+        (the reason in `skipped`). One StylenetError line where none loads."""
+        for name in list(self.entries):
+            if name not in self.entries:  # dropped with a shipped style that shares its file
+                continue
+            try:
+                self.styles(name)
+                return name
+            except (StylenetError, OSError) as error:
+                source = self.entries[name].source
+                self.skipped.append(str(error))
+                for other in [n for n, e in self.entries.items() if e.source == source]:
+                    del self.entries[other]
+                if isinstance(source, Path):
+                    self._dropped.append(source)
+        reasons = "; ".join([*self.skipped, *([self.note] if self.note else [])])
+        raise StylenetError(f"no model to offer, none of them loads: {reasons}")
 
     def entry(self, name: str) -> Entry:
         """The entry called `name`; one ConfigError line listing the names for any other."""

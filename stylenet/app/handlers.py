@@ -36,14 +36,6 @@ KEEP_SECONDS = 3600
 VIDEO_BATCH = 4
 
 
-def _error(error: Exception, upload: Path | None = None) -> gr.Error:
-    """The error's line for the page; the server's temporary path of an upload shows as its file name."""
-    message = str(error)
-    if upload is not None:
-        message = message.replace(str(upload), upload.name)
-    return gr.Error(message)
-
-
 class Handlers:
     """The page's functions over one `Catalog`; results are written under a temporary folder of their own."""
 
@@ -52,6 +44,14 @@ class Handlers:
         self.max_memory = max_memory
         self._workdir = tempfile.TemporaryDirectory(prefix="stylenet-app-")  # removed when the server exits
 
+    def _error(self, error: Exception, upload: Path | None = None) -> gr.Error:
+        """The error's line for the page; the server's paths (an upload's temporary file, a model file) show as
+        file names."""
+        message = str(error)
+        if upload is not None:
+            message = message.replace(str(upload), upload.name)
+        return gr.Error(self.catalog.for_page(message))
+
     # --- choices ---------------------------------------------------------------------------------
 
     def slider_updates(self, name: str) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ class Handlers:
         try:
             styles = self.catalog.styles(name)[:SLIDERS]
         except StylenetError as error:
-            raise _error(error) from None
+            raise self._error(error) from None
         return [
             gr.update(visible=i < len(styles), label=styles[i] if i < len(styles) else "", value=float(i == 0))
             for i in range(SLIDERS)
@@ -115,7 +115,7 @@ class Handlers:
             image, plan = read_image(stylizer, source, settings)  # memory planned from the header, as in the CLI
             out = process(stylizer, image.unsqueeze(0), settings, plan.tile)[0]
         except (StylenetError, OSError) as error:
-            raise _error(error, source) from None
+            raise self._error(error, source) from None
         result = to_array(out)
         target = self._folder() / self._result_name(source, name, ".png")
         Image.fromarray(result).save(target)
@@ -149,7 +149,7 @@ class Handlers:
         try:
             run_video(self._stylizer(name, weights), ImageJob(source, target), settings, progress=report, warn=warn)
         except (StylenetError, OSError) as error:
-            raise _error(error, source) from None
+            raise self._error(error, source) from None
         return str(target)
 
     def webcam(
@@ -162,4 +162,4 @@ class Handlers:
         try:
             return stylize_frame(self._stylizer(name, weights), np.ascontiguousarray(frame[..., :3]), settings)
         except StylenetError as error:
-            raise _error(error) from None
+            raise self._error(error) from None

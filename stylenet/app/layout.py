@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
@@ -25,11 +26,19 @@ def _picture(label: str, elem_id: str) -> gr.Image:
     return gr.Image(label=label, format="png", interactive=False, buttons=["download", "fullscreen"], elem_id=elem_id)
 
 
+def _plain(text: str) -> str:
+    """`text` shown as typed in Markdown: an underscore in a file name must not start italics."""
+    return re.sub(r"([\\`*_\[\]<>#|~$])", r"\\\1", text)
+
+
 def build(handlers: Handlers) -> gr.Blocks:
     catalog = handlers.catalog
-    first = catalog.names[0]
+    first = catalog.first_usable()  # one that fails to load is dropped here, not met in a traceback
     with gr.Blocks(title="stylenet", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown("## stylenet: feed-forward style transfer")
+        if catalog.notes:
+            lines = (f"- {_plain(catalog.for_page(note))}" for note in catalog.notes)
+            gr.Markdown("**Note**\n\n" + "\n".join(lines), elem_id="note")
         with gr.Row():
             model = gr.Dropdown(catalog.names, value=first, label="Model", elem_id="model")
             size = gr.Number(

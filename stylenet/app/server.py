@@ -5,6 +5,7 @@ Both steps check their options first (`options`), so a mistake is one line rathe
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -21,13 +22,17 @@ MAX_FILE_SIZE = "200MB"
 
 
 def create(models_dir: Path | None, device: str = "cpu", max_memory: int | None = None) -> gr.Blocks:
-    """The page for the shipped styles and the `.pt` files of `models_dir`; the first model is loaded now."""
+    """The page for the shipped styles and the `.pt` files of `models_dir`; the first model that loads is loaded
+    now (one StylenetError line where none does), and each model left out is said in a line on stderr."""
     if models_dir is not None:
         from stylenet.pretrained import kept_models_dir
 
         # The default folder appears with the first trained model; any other was named by the user and must exist.
         options.check_models(models_dir, missing_ok=models_dir == kept_models_dir())
-    page = build(Handlers(Catalog(models_dir, device=device), max_memory=max_memory))
+    catalog = Catalog(models_dir, device=device)
+    page = build(Handlers(catalog, max_memory=max_memory))
+    for note in catalog.notes:  # the page says it too, but whoever started the server reads this first
+        print(f"note: {note}", file=sys.stderr)
     # One model run at a time across the page (see layout.RUN); other events need no limit.
     return page.queue(default_concurrency_limit=1)
 
