@@ -192,8 +192,20 @@ def test_no_photo_and_bad_controls(handlers: Handlers, picture: Path) -> None:
         _run(handlers, "tiny.pt", None)
     with pytest.raises(gr.Error, match="at least 8 px"):
         _run(handlers, "tiny.pt", picture, size=4)
+    for size in (float("nan"), float("inf")):
+        with pytest.raises(gr.Error, match="output size must be a number of px"):
+            _run(handlers, "tiny.pt", picture, size=size)
     with pytest.raises(gr.Error, match="strength must be between 0 and 1"):
         _run(handlers, "tiny.pt", picture, strength=1.5)
+
+
+def test_a_photo_over_the_memory_limit_names_the_page_s_control(models_dir: Path, picture: Path) -> None:
+    handlers = Handlers(Catalog(models_dir), max_memory=1000)
+    with pytest.raises(gr.Error) as caught:
+        _run(handlers, "tiny.pt", picture)
+    message = caught.value.message
+    assert message.startswith("photo.png (48x32 px) needs about") and "--" not in message  # no CLI options
+    assert message.endswith("allowed on this server; set a smaller Output size (longest side, px)")
 
 
 # --- webcam ---------------------------------------------------------------------------------------
@@ -208,6 +220,23 @@ def test_a_webcam_frame_is_stylized_like_the_cli_webcam(handlers: Handlers) -> N
     assert np.array_equal(handlers.webcam(rgba, "tiny.pt", 0, 1.0, False, *(1.0, *OFF)), expected)
     assert handlers.webcam(frame, "tiny.pt", 24, 1.0, False, *(1.0, *OFF)).shape == (16, 24, 3)
     assert handlers.webcam(None, "tiny.pt", 0, 1.0, False) is None  # before the camera starts
+
+
+def test_a_grey_webcam_frame_is_stylized_as_rgb(handlers: Handlers) -> None:
+    grey = np.asarray(open_rgb(photo(Path(handlers._workdir.name) / "grey.png")).convert("L"))  # (H, W)
+    expected = stylize_frame(handlers.catalog.stylizer("tiny.pt"), np.stack([grey] * 3, axis=-1), Settings())
+    for frame in (grey, grey[..., None], np.stack([grey, np.full_like(grey, 255)], axis=-1)):
+        assert np.array_equal(handlers.webcam(frame, "tiny.pt", 0, 1.0, False, *(1.0, *OFF)), expected)
+
+
+def test_a_webcam_frame_too_small_or_not_an_image_is_one_line(handlers: Handlers) -> None:
+    for frame, expected in (
+        (np.zeros((4, 4, 3), np.uint8), "the camera frame: 4x4 px is smaller than 8x8, the network's smallest input"),
+        (np.zeros((2, 8, 8, 3), np.uint8), "the webcam sent a frame of shape (2, 8, 8, 3), not an image: restart it"),
+    ):
+        with pytest.raises(gr.Error) as caught:
+            handlers.webcam(frame, "tiny.pt", 0, 1.0, False, *(1.0, *OFF))
+        assert caught.value.message == expected
 
 
 # --- damaged models: left off with a note, named by file name on the page ---------------------------

@@ -8,6 +8,7 @@ server goes on to the next request.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from PIL import Image
 from stylenet.app.catalog import Catalog
 from stylenet.errors import StylenetError
 from stylenet.imageio import to_array
+from stylenet.inference.memory import LIMIT_NAME, SHRINK_HINT
 from stylenet.inference.model import Stylizer
 from stylenet.inference.runner import ImageJob, Settings, process, read_image, run_video
 from stylenet.inference.webcam import stylize_frame
@@ -34,6 +36,11 @@ SLIDERS = 12
 KEEP_SECONDS = 3600
 # A video's frames per batch, as `stylenet stylize --batch-size` defaults to.
 VIDEO_BATCH = 4
+# The memory lines name the CLI's options; a page user has the server's limit and the size control instead.
+PAGE_WORDS = {
+    LIMIT_NAME: "on this server",
+    SHRINK_HINT: "set a smaller Output size (longest side, px)",
+}
 
 
 class Handlers:
@@ -45,11 +52,13 @@ class Handlers:
         self._workdir = tempfile.TemporaryDirectory(prefix="stylenet-app-")  # removed when the server exits
 
     def _error(self, error: Exception, upload: Path | None = None) -> gr.Error:
-        """The error's line for the page; the server's paths (an upload's temporary file, a model file) show as
-        file names."""
+        """The error's line for the page, in the page's words; the server's paths (an upload's temporary
+        file, a model file) show as file names."""
         message = str(error)
         if upload is not None:
             message = message.replace(str(upload), upload.name)
+        for cli, page in PAGE_WORDS.items():
+            message = message.replace(cli, page)
         return gr.Error(self.catalog.for_page(message))
 
     # --- choices ---------------------------------------------------------------------------------
@@ -75,6 +84,8 @@ class Handlers:
 
     def _settings(self, size: float | None, strength: float, keep_color: bool) -> Settings:
         """The page's controls as the CLI's settings: size 0 (or empty) keeps the input's own size."""
+        if size is not None and not math.isfinite(size):
+            raise gr.Error(f"output size must be a number of px (0 keeps the input's), not {size}")
         if size is not None and size != 0 and size < 8:
             raise gr.Error(f"output size must be at least 8 px on the longest side (0 keeps the input's), not {size}")
         if strength is None or not 0.0 <= strength <= 1.0:
@@ -160,6 +171,17 @@ class Handlers:
             return None
         settings = self._settings(size, strength, keep_color)
         try:
-            return stylize_frame(self._stylizer(name, weights), np.ascontiguousarray(frame[..., :3]), settings)
+            return stylize_frame(self._stylizer(name, weights), _rgb(frame), settings)
         except StylenetError as error:
             raise self._error(error) from None
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """A camera frame as (H, W, 3): a grey one (with or without alpha) repeated, an alpha channel dropped."""
+    if frame.ndim == 2:
+        frame = frame[..., None]
+    if frame.ndim != 3 or frame.shape[-1] not in (1, 2, 3, 4):
+        raise gr.Error(f"the webcam sent a frame of shape {frame.shape}, not an image: restart it")
+    if frame.shape[-1] <= 2:
+        frame = np.repeat(frame[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(frame[..., :3])

@@ -40,6 +40,12 @@ class MemoryLimitError(StylenetError):
     """An image that cannot be stylized within the memory limit, even in tiles."""
 
 
+# How the lines below name the limit and the way under it: the CLI's options. A front end with controls
+# of its own (the app's page) puts its words in their place.
+LIMIT_NAME = "(--max-memory)"
+SHRINK_HINT = "shrink it with --size or --scale"
+
+
 def parse_size(text: str) -> int:
     """'8G', '512M', '1.5GB', '2GiB' -> bytes (binary units). A bare number is refused: 8 bytes is never meant."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt])(i?b)?\s*", str(text), flags=re.IGNORECASE)
@@ -215,7 +221,7 @@ def choose_tile(
         least = tiled_bytes(per_pixel, batch, height, width, MIN_AUTO_TILE, reference)
         raise MemoryLimitError(
             f"{name} ({width}x{height} px) needs about {format_size(least + reserved)} even in tiles, over the "
-            f"{format_size(limit + reserved)} allowed (--max-memory); shrink it with --size or --scale"
+            f"{format_size(limit + reserved)} allowed {LIMIT_NAME}; {SHRINK_HINT}"
         )
     print(
         f"note: {name} ({width}x{height} px) needs about {format_size(whole + reserved)} untiled, over the "

@@ -17,7 +17,15 @@ from tqdm import tqdm
 from stylenet.atomic_write import folder_problem, replacing
 from stylenet.errors import StylenetError
 from stylenet.imageio import UnreadableImageError, image_size, is_animated, open_rgb, to_array, to_tensor
-from stylenet.inference.memory import MemoryLimitError, format_size, image_bytes, memory_limit, tiled_bytes
+from stylenet.inference.memory import (
+    LIMIT_NAME,
+    SHRINK_HINT,
+    MemoryLimitError,
+    format_size,
+    image_bytes,
+    memory_limit,
+    tiled_bytes,
+)
 from stylenet.inference.model import Stylizer
 from stylenet.inference.postprocess import blend, preserve_color
 from stylenet.inference.stylizer import MIN_SIDE
@@ -162,7 +170,7 @@ def plan_memory(
         stylized_at = f", stylized at {size[1]}x{size[0]}" if size != source else ""
         raise MemoryLimitError(
             f"{name} ({source[1]}x{source[0]} px{stylized_at}) needs about {format_size(pixels)} for its pixels "
-            f"alone, over the {format_size(limit)} allowed (--max-memory); shrink it with --size or --scale"
+            f"alone, over the {format_size(limit)} allowed {LIMIT_NAME}; {SHRINK_HINT}"
         )
     # On a GPU the network has the device's memory; on the CPU, what the pixels leave of the limit.
     on_cpu = stylizer.device.type == "cpu"

@@ -13,10 +13,12 @@ from stylenet.inference.model import Stylizer
 
 def stylize_frame(stylizer: Stylizer, rgb: np.ndarray, settings) -> np.ndarray:
     """One camera frame, uint8 RGB (H, W, 3), stylized at its working size (`settings.size`/`scale`)."""
-    from stylenet.inference.runner import process, resize, working_size
+    from stylenet.inference.runner import check_size, process, resize, working_size
 
     frame = to_tensor(rgb).unsqueeze(0)  # (1, 3, H, W)
-    batch = resize(frame, working_size(*frame.shape[-2:], settings))
+    size = working_size(*frame.shape[-2:], settings)
+    check_size("the camera frame", tuple(frame.shape[-2:]), size)  # one line, as for a photo, not the network's error
+    batch = resize(frame, size)
     return to_array(process(stylizer, batch, settings, settings.tile or "auto")[0])
 
 
