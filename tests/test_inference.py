@@ -184,6 +184,48 @@ def test_cli_webcam_without_opencv_or_camera_is_a_clear_error(models, capsys) ->
     assert status == 2 and ("opencv" in err.lower() or "camera" in err.lower())
 
 
+def test_cli_webcam_without_a_camera_is_one_line_without_opencv_s_own_warnings(models, capfd) -> None:
+    from skip_policy import needs_extra
+
+    cv2 = pytest.importorskip("cv2", reason=needs_extra("webcam"))
+    level = cv2.utils.logging.getLogLevel()
+    assert main(["stylize", str(models["pt"]), "--webcam", "99", "--compile", "off"]) == 2
+    # OpenCV writes its "[ WARN:0@0.02] ... can't open camera by index" lines to the process's stderr itself.
+    assert capfd.readouterr().err.splitlines() == ["error: --webcam 99: no camera could be opened with that index"]
+    assert cv2.utils.logging.getLogLevel() == level  # quiet for the opening only
+
+
+def test_a_camera_opened_first_is_the_one_run(models, monkeypatch, capsys) -> None:
+    import sys
+    import types
+
+    from stylenet.inference.runner import Settings
+    from stylenet.inference.webcam import open_camera, run_webcam
+
+    shown: list[np.ndarray] = []
+
+    class Capture:  # one frame, then the end of the feed
+        def __init__(self, index: int):
+            self.frames, self.released = [np.zeros((16, 16, 3), np.uint8)], False
+
+        def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+            return True
+
+        def read(self):
+            return (True, self.frames.pop()) if self.frames else (False, None)
+
+        def release(self) -> None:
+            self.released = True
+
+    fake = types.SimpleNamespace(
+        VideoCapture=Capture, imshow=lambda t, i: shown.append(i), waitKey=lambda d: 0, destroyAllWindows=lambda: None
+    )
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    capture = open_camera(0)  # before any model loads, as `stylize --webcam` can
+    assert run_webcam(load_model(models["pt"]), capture, Settings()) == 0
+    assert len(shown) == 1 and shown[0].shape == (16, 16, 3) and capture.released
+
+
 def test_cli_a_negative_camera_number_is_refused_before_the_model_loads(tmp_path: Path, capsys) -> None:
     # OpenCV reads -1 as "any camera", which crashed the process (SIGSEGV) on a machine without one.
     status = main(["stylize", str(tmp_path / "not_loaded.pt"), "--webcam", "-1"])

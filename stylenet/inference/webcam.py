@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -22,15 +24,44 @@ def stylize_frame(stylizer: Stylizer, rgb: np.ndarray, settings) -> np.ndarray:
     return to_array(process(stylizer, batch, settings, settings.tile or "auto")[0])
 
 
-def run_webcam(stylizer: Stylizer, camera: int, settings) -> int:
-    """Shows camera `camera` stylised until q or Esc is pressed; prints the frame rate it reached."""
+@contextmanager
+def _quiet_opencv(cv2):
+    """OpenCV's own warnings held back meanwhile: a missing camera is said once, in our line, not in its
+    "[ WARN:0@0.02] ... can't open camera by index" lines. Builds without `cv2.utils.logging` are left as they are."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
+def open_camera(camera: int) -> Any:
+    """Camera `camera` opened (a `cv2.VideoCapture`); one StylenetError line without OpenCV or the camera.
+
+    Cheap next to loading and compiling a model, so a command opens the camera first."""
     try:
         import cv2
     except ImportError as error:
         raise StylenetError('--webcam needs OpenCV: pip install "stylenet[webcam]"') from error
-    capture = cv2.VideoCapture(camera)
+    with _quiet_opencv(cv2):
+        capture = cv2.VideoCapture(camera)
     if not capture.isOpened():
+        capture.release()
         raise StylenetError(f"--webcam {camera}: no camera could be opened with that index")
+    return capture
+
+
+def run_webcam(stylizer: Stylizer, camera: int | Any, settings) -> int:
+    """Shows camera `camera` (its number, or the capture `open_camera` gave) stylised until q or Esc is pressed;
+    prints the frame rate it reached."""
+    capture = open_camera(camera) if isinstance(camera, int) else camera
+    import cv2
+
     frames, started = 0, time.perf_counter()
     try:
         while True:
