@@ -266,3 +266,67 @@ def test_missing_pyav_says_how_to_install(clip: Path, monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` raise ImportError
     with pytest.raises(VideoError, match="pip install"):
         probe_video(clip)
+
+
+# --- scripts/make_demo_video.py --------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo_script():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    try:
+        import make_demo_video
+    finally:
+        sys.path.pop(0)
+    return make_demo_video
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--seconds", "0"], "--seconds must be more than 0, not 0"),
+        (["--seconds", "nan"], "--seconds must be more than 0, not nan"),
+        (["--fps", "0"], "--fps must be from 1 to 240, not 0"),
+        (["--seconds", "0.01", "--fps", "24"], "--seconds 0.01 at --fps 24 is less than one frame: give a longer clip"),
+        (["--size", "640"], "--size 640: give WIDTHxHEIGHT in px, such as 640x360"),
+        (["--size", "641x361"], "--size 641x361: H.264 needs even sides, such as 642x362"),
+        (["--size", "5000x360"], "--size 5000x360: each side must be from 16 to 3840 px"),
+    ],
+)
+def test_the_demo_clip_script_refuses_what_it_cannot_write_in_one_line(
+    demo_script, argv: list[str], line: str, tmp_path: Path, capsys
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        demo_script.main([str(tmp_path / "demo.mp4"), *argv])
+    assert stopped.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f": error: {line}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_clip_script_refuses_a_name_it_cannot_write_or_would_replace(demo_script, tmp_path: Path, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    kept = tmp_path / "kept.mp4"
+    kept.write_bytes(b"an earlier clip")
+    text, inside_file = tmp_path / "demo.txt", tmp_path / "file" / "demo.mp4"
+    for output, line in (
+        (text, f"{text}: name the clip with one of .mp4, .mkv, .mov (an H.264 video)"),
+        (inside_file, f"{inside_file}: {tmp_path / 'file'} is a file, not a folder"),
+        (kept, f"{kept} exists: pass --overwrite to replace it, or name another file"),
+    ):
+        with pytest.raises(SystemExit):
+            demo_script.main([str(output)])
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {line}")
+    assert kept.read_bytes() == b"an earlier clip"
+
+
+def test_the_demo_clip_pans_across_a_strip_as_wide_as_it_needs(demo_script, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "demo.mp4"  # a folder that is made
+    assert demo_script.main([str(out), "--size", "400x16", "--seconds", "0.25", "--fps", "8"]) == 0
+    frames = decode(out)
+    strip = demo_script.photo_strip(400, 16)  # the photos at 16 px high span less than the frame: scaled up
+    assert strip.shape[1] >= 800 and len(frames) == 2 and frames[0].shape == (16, 400, 3)
+    for frame, left in zip(frames, (0, strip.shape[1] - 400), strict=True):
+        assert np.abs(frame.astype(int) - strip[:, left : left + 400]).mean() < 12  # the strip, not garbage
+    old = out.read_bytes()
+    assert demo_script.main([str(out), "--size", "32x16", "--seconds", "0.25", "--fps", "4", "--overwrite"]) == 0
+    assert out.read_bytes() != old and decode(out)[0].shape == (16, 32, 3)
+    assert [p.name for p in out.parent.iterdir()] == ["demo.mp4"]
