@@ -12,18 +12,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stylenet.atomic_write import folder_problem
 from stylenet.data.demo import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_photo
 
 ALL = ("astronaut", "chelsea", "coffee", "rocket")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--held-out", action="store_true")
     which.add_argument("--training", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    problem = folder_problem(args.out)
+    if problem is not None:
+        parser.error(f"{args.out}: {problem}: name a folder to write the photos in")
     args.out.mkdir(parents=True, exist_ok=True)
     names = VALIDATION_PHOTOS if args.held_out else TRAIN_PHOTOS if args.training else ALL
     for name in names:

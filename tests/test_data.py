@@ -555,6 +555,25 @@ def test_demo_photos_script_writes_the_training_or_the_held_out_photos(tmp_path:
     assert both.returncode != 0 and "not allowed with" in both.stderr
 
 
+def test_demo_photos_script_refuses_a_file_for_its_folder_in_one_line(tmp_path: Path, capsys) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    try:
+        import demo_photos
+    finally:
+        sys.path.pop(0)
+    taken = tmp_path / "photos"
+    taken.write_text("a file")
+    for out in (taken, taken / "inside"):
+        with pytest.raises(SystemExit) as stopped:
+            demo_photos.main([str(out)])
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert stopped.value.code == 2
+        assert last.endswith(f": error: {out}: {taken} is a file, not a folder: name a folder to write the photos in")
+    assert taken.read_text() == "a file"
+
+
 # --- style images -------------------------------------------------------------------------------
 
 
