@@ -1,11 +1,12 @@
 """Packs a trained model as the shipped model: float16 weights and a model card in its metadata.
 
     python scripts/pack_pretrained.py MODEL.pt --card CARD.yaml [--report report.json] \
-        -o stylenet/pretrained/paintings.pt [--markdown docs/models.md]
+        -o stylenet/pretrained/paintings.pt [--markdown docs/models.md] [--overwrite]
 
 CARD.yaml holds what the checkpoint cannot know (stylenet/pretrained/paintings.card.yaml); every
 TODO in it must be filled first. report.json is `stylenet evaluate`'s; without it the card says
-"not evaluated". --markdown writes the card as Markdown (docs/models.md is generated so).
+"not evaluated". --markdown writes the card as Markdown (docs/models.md is generated so). An existing
+output (the shipped model itself, say) is replaced only with --overwrite.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=None, help="stylenet evaluate's report.json")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the packed model file")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the card as Markdown here")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output files where they exist")
     args = parser.parse_args(argv)
+    taken = [path for path in (args.output, args.markdown) if path is not None and path.exists()]
+    if taken and not args.overwrite:
+        print(f"error: {taken[0]} exists: pass --overwrite to replace it, or name another file", file=sys.stderr)
+        return 2
     try:
         card = pack(args.model, args.card, args.output, args.report)
     except StylenetError as error:

@@ -3,6 +3,10 @@
 #
 #   bash scripts/train_paintings.sh PHOTOS OUT [--gpu]
 #
+# It regenerates the shipped files: its last step replaces stylenet/pretrained/paintings.pt and
+# docs/models.md (pack_pretrained.py --overwrite); commit them to ship the new model, or check them
+# out again to keep the old one.
+#
 # PHOTOS: a folder of photos; the six named below are held out (never trained on) and the rest
 # train. OUT: a folder for the runs, the evaluation report and the packed model. STYLENET_STYLE_DIR
 # must hold the five paintings of configs/style/ (its starry_night.jpg is used, not the package's).
@@ -15,11 +19,35 @@
 # stage resumes by rerunning its line with ckpt_path=OUT/<stage>/checkpoints/last.ckpt (stage 3 and its
 # control with it in place of their finetune=, which starts a new run).
 set -euo pipefail
+usage="usage: bash scripts/train_paintings.sh PHOTOS OUT [--gpu] (trains for hours, then replaces \
+stylenet/pretrained/paintings.pt and docs/models.md)"
+if [[ $# -lt 2 || $# -gt 3 ]]; then echo "$usage" >&2; exit 2; fi
 photos=$1 out=$2 device=${3:-}
 if [[ -n $device && $device != --gpu ]]; then echo "error: third argument: only --gpu (got $device)" >&2; exit 2; fi
+if [[ ! -d $photos ]]; then
+  what=$([[ -e $photos ]] && echo "is not a folder" || echo "does not exist")
+  echo "error: PHOTOS $photos $what: give the folder of photos to train on" >&2; exit 2
+fi
+if [[ -e $out && ! -d $out ]]; then echo "error: OUT $out is a file: give a folder for the runs" >&2; exit 2; fi
 held_out="astronaut building chelsea coffee motorcycle_left sunrise"
+# Absolute paths from here: the steps below run from the repository's root, wherever this was started.
+given=$photos photos=$(realpath "$photos") out=$(realpath -m "$out")
+# The photos at the top of PHOTOS, by the suffixes training reads (stylenet/imageio.py's IMAGE_SUFFIXES).
+shopt -s nullglob nocaseglob
+images=("$photos"/*.{jpg,jpeg,png,bmp,gif,tif,tiff,webp,ppm,pgm})
+shopt -u nullglob nocaseglob
+training=0
+for photo in "${images[@]}"; do
+  name=$(basename "${photo%.*}")
+  [[ " $held_out " == *" $name "* ]] || training=$((training + 1))
+done
+if (( training == 0 )); then
+  echo "error: PHOTOS $given holds no photo to train on (.jpg, .png ...; the held-out $held_out do not count)" >&2
+  exit 2
+fi
+cd "$(dirname "$0")/.."
 mkdir -p "$out/train" "$out/held_out"
-for photo in "$photos"/*; do
+for photo in "${images[@]}"; do
   name=$(basename "${photo%.*}")
   if [[ " $held_out " == *" $name "* ]]; then dest=held_out; else dest=train; fi
   ln -sf "$(realpath "$photo")" "$out/$dest/"
@@ -45,4 +73,4 @@ bash scripts/fetch_clips.sh "$out/clips"
 stylenet evaluate "$out/stage3_model/$five.pt" --video "$out/clips/vtest.avi" "$out/clips/tree.avi" --frames 30 --video-size 384 \
   --baseline "$out/stage3_control_model/$five.pt" -o "$out/evaluation_video"
 python scripts/pack_pretrained.py "$out/stage3_model/$five.pt" --card stylenet/pretrained/paintings.card.yaml \
-  --report "$out/evaluation/report.json" -o stylenet/pretrained/paintings.pt --markdown docs/models.md
+  --report "$out/evaluation/report.json" -o stylenet/pretrained/paintings.pt --markdown docs/models.md --overwrite

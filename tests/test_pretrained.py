@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -359,3 +361,77 @@ def test_the_shipped_location_is_a_copyable_file(tmp_path: Path, monkeypatch: py
     shutil.copy2(SHIPPED, copy)
     monkeypatch.setattr(pretrained, "LOCATION", copy)
     assert pretrained.shipped().path == copy and pretrained.shipped().styles == tuple(FIVE)
+
+
+def test_pack_refuses_to_replace_a_file_without_overwrite(tmp_path: Path, tiny_model: Path, capsys) -> None:
+    out, md = tmp_path / "shipped.pt", tmp_path / "models.md"
+    out.write_bytes(b"the model shipped so far")
+    argv = [str(tiny_model), "--card", str(_card_yaml(tmp_path)), "-o", str(out), "--markdown", str(md)]
+    assert pack_pretrained.main(argv) == 2
+    assert capsys.readouterr().err == f"error: {out} exists: pass --overwrite to replace it, or name another file\n"
+    assert out.read_bytes() == b"the model shipped so far" and not md.exists()
+    md.write_text("the card so far")
+    argv[argv.index(str(out))] = str(tmp_path / "new.pt")
+    assert pack_pretrained.main(argv) == 2 and md.read_text() == "the card so far"
+    assert capsys.readouterr().err.startswith(f"error: {md} exists: pass --overwrite")
+    assert pack_pretrained.main([*argv, "--overwrite"]) == 0
+    assert torch.load(tmp_path / "new.pt", weights_only=True)["card"] and md.read_text() != "the card so far"
+
+
+# scripts/train_paintings.sh: its arguments are checked before anything trains.
+
+
+def _train_paintings(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """The script run with `python` and `stylenet` standing in for the real ones: a check that lets a bad
+    argument through fails the test rather than starting hours of training."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    for tool in ("python", "stylenet"):
+        (fake / tool).write_text(f'#!/bin/sh\necho "{tool} ran" >&2\nexit 1\n')
+        (fake / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    script = REPO / "scripts" / "train_paintings.sh"
+    return subprocess.run(["bash", str(script), *argv], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_train_paintings_without_arguments_prints_its_usage(tmp_path: Path) -> None:
+    done = _train_paintings(tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "usage: bash scripts/train_paintings.sh PHOTOS OUT [--gpu] (trains for hours, then replaces "
+        "stylenet/pretrained/paintings.pt and docs/models.md)"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["missing", "file", "empty", "held_out_only"])
+def test_train_paintings_refuses_photos_it_cannot_train_on(kind: str, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    if kind == "file":
+        photos.write_text("not a folder")
+    elif kind != "missing":
+        photos.mkdir()
+        (photos / "notes.txt").write_text("not a photo")
+    if kind == "held_out_only":
+        Image.new("RGB", (8, 8)).save(photos / "chelsea.jpg")
+    done = _train_paintings(tmp_path, "photos", "out")
+    expected = {
+        "missing": "error: PHOTOS photos does not exist: give the folder of photos to train on",
+        "file": "error: PHOTOS photos is not a folder: give the folder of photos to train on",
+    }.get(kind, "error: PHOTOS photos holds no photo to train on (.jpg, .png ...; the held-out ")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and done.stderr.startswith(expected)
+    assert not (tmp_path / "out").exists()  # nothing made, nothing trained
+
+
+@pytest.mark.slow
+def test_train_paintings_links_the_photos_then_trains_from_the_repository(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("street.JPG", "chelsea.png"):
+        Image.new("RGB", (8, 8)).save(photos / name)
+    (photos / "notes.txt").write_text("not a photo")
+    done = _train_paintings(tmp_path, "photos", "out", "--gpu")
+    assert done.returncode == 1 and done.stderr.splitlines() == ["python ran"]  # the first training step, faked
+    assert [p.name for p in (tmp_path / "out" / "train").iterdir()] == ["street.JPG"]
+    assert [p.name for p in (tmp_path / "out" / "held_out").iterdir()] == ["chelsea.png"]
