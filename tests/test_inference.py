@@ -226,6 +226,21 @@ def test_a_camera_opened_first_is_the_one_run(models, monkeypatch, capsys) -> No
     assert len(shown) == 1 and shown[0].shape == (16, 16, 3) and capture.released
 
 
+def test_cli_no_camera_is_found_before_the_model_loads_or_compiles(tmp_path: Path, capfd) -> None:
+    from skip_policy import needs_extra
+
+    pytest.importorskip("cv2", reason=needs_extra("webcam"))
+    # The model file does not exist, and compiling is left on auto: the camera must be the first thing said.
+    assert main(["stylize", str(tmp_path / "not_loaded.pt"), "--webcam", "99"]) == 2
+    assert capfd.readouterr().err.splitlines() == ["error: --webcam 99: no camera could be opened with that index"]
+
+
+def test_cli_webcam_and_benchmark_together_are_refused(tmp_path: Path, capsys) -> None:
+    # --benchmark ran and the camera was never opened, without a word.
+    assert main(["stylize", str(tmp_path / "not_loaded.pt"), "--webcam", "0", "--benchmark"]) == 2
+    assert capsys.readouterr().err == "error: --webcam and --benchmark are two different runs: give one of them\n"
+
+
 def test_cli_a_negative_camera_number_is_refused_before_the_model_loads(tmp_path: Path, capsys) -> None:
     # OpenCV reads -1 as "any camera", which crashed the process (SIGSEGV) on a machine without one.
     status = main(["stylize", str(tmp_path / "not_loaded.pt"), "--webcam", "-1"])

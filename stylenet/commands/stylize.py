@@ -51,6 +51,8 @@ def _check_stylize_args(args: argparse.Namespace) -> int | None:
         raise StylenetError("--batch-size must be at least 1")
     if args.webcam is not None and args.webcam < 0:  # OpenCV's -1 ("any camera") crashes some builds outright
         raise StylenetError(f"--webcam takes a camera number, 0 for the first, not {args.webcam}")
+    if args.webcam is not None and args.benchmark:  # --benchmark would run and the camera never open
+        raise StylenetError("--webcam and --benchmark are two different runs: give one of them")
     if not (args.inputs or args.benchmark or args.webcam is not None):
         raise StylenetError("give at least one image, folder or video (or --benchmark, --webcam N)")
     return max_memory_bytes(args.max_memory)
@@ -78,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
     from stylenet.pretrained import resolve
 
     max_memory = _check_stylize_args(args)
+    camera = None
+    if args.webcam is not None:
+        from stylenet.inference.webcam import open_camera
+
+        camera = open_camera(args.webcam)  # no camera is one line before the model loads and compiles
     images, videos, skipped = (
         plan_jobs(args.inputs, args.output, args.overwrite, args.output_is_folder) if args.inputs else ([], [], [])
     )
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.webcam is not None:
         from stylenet.inference.webcam import run_webcam
 
-        return run_webcam(stylizer, args.webcam, settings)
+        return run_webcam(stylizer, camera, settings)
     for line in skipped:
         print(line, file=sys.stderr)
     failures = len(skipped)
