@@ -85,6 +85,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     # Everything that can fail on bad input is built before the trainer starts.
     styles = selected_styles(cfg)
+    for style in styles:  # allowed (a control run, say), but never what a style network is trained for
+        if style["style_weight"] == 0:
+            log.warning(
+                "%s: its style weight is 0, so the network learns no style, only to copy the photo", style["name"]
+            )
     style_images = [load_style_image(style["image"], style["size"]) for style in styles]
     datamodule = instantiate(cfg.data, "data")
     datamodule.setup("fit")

@@ -456,3 +456,9 @@ def test_gradient_norms_script_lists_each_windows_median_and_largest(tmp_path: P
         assert float(row[3]) == pytest.approx(max(window), abs=0.06)
     wrong = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True)
     assert wrong.returncode != 0 and "not a run folder" in wrong.stderr
+
+
+def test_a_style_weight_of_zero_is_said(tmp_path: Path, caplog) -> None:
+    with caplog.at_level("WARNING", logger="stylenet.train"):
+        train(compose_config(tiny_overrides(tmp_path) + ["style.style_weight=0", "trainer.max_steps=1"]))
+    assert "starry: its style weight is 0, so the network learns no style, only to copy the photo" in caplog.text
