@@ -427,6 +427,16 @@ def test_val_root_gives_the_validation_photos(tmp_path: Path) -> None:
     assert datamodule.val_batch().shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def test_a_val_size_over_half_the_folder_is_said(tmp_path: Path, caplog) -> None:
+    for i in range(3):
+        save(photo(40, 40, i), tmp_path / f"{i}.png")
+    with caplog.at_level("WARNING"):
+        datamodule = folder_module(tmp_path, val_size=100)
+        datamodule.setup()
+    assert len(datamodule.val_images) == 1
+    assert "data.val_size=100: the folder's 3 files give 1 to validation (at most half)" in caplog.text
+
+
 def test_val_root_that_is_the_training_folder_is_said(tmp_path: Path, caplog) -> None:
     for i in range(3):
         save(photo(40, 40, i), tmp_path / "train" / f"{i}.png")

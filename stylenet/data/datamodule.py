@@ -178,6 +178,14 @@ class PhotoDataModule(pl.LightningDataModule):
             # Hold out at most half the photos, and find one more to train on, so that a folder
             # of broken files stops here rather than after a run of empty batches.
             wanted = min(hp.val_size, max(1, len(records) // 2))
+            if wanted < hp.val_size:
+                log.warning(
+                    "data.val_size=%d: the folder's %d files give %d to validation (at most half), the rest to "
+                    "training; a separate data.val_root keeps them all for training",
+                    hp.val_size,
+                    len(records),
+                    wanted,
+                )
             passed_over = []
             usable = _first_usable(records, order, wanted + 1, hp.min_size, open_rgb, passed_over)
             if len(usable) < 2:
